@@ -1,0 +1,89 @@
+"""Compose the running service: data directory, master key, database, services, HTTP app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Response, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from thingport import __version__
+from thingport.crypto.keyring import Keyring
+from thingport.dialects.admin.routes import router as admin_router
+from thingport.dialects.enos.routes import router as enos_router
+from thingport.services.container import Services
+from thingport.services.context import Core
+from thingport.settings import Settings
+from thingport.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def ensure_initialised(settings: Settings) -> tuple[Keyring, str]:
+    """On first start with an empty data directory create the master key and operator token."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key_file = settings.key_file
+    if key_file.exists():
+        keyring = Keyring.load(key_file)
+    else:
+        keyring = Keyring.generate()
+        keyring.save(key_file)
+        log.info("created master key %s", key_file)
+    token = settings.operator_token
+    if not token:
+        path = settings.operator_token_file
+        if path.exists():
+            token = path.read_text().strip()
+        else:
+            token = secrets.token_urlsafe(32)
+            path.touch(mode=0o600)
+            path.write_text(token + "\n")
+            log.info("created operator token file %s", path)
+    return keyring, token
+
+
+async def open_services(settings: Settings) -> Services:
+    """Initialise if needed, migrate the database and build the services."""
+    keyring, _ = ensure_initialised(settings)
+    db = Database(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
+    await db.migrate()
+    return Services.build(Core(settings, keyring, db))
+
+
+@get("/health", include_in_schema=False)
+async def health() -> Response[dict[str, str]]:
+    return Response({"status": "ok", "version": __version__})
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Litestar:
+    """The HTTP application. ``services`` may be given (tests); otherwise opened at start-up."""
+    _, operator_token = ensure_initialised(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        own = services is None
+        svc = services or await open_services(settings)
+        app.state.services = svc
+        app.state.operator_token = operator_token
+        if own:
+            await svc.devices.reset_online_state()
+        try:
+            yield
+        finally:
+            if own:
+                await svc.core.db.close()
+
+    return Litestar(
+        route_handlers=[enos_router, admin_router, health],
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="Thingport", version=__version__, path="/docs",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        request_max_body_size=settings.max_body_bytes + 1,
+        debug=False,
+    )

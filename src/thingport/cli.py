@@ -1,0 +1,261 @@
+"""The ``thingport`` command: serve, init, operator commands, and a secret decryption helper.
+
+Operator commands work on the database directly (no server needed); each has ``--json`` output
+for scripts. Secrets are printed only where the command exists to show them (a new app's secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from thingport.crypto import caller_secret
+from thingport.domain.errors import DomainError
+from thingport.settings import Settings
+
+T = TypeVar("T")
+cli = typer.Typer(help="Thingport: IoT device identity, registry and provisioning.", no_args_is_help=True)
+org_cli = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
+app_cli = typer.Typer(help="Applications (service accounts: app key + secret).", no_args_is_help=True)
+model_cli = typer.Typer(help="Thing models products refer to.", no_args_is_help=True)
+key_cli = typer.Typer(help="The master key that encrypts secrets at rest.", no_args_is_help=True)
+cli.add_typer(org_cli, name="org")
+cli.add_typer(app_cli, name="app")
+cli.add_typer(model_cli, name="model")
+cli.add_typer(key_cli, name="master-key")
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env THINGPORT_DATA_DIR].")]
+Config = Annotated[Path | None, typer.Option("--config", help="TOML settings file [env THINGPORT_CONFIG].")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def settings_for(data_dir: Path | None, config: Path | None = None, **overrides: Any) -> Settings:
+    return Settings.load(config, data_dir=data_dir, **overrides)
+
+
+@contextmanager
+def server_lock(settings: Settings, *, wait: bool) -> Iterator[bool]:
+    """Held by a running server; operator commands that must not run beside it test it."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.data_dir / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            yield True
+        except BlockingIOError:
+            yield False
+    finally:
+        os.close(fd)
+
+
+def run_op(settings: Settings, op: Callable[[Any], Awaitable[T]]) -> T:
+    """Run one operation against the services, mapping domain errors to a clear exit."""
+    from thingport.app import open_services
+
+    async def go() -> T:
+        services = await open_services(settings)
+        try:
+            return await op(services)
+        finally:
+            await services.core.db.close()
+
+    try:
+        return asyncio.run(go())
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*(str(r.get(c, "")) for c in columns))
+    out.print(table)
+
+
+def plain(obj: Any) -> dict[str, Any]:
+    d = asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else dict(obj)
+    return {k: (sorted(p.value for p in v) if isinstance(v, frozenset) else v) for k, v in d.items()}
+
+
+@cli.command()
+def serve(data_dir: DataDir = None, config: Config = None,
+          host: Annotated[str | None, typer.Option(help="Listen address [env THINGPORT_HOST].")] = None,
+          http_port: Annotated[int | None, typer.Option(help="HTTP port [env THINGPORT_HTTP_PORT].")] = None,
+          ) -> None:
+    """Run the service (initialises an empty data directory on first start)."""
+    import logging
+
+    import uvicorn
+
+    from thingport.app import create_app
+
+    settings = settings_for(data_dir, config, host=host, http_port=http_port)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with server_lock(settings, wait=False) as got:
+        if not got and settings.database_url == "":
+            err.print(f"[red]error:[/red] another Thingport server uses {settings.data_dir}")
+            raise typer.Exit(1)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.http_port,
+                    log_level=settings.log_level, access_log=False)
+
+
+@cli.command()
+def init(data_dir: DataDir = None, config: Config = None) -> None:
+    """Create the data directory, master key, operator token and database schema."""
+    settings = settings_for(data_dir, config)
+    run_op(settings, lambda s: asyncio.sleep(0))
+    out.print(f"initialised {settings.data_dir} (operator token in {settings.operator_token_file})")
+
+
+@org_cli.command("create")
+def org_create(name: str, org_id: Annotated[str | None, typer.Option("--org-id")] = None,
+               data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    org = run_op(settings_for(data_dir), lambda s: s.accounts.create_org(name, org_id))
+    emit([plain(org)], as_json, ["org_id", "name", "create_time"])
+
+
+@org_cli.command("list")
+def org_list(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    orgs = run_op(settings_for(data_dir), lambda s: s.accounts.list_orgs())
+    emit([plain(o) for o in orgs], as_json, ["org_id", "name", "create_time"])
+
+
+@app_cli.command("create")
+def app_create(
+    org: Annotated[str, typer.Option("--org", help="Organization id.")],
+    name: Annotated[str, typer.Option("--name")],
+    permission: Annotated[list[str] | None, typer.Option(
+        "--permission", help="device:full, device:read, product:create, product:update, product:delete "
+                             "(repeat; default all).")] = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="RSA public key PEM file.")] = None,
+    data_dir: DataDir = None, as_json: AsJson = False,
+) -> None:
+    """Create an application; its secret is shown this once."""
+    from thingport.dialects.admin.routes import parse_permissions
+
+    pem = public_key.read_text() if public_key else None
+    app = run_op(settings_for(data_dir), lambda s: s.accounts.create_app(
+        org, name, parse_permissions(permission) if permission else None, pem))
+    row = plain(app)
+    row["rsa_public_key"] = bool(pem)
+    emit([row], as_json, ["app_key", "secret", "org_id", "name", "permissions"])
+
+
+@app_cli.command("list")
+def app_list(org: Annotated[str | None, typer.Option("--org")] = None, data_dir: DataDir = None,
+             as_json: AsJson = False) -> None:
+    apps = run_op(settings_for(data_dir), lambda s: s.accounts.list_apps(org))
+    rows = [{**{k: v for k, v in plain(a).items() if k != "secret"}, "rsa_public_key": bool(a.rsa_public_key)}
+            for a in apps]
+    emit(rows, as_json, ["app_key", "org_id", "name", "permissions", "disabled", "rsa_public_key"])
+
+
+def _app_change(app_key: str, data_dir: Path | None, as_json: bool, op: Callable[[Any], Awaitable[Any]]) -> None:
+    app = run_op(settings_for(data_dir), op)
+    row = {k: v for k, v in plain(app).items() if k != "secret"}
+    row["rsa_public_key"] = bool(app.rsa_public_key)
+    emit([row], as_json, ["app_key", "org_id", "name", "permissions", "disabled", "rsa_public_key"])
+
+
+@app_cli.command("disable")
+def app_disable(app_key: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    _app_change(app_key, data_dir, as_json, lambda s: s.accounts.set_app_disabled(app_key, True))
+
+
+@app_cli.command("enable")
+def app_enable(app_key: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    _app_change(app_key, data_dir, as_json, lambda s: s.accounts.set_app_disabled(app_key, False))
+
+
+@app_cli.command("set-public-key")
+def app_set_public_key(app_key: str, public_key: Path, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    pem = public_key.read_text()
+    _app_change(app_key, data_dir, as_json, lambda s: s.accounts.set_app_public_key(app_key, pem))
+
+
+@model_cli.command("create")
+def model_create(org: Annotated[str, typer.Option("--org")], model_id: Annotated[str, typer.Option("--model-id")],
+                 name: Annotated[str | None, typer.Option("--name")] = None, data_dir: DataDir = None,
+                 as_json: AsJson = False) -> None:
+    model = run_op(settings_for(data_dir), lambda s: s.accounts.create_model(org, model_id, name))
+    emit([plain(model)], as_json, ["org_id", "model_id", "name"])
+
+
+@model_cli.command("list")
+def model_list(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    models = run_op(settings_for(data_dir), lambda s: s.accounts.list_models(org))
+    emit([plain(m) for m in models], as_json, ["org_id", "model_id", "name"])
+
+
+@key_cli.command("rotate")
+def master_key_rotate(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Rotate the master key and re-encrypt every secret. A running server rotates via the admin API."""
+    from thingport.services.keys import rotate_master_key
+
+    settings = settings_for(data_dir)
+    with server_lock(settings, wait=False) as got:
+        if not got:
+            err.print("[red]error:[/red] a server is running on this data directory; rotate through it: "
+                      "POST /admin/v1/master-key/rotate")
+            raise typer.Exit(1)
+        kid, count = run_op(settings, lambda s: rotate_master_key(s.core))
+    emit([{"key_id": kid, "reencrypted": count}], as_json, ["key_id", "reencrypted"])
+
+
+@cli.command("decrypt-secret")
+def decrypt_secret(
+    private_key: Annotated[Path, typer.Option("--private-key", help="The application's RSA private key (PEM).")],
+    response: Annotated[Path | None, typer.Option("--response", help="A v2.4 JSON response ('-' for stdin).")] = None,
+    secret: Annotated[str | None, typer.Option("--secret", help="An encrypted deviceSecret/productSecret.")] = None,
+    session_key: Annotated[str | None, typer.Option("--session-key")] = None,
+) -> None:
+    """Decrypt the secrets of a v2.4 ``requireSecret=true`` answer with the application's private key."""
+    pem = private_key.read_text()
+    if secret and session_key:
+        out.print(caller_secret.decrypt(pem, secret, session_key))
+        return
+    if response is None:
+        err.print("[red]error:[/red] give --response, or --secret with --session-key")
+        raise typer.Exit(2)
+    doc = json.loads(sys.stdin.read() if str(response) == "-" else response.read_text())
+    out.print_json(json.dumps(_decrypt_tree(doc, pem)))
+
+
+def _decrypt_tree(node: Any, pem: str) -> Any:
+    if isinstance(node, list):
+        return [_decrypt_tree(n, pem) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _decrypt_tree(v, pem) for k, v in node.items()}
+    session = node.get("sessionKey")
+    for name in ("deviceSecret", "productSecret"):
+        if isinstance(session, str) and isinstance(node.get(name), str):
+            node[name] = caller_secret.decrypt(pem, node[name], session)
+    node.pop("sessionKey", None) if isinstance(session, str) else None
+    return node
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

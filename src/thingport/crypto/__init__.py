@@ -1,0 +1,1 @@
+"""Secret generation, encryption at rest, request signing schemes and secrets for callers."""

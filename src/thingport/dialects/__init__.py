@@ -1,0 +1,1 @@
+"""Wire formats. A dialect parses, authenticates, calls one service and maps the result back."""

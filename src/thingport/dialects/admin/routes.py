@@ -1,0 +1,188 @@
+"""Admin HTTP API under ``/admin/v1``, for what no vendor API covers.
+
+Protected by the operator token (``Authorization: Bearer <token>``), which ``serve`` creates on
+first start in ``<data-dir>/operator.token`` unless ``THINGPORT_OPERATOR_TOKEN`` is set.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+
+from thingport.domain.errors import DomainError, ErrorKind, InvalidArgument
+from thingport.domain.models import Application, Organization, Permission, ThingModel
+from thingport.services.container import Services
+from thingport.services.keys import rotate_master_key
+
+STATUS = {ErrorKind.INVALID_ARGUMENT: 400, ErrorKind.NOT_FOUND: 404, ErrorKind.CONFLICT: 409,
+          ErrorKind.PERMISSION_DENIED: 403, ErrorKind.UNAUTHENTICATED: 401}
+
+
+class OrgIn(msgspec.Struct):
+    name: str
+    orgId: str | None = None
+
+
+class OrgOut(msgspec.Struct):
+    orgId: str
+    name: str
+    createTime: int
+
+
+class AppIn(msgspec.Struct):
+    name: str
+    permissions: list[str] | None = None
+    publicKey: str | None = None
+
+
+class AppOut(msgspec.Struct):
+    appKey: str
+    orgId: str
+    name: str
+    permissions: list[str]
+    hasPublicKey: bool
+    disabled: bool
+    createTime: int
+    appSecret: str | None = None
+
+
+class PublicKeyIn(msgspec.Struct):
+    publicKey: str | None
+
+
+class PermissionsIn(msgspec.Struct):
+    permissions: list[str]
+
+
+class ModelIn(msgspec.Struct):
+    modelId: str
+    name: str | None = None
+
+
+class ModelOut(msgspec.Struct):
+    orgId: str
+    modelId: str
+    name: str
+    createTime: int
+
+
+class RotateOut(msgspec.Struct):
+    keyId: str
+    reencrypted: int
+
+
+def parse_permissions(values: list[str] | None) -> frozenset[Permission] | None:
+    """``None`` means all; names are ``device:full``, ``device:read``, ``product:create|update|delete``."""
+    if values is None:
+        return None
+    try:
+        return frozenset(Permission(v) for v in values)
+    except ValueError as exc:
+        allowed = ", ".join(p.value for p in Permission)
+        raise InvalidArgument(f"permissions: unknown permission ({allowed} are known)", field="permissions") from exc
+
+
+def org_out(o: Organization) -> OrgOut:
+    return OrgOut(o.org_id, o.name, o.create_time)
+
+
+def app_out(a: Application, *, with_secret: bool = False) -> AppOut:
+    return AppOut(a.app_key, a.org_id, a.name, sorted(p.value for p in a.permissions), a.rsa_public_key is not None,
+                  a.disabled, a.create_time, a.secret if with_secret else None)
+
+
+def model_out(m: ThingModel) -> ModelOut:
+    return ModelOut(m.org_id, m.model_id, m.name, m.create_time)
+
+
+def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    expected: str = connection.app.state.operator_token
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise NotAuthorizedException("the operator token is missing or wrong")
+
+
+def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, DomainError)
+    return Response({"error": exc.kind.value, "message": exc.message, "field": exc.field},
+                    status_code=STATUS.get(exc.kind, 400))
+
+
+def svc(request: Request[Any, Any, Any]) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+@post("/orgs", summary="Create an organization")
+async def create_org(request: Request[Any, Any, Any], data: OrgIn) -> OrgOut:
+    return org_out(await svc(request).accounts.create_org(data.name, data.orgId))
+
+
+@get("/orgs", summary="List organizations")
+async def list_orgs(request: Request[Any, Any, Any]) -> list[OrgOut]:
+    return [org_out(o) for o in await svc(request).accounts.list_orgs()]
+
+
+@post("/orgs/{org_id:str}/apps", summary="Create an application (the secret is shown only in this answer)")
+async def create_app(request: Request[Any, Any, Any], org_id: str, data: AppIn) -> AppOut:
+    app = await svc(request).accounts.create_app(org_id, data.name, parse_permissions(data.permissions),
+                                                 data.publicKey)
+    return app_out(app, with_secret=True)
+
+
+@get("/apps", summary="List applications, optionally of one organization")
+async def list_apps(request: Request[Any, Any, Any], orgId: str | None = None) -> list[AppOut]:
+    return [app_out(a) for a in await svc(request).accounts.list_apps(orgId)]
+
+
+@post("/apps/{app_key:str}/disable", summary="Disable an application (its tokens are revoked)", status_code=200)
+async def disable_app(request: Request[Any, Any, Any], app_key: str) -> AppOut:
+    return app_out(await svc(request).accounts.set_app_disabled(app_key, True))
+
+
+@post("/apps/{app_key:str}/enable", summary="Enable an application", status_code=200)
+async def enable_app(request: Request[Any, Any, Any], app_key: str) -> AppOut:
+    return app_out(await svc(request).accounts.set_app_disabled(app_key, False))
+
+
+@put("/apps/{app_key:str}/public-key", summary="Set or clear the RSA public key (PEM) for v2.4 secrets")
+async def set_public_key(request: Request[Any, Any, Any], app_key: str, data: PublicKeyIn) -> AppOut:
+    return app_out(await svc(request).accounts.set_app_public_key(app_key, data.publicKey))
+
+
+@put("/apps/{app_key:str}/permissions", summary="Replace an application's permissions")
+async def set_permissions(request: Request[Any, Any, Any], app_key: str, data: PermissionsIn) -> AppOut:
+    perms = parse_permissions(data.permissions) or frozenset()
+    return app_out(await svc(request).accounts.set_app_permissions(app_key, perms))
+
+
+@post("/orgs/{org_id:str}/models", summary="Register a thing model id products may use")
+async def create_model(request: Request[Any, Any, Any], org_id: str, data: ModelIn) -> ModelOut:
+    return model_out(await svc(request).accounts.create_model(org_id, data.modelId, data.name))
+
+
+@get("/orgs/{org_id:str}/models", summary="List thing models of an organization")
+async def list_models(request: Request[Any, Any, Any], org_id: str) -> list[ModelOut]:
+    return [model_out(m) for m in await svc(request).accounts.list_models(org_id)]
+
+
+@post("/master-key/rotate", summary="Rotate the master key and re-encrypt every secret", status_code=200)
+async def rotate(request: Request[Any, Any, Any]) -> RotateOut:
+    kid, count = await rotate_master_key(svc(request).core)
+    return RotateOut(kid, count)
+
+
+router = Router(
+    path="/admin/v1",
+    route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
+                    set_permissions, create_model, list_models, rotate],
+    guards=[operator_guard],
+    exception_handlers={DomainError: domain_error},
+    tags=["Admin"],
+    security=[{"operatorToken": []}],
+)

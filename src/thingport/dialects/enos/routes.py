@@ -1,0 +1,520 @@
+"""Connect Service routes: ``/connect-service/{version}/{products|devices|device-topos}?action=…``.
+
+Each action is one small function: decode the body, call one service, render the answer. The
+dispatcher handles what they share: versions, authentication, the envelope and errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, Router, post, route
+
+from thingport.crypto import signing
+from thingport.dialects.common import decode, project, query_pairs, request_id
+from thingport.dialects.enos import errors, render, schemas
+from thingport.dialects.enos.auth import Authenticated, authenticate, check_timestamp
+from thingport.domain import expression, validate
+from thingport.domain.errors import DomainError, InvalidArgument, PublicKeyMissing, Unauthenticated
+from thingport.domain.models import I18nText, Page, Permission, ProductType, now_ms
+from thingport.services.container import Services
+from thingport.services.devices import DevicePatch, DeviceRef, DeviceSpec
+from thingport.services.products import ProductPatch, ProductSpec
+
+log = logging.getLogger(__name__)
+JSON = "application/json;charset=UTF-8"
+
+
+@dataclass(slots=True)
+class Call:
+    """One decoded Connect Service request, authenticated."""
+
+    services: Services
+    auth: Authenticated
+    version: str
+    action: str
+    query: dict[str, str]
+    body: bytes
+
+    @property
+    def caller(self) -> Any:
+        return self.auth.caller
+
+    def ref(self) -> DeviceRef:
+        q = self.query
+        return DeviceRef(q.get("assetId") or None, q.get("productKey") or None, q.get("deviceKey") or None)
+
+    def secrets(self, require: bool, needed: Permission = Permission.DEVICE_FULL) -> render.SecretPolicy:
+        """The secret policy for this answer; 11858 before any change when no public key is on file."""
+        if self.version == "v2.4" and require and not self.auth.app.rsa_public_key:
+            raise PublicKeyMissing("requireSecret: the application has no RSA public key to encrypt secrets for",
+                                   field="requireSecret")
+        return render.SecretPolicy(self.version, require, self.auth.app, needed)
+
+    def flag(self, name: str) -> bool:
+        value = self.query.get(name, "false").lower()
+        if value not in ("true", "false"):
+            raise InvalidArgument(f"{name}: must be true or false", field=name)
+        return value == "true"
+
+
+@dataclass(slots=True)
+class Reply:
+    data: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    method: str
+    versions: frozenset[str]
+    handler: Handler
+
+
+V21 = frozenset({"v2.1"})
+V21_24 = frozenset({"v2.1", "v2.4"})
+ACTIONS: dict[tuple[str, str], Action] = {}
+
+
+def action(resource: str, names: str, method: str, versions: frozenset[str]) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for name in names.split("|"):
+            ACTIONS[(resource, name)] = Action(method, versions, fn)
+        return fn
+    return register
+
+
+# ---------------------------------------------------------------------------------------------
+# shared decoding
+
+def page_of(p: schemas.Pagination | None, max_size: int) -> Page:
+    p = p or schemas.Pagination()
+    if p.pageNo < 1:
+        raise InvalidArgument("pagination.pageNo: must be 1 or more", field="pagination.pageNo")
+    if not 1 <= p.pageSize <= max_size:
+        raise InvalidArgument(f"pagination.pageSize: must be between 1 and {max_size}", field="pagination.pageSize")
+    if p.sorters:
+        raise InvalidArgument("pagination.sorters: not supported; results are sorted by createTime descending",
+                              field="pagination.sorters")
+    return Page(p.pageNo, p.pageSize)
+
+
+def paged(items: list[Any], total: int, page: Page) -> dict[str, Any]:
+    return {"pagination": {"sortedBy": None, "pageNo": page.number, "pageSize": page.size, "totalSize": total}}
+
+
+def name_of(value: schemas.Name | None, field: str) -> I18nText:
+    if value is None:
+        raise InvalidArgument(f"{field}: is required", field=field)
+    raw = value if isinstance(value, str) else {"defaultValue": value.defaultValue, "i18nValue": value.i18nValue}
+    return validate.i18n(raw, field=field)
+
+
+def device_spec(body: schemas.DeviceCreate, prefix: str = "") -> DeviceSpec:
+    if not body.productKey:
+        raise InvalidArgument(f"{prefix}productKey: is required", field=f"{prefix}productKey")
+    if body.timezone is None:
+        raise InvalidArgument(f"{prefix}timezone: is required", field=f"{prefix}timezone")
+    return DeviceSpec(
+        product_key=body.productKey,
+        name=name_of(body.deviceName, f"{prefix}deviceName"),
+        timezone=validate.timezone(body.timezone, field=f"{prefix}timezone"),
+        device_key=body.deviceKey,
+        attributes=validate.attributes(body.deviceAttributes, field=f"{prefix}deviceAttributes"),
+        tags=validate.tags(body.deviceTags, field=f"{prefix}deviceTags"),
+        description=validate.text(body.deviceDesc, field=f"{prefix}deviceDesc"),
+    )
+
+
+def identifier(ident: schemas.Identifier | None, field: str) -> DeviceRef:
+    if ident is None:
+        raise InvalidArgument(f"{field}: is required ({{assetId}} or {{productKey, deviceKey}})", field=field)
+    try:
+        return DeviceRef(ident.assetId or None, ident.productKey or None, ident.deviceKey or None)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{field}: give assetId, or productKey and deviceKey", field=field) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# products
+
+@action("products", "create", "POST", V21)
+async def create_product(c: Call) -> Reply:
+    b = decode(c.body, schemas.ProductCreate)
+    if b.productType not in ("Device", "Gateway"):
+        raise InvalidArgument("productType: must be 'Device' or 'Gateway'", field="productType")
+    if b.dataFormat not in ("Custom", "Json"):
+        raise InvalidArgument("dataFormat: must be 'Custom' or 'Json'", field="dataFormat")
+    if not b.modelId:
+        raise InvalidArgument("modelId: is required", field="modelId")
+    if b.biDirectionalAuth is None:
+        raise InvalidArgument("biDirectionalAuth: is required", field="biDirectionalAuth")
+    spec = ProductSpec(
+        name=name_of(b.productName, "productName"), product_type=ProductType(b.productType),
+        data_format=b.dataFormat, model_id=b.modelId, bidirectional_auth=b.biDirectionalAuth,
+        description=validate.text(b.productDesc, field="productDesc"),
+        dynamic_activate_enabled=bool(b.dynamicActivateEnabled if b.dynamicActivateEnabled is not None
+                                      else b.dynamicActiveEnabled),
+        tags=validate.tags(b.productTags, field="productTags"),
+    )
+    product = await c.services.products.create(c.caller, spec)
+    return Reply(product.product_key)
+
+
+def product_key_param(c: Call) -> str:
+    key = c.query.get("productKey")
+    if not key:
+        raise InvalidArgument("productKey: is required", field="productKey")
+    return key
+
+
+@action("products", "get", "GET", V21_24)
+async def get_product(c: Call) -> Reply:
+    secrets = c.secrets(c.flag("requireSecret"), Permission.PRODUCT_UPDATE)
+    product = await c.services.products.get(c.caller, product_key_param(c))
+    return Reply(render.product(product, secrets))
+
+
+@action("products", "search", "POST", V21_24)
+async def search_products(c: Call) -> Reply:
+    b = decode(c.body, schemas.SearchBody)
+    secrets = c.secrets(b.requireSecret, Permission.PRODUCT_UPDATE)
+    expr = expression.parse(b.expression, expression.PRODUCT_FIELDS)
+    page = page_of(b.pagination, c.services.core.settings.max_page_size)
+    found, total = await c.services.products.search(c.caller, expr, page)
+    return Reply(project([render.product(p, secrets) for p in found], b.projection), paged(found, total, page))
+
+
+@action("products", "update", "POST", V21)
+async def update_product(c: Call) -> Reply:
+    b = decode(c.body, schemas.ProductCreate)
+    if b.biDirectionalAuth is None:
+        raise InvalidArgument("biDirectionalAuth: is required", field="biDirectionalAuth")
+    patch = ProductPatch(
+        name=name_of(b.productName, "productName"), bidirectional_auth=b.biDirectionalAuth,
+        description=validate.text(b.productDesc, field="productDesc"),
+        dynamic_activate_enabled=b.dynamicActivateEnabled if b.dynamicActivateEnabled is not None
+        else b.dynamicActiveEnabled,
+        tags=validate.tags(b.productTags, field="productTags") if b.productTags is not None else None,
+    )
+    product = await c.services.products.update(c.caller, product_key_param(c), patch)
+    return Reply(product.product_key)
+
+
+@action("products", "delete", "POST", V21)
+async def delete_product(c: Call) -> Reply:
+    key = product_key_param(c)
+    await c.services.products.delete(c.caller, key)
+    return Reply(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# devices
+
+@action("devices", "create", "POST", V21_24)
+async def create_device(c: Call) -> Reply:
+    b = decode(c.body, schemas.DeviceCreate)
+    secrets = c.secrets(b.requireSecret)
+    view = await c.services.devices.create(c.caller, device_spec(b), key_version=c.version)
+    return Reply(render.create_result(view.device, secrets))
+
+
+@action("devices", "batchCreate", "POST", frozenset({"v2.0", "v2.1", "v2.4"}))
+async def batch_create(c: Call) -> Reply:
+    b = decode(c.body, schemas.BatchCreate)
+    if not b.deviceList:
+        raise InvalidArgument("deviceList: is required and must not be empty", field="deviceList")
+    secrets = c.secrets(b.requireSecret)
+    specs: list[DeviceSpec | DomainError] = []
+    for i, raw in enumerate(b.deviceList):
+        try:
+            item = msgspec.convert(raw, schemas.DeviceCreate)
+            specs.append(device_spec(item, f"deviceList[{i}]."))
+        except msgspec.ValidationError as exc:
+            specs.append(InvalidArgument(f"deviceList[{i}]: {exc}", field=f"deviceList[{i}]"))
+        except DomainError as err:
+            specs.append(err)
+    results = await c.services.devices.batch_create(c.caller, specs, key_version=c.version)
+    data: list[dict[str, Any]] = []
+    for r in results:
+        if isinstance(r, DomainError):
+            code = errors.code_for(r)
+            data.append({"code": code, "msg": errors.message_for(r, code), "data": None})
+        else:
+            data.append({"code": 0, "msg": "OK", "data": render.create_result(r.device, secrets)})
+    ok = sum(1 for d in data if d["code"] == 0)
+    return Reply(data, {"successSize": ok, "totalSize": len(data)})
+
+
+@action("devices", "get", "GET", V21_24)
+async def get_device(c: Call) -> Reply:
+    secrets = c.secrets(c.flag("requireSecret"))
+    view = await c.services.devices.get(c.caller, c.ref())
+    return Reply(render.device(view, secrets))
+
+
+@action("devices", "search", "POST", V21_24)
+async def search_devices(c: Call) -> Reply:
+    b = decode(c.body, schemas.SearchBody)
+    secrets = c.secrets(b.requireSecret)
+    expr = expression.parse(b.expression, expression.DEVICE_FIELDS)
+    page = page_of(b.pagination, c.services.core.settings.max_page_size)
+    found, total = await c.services.devices.search(c.caller, expr, page)
+    return Reply(project([render.device(v, secrets) for v in found], b.projection), paged(found, total, page))
+
+
+@action("devices", "update", "POST", V21)
+async def update_device(c: Call) -> Reply:
+    b = decode(c.body, schemas.DeviceUpdate)
+    ref = c.ref()
+    if b.timezone is None:
+        raise InvalidArgument("timezone: is required", field="timezone")
+    patch = DevicePatch(
+        name=name_of(b.deviceName, "deviceName"),
+        timezone=validate.timezone(b.timezone),
+        attributes=validate.attributes(b.deviceAttributes) if b.deviceAttributes is not None else None,
+        tags=validate.tags(b.deviceTags, field="deviceTags") if b.deviceTags is not None else None,
+        description=validate.text(b.deviceDesc, field="deviceDesc"),
+    )
+    await c.services.devices.update(c.caller, ref, patch)
+    return Reply(None)
+
+
+@action("devices", "delete", "POST", V21)
+async def delete_device(c: Call) -> Reply:
+    await c.services.devices.delete(c.caller, c.ref())
+    return Reply(None)
+
+
+@action("devices", "enable", "POST", V21)
+async def enable_device(c: Call) -> Reply:
+    await c.services.devices.set_enabled(c.caller, c.ref(), True)
+    return Reply(None)
+
+
+@action("devices", "disable", "POST", V21)
+async def disable_device(c: Call) -> Reply:
+    await c.services.devices.set_enabled(c.caller, c.ref(), False)
+    return Reply(None)
+
+
+@action("devices", "replaceDevice", "POST", V21_24)
+async def replace_device(c: Call) -> Reply:
+    b = decode(c.body, schemas.ReplaceBody)
+    ref = c.ref()
+    if not b.newDeviceKey:
+        raise InvalidArgument("newDeviceKey: is required", field="newDeviceKey")
+    secrets = c.secrets(b.requireSecret)
+    view = await c.services.devices.replace_key(c.caller, ref, b.newDeviceKey, key_version=c.version)
+    return Reply(render.create_result(view.device, secrets))
+
+
+@action("devices", "getStats", "GET", V21)
+async def get_stats(c: Call) -> Reply:
+    s = await c.services.devices.stats(c.caller, c.query.get("productKey") or None)
+    return Reply({"totalCount": s.total, "onlineCount": s.online, "offlineCount": s.offline,
+                  "inactiveCount": s.inactive, "disabledCount": s.disabled})
+
+
+# ---------------------------------------------------------------------------------------------
+# topology
+
+@action("device-topos", "addSubDevice", "POST", V21)
+async def add_sub_device(c: Call) -> Reply:
+    b = decode(c.body, schemas.TopologyBody)
+    subs = [identifier(s, f"subDevices[{i}]") for i, s in enumerate(b.subDevices or [])]
+    await c.services.topology.add_sub_devices(c.caller, identifier(b.gateway, "gateway"), subs)
+    return Reply(None)
+
+
+@action("device-topos", "removeSubDevice|remove", "POST", V21)
+async def remove_sub_device(c: Call) -> Reply:
+    b = decode(c.body, schemas.TopologyBody)
+    subs = [identifier(s, f"subDevices[{i}]") for i, s in enumerate(b.subDevices or [])]
+    await c.services.topology.remove_sub_devices(c.caller, identifier(b.gateway, "gateway"), subs)
+    return Reply(None)
+
+
+@action("device-topos", "getGateway", "POST", V21_24)
+async def get_gateway(c: Call) -> Reply:
+    b = decode(c.body, schemas.GatewayQuery)
+    secrets = c.secrets(b.requireSecret)
+    view = await c.services.topology.gateway_of(c.caller, identifier(b.subDevice, "subDevice"))
+    return Reply(project(render.device(view, secrets), b.projection))
+
+
+@action("device-topos", "searchSubDevice|searchSubDevices", "POST", V21_24)
+async def search_sub_devices(c: Call) -> Reply:
+    b = decode(c.body, schemas.SubDeviceSearch)
+    secrets = c.secrets(b.requireSecret)
+    gateway = identifier(b.gateway, "gateway")
+    expr = expression.parse(b.expression, expression.DEVICE_FIELDS)
+    page = page_of(b.pagination, c.services.core.settings.max_page_size)
+    found, total = await c.services.topology.search_sub_devices(c.caller, gateway, expr, page)
+    return Reply(project([render.device(v, secrets) for v in found], b.projection), paged(found, total, page))
+
+
+# ---------------------------------------------------------------------------------------------
+# the dispatcher
+
+def envelope(code: int, msg: str, rid: str, data: Any = None, extra: dict[str, Any] | None = None,
+             legacy: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": code, "msg": msg, "requestId": rid, "data": data}
+    if extra:
+        out.update(extra)
+    if legacy:  # enos-api-sdk-python reads the 1.x keys; they ride along for that scheme only
+        out.update({"status": code, "submsg": None if code == 0 else msg})
+    return out
+
+
+def respond(body: dict[str, Any], status: int = 200) -> Response[bytes]:
+    return Response(msgspec.json.encode(body), status_code=status, media_type=JSON)
+
+
+async def dispatch(request: Request[Any, Any, Any], version: str, resource: str) -> Response[bytes]:
+    rid = request_id()
+    services: Services = request.app.state.services
+    legacy = False
+    action_name = ""
+    try:
+        body = await request.body()
+        if len(body) > services.core.settings.max_body_bytes:
+            raise InvalidArgument(f"body: at most {services.core.settings.max_body_bytes} bytes", field="body")
+        query = query_pairs(request.scope["query_string"])
+        params = dict(query)
+        legacy = "accessKey" in params
+        action_name = params.get("action", "")
+        if not action_name:
+            raise InvalidArgument("action: action is missing", field="action")
+        act = ACTIONS.get((resource, action_name))
+        if act is None:
+            raise InvalidArgument(f"action: '{action_name}' is not an action of {resource}", field="action")
+        if version not in act.versions:
+            raise InvalidArgument(
+                f"action: '{action_name}' is not available in {version} (available in "
+                f"{', '.join(sorted(act.versions))})", field="action")
+        if request.method != act.method:
+            raise InvalidArgument(f"action: '{action_name}' must be called with {act.method}", field="action")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgument("body: is not UTF-8", field="body") from exc
+        auth = await authenticate(services, request.headers, query, text)
+        reply = await act.handler(Call(services, auth, version, action_name, params, body))
+        return respond(envelope(0, "OK", rid, reply.data, reply.extra, legacy))
+    except Unauthenticated as err:
+        body_ = envelope(errors.UNAUTHENTICATED_CODE, f"Invalid authentication credentials: {err.message}", rid,
+                         legacy=legacy)
+        return respond(body_, errors.UNAUTHENTICATED_HTTP)
+    except DomainError as err:
+        code = errors.code_for(err, version, action_name)
+        return respond(envelope(code, errors.message_for(err, code), rid, legacy=legacy))
+    except Exception:
+        log.exception("request %s failed", rid)
+        return respond(envelope(99500, "Internal Server Error", rid, legacy=legacy), 500)
+
+
+_DOC = "Connect Service {res}: the `action` query parameter selects the operation ({acts})."
+
+
+def _doc(resource: str) -> str:
+    acts = sorted({name for (res, name) in ACTIONS if res == resource})
+    return _DOC.format(res=resource, acts=", ".join(acts))
+
+
+@route("/connect-service/{version:str}/products", http_method=["GET", "POST"], operation_id="enosProducts",
+       summary="EnOS products", description=_doc("products"), tags=["EnOS"])
+async def products_route(request: Request[Any, Any, Any], version: str) -> Response[bytes]:
+    return await dispatch(request, version, "products")
+
+
+@route("/connect-service/{version:str}/devices", http_method=["GET", "POST"], operation_id="enosDevices",
+       summary="EnOS devices", description=_doc("devices"), tags=["EnOS"])
+async def devices_route(request: Request[Any, Any, Any], version: str) -> Response[bytes]:
+    return await dispatch(request, version, "devices")
+
+
+@route("/connect-service/{version:str}/device-topos", http_method=["GET", "POST"], operation_id="enosTopology",
+       summary="EnOS topology", description=_doc("device-topos"), tags=["EnOS"])
+async def topos_route(request: Request[Any, Any, Any], version: str) -> Response[bytes]:
+    return await dispatch(request, version, "device-topos")
+
+
+# ---------------------------------------------------------------------------------------------
+# the APIM token service
+
+TOKEN_ERRORS = {1001: "duplicated encryption", 1002: "appKey does not exist", 1003: "invalid encryption",
+                1004: "invalid parameter", 1005: "internal error", 1202: "parameter empty",
+                1203: "token expired", 1204: "refresh token failed"}
+
+
+class TokenError(Exception):
+    def __init__(self, status: int, detail: str = "") -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def token_envelope(status: int, data: Any = None, detail: str = "") -> Response[bytes]:
+    msg = "SUCCESS" if status == 0 else TOKEN_ERRORS[status] + (f": {detail}" if detail else "")
+    return respond({"status": status, "msg": msg, "business": "apim-token-service", "data": data})
+
+
+async def _token(request: Request[Any, Any, Any], refresh: bool) -> Response[bytes]:
+    services: Services = request.app.state.services
+    try:
+        b = decode(await request.body(), schemas.TokenRequest)
+        missing = [n for n in ("appKey", "encryption", "timestamp") + (("accessToken",) if refresh else ())
+                   if not getattr(b, n)]
+        if missing:
+            raise TokenError(1202, f"{', '.join(missing)} required")
+        assert b.appKey and b.encryption and b.timestamp is not None
+        try:
+            app = await services.accounts.active_app(b.appKey)
+        except Unauthenticated as exc:
+            raise TokenError(1002) from exc
+        try:
+            check_timestamp(str(b.timestamp), services.core.settings.signature_window_s, field="timestamp")
+        except Unauthenticated as exc:
+            raise TokenError(1004, exc.message) from exc
+        if not signing.equal(signing.apim_token_encryption(app.app_key, str(b.timestamp), app.secret), b.encryption):
+            raise TokenError(1003)
+        ttl = 2 * services.core.settings.signature_window_s * 1000
+        if not await services.accounts.use_nonce(f"enos:token:{b.encryption.lower()}", ttl):
+            raise TokenError(1001)
+        if refresh:
+            try:
+                owner, _ = await services.accounts.app_for_token(b.accessToken or "")
+            except Unauthenticated as exc:
+                raise TokenError(1204, "accessToken is not a token of this application") from exc
+            if owner.app_key != app.app_key:
+                raise TokenError(1204, "accessToken is not a token of this application")
+        token, expire = await services.accounts.issue_token(app, renew=refresh)
+        return token_envelope(0, {"accessToken": token, "expire": max(0, (expire - now_ms()) // 1000)})
+    except TokenError as err:
+        return token_envelope(err.status, detail=err.detail)
+    except DomainError as err:
+        return token_envelope(1004, detail=err.message)
+
+
+@post("/apim-token-service/v2.0/token/get", operation_id="enosTokenGet", summary="Get an APIM access token",
+      tags=["EnOS"], status_code=200)
+async def token_get(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return await _token(request, refresh=False)
+
+
+@post("/apim-token-service/v2.0/token/refresh", operation_id="enosTokenRefresh", tags=["EnOS"],
+      summary="Refresh an APIM access token", status_code=200)
+async def token_refresh(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return await _token(request, refresh=True)
+
+
+router = Router(path="/", route_handlers=[products_route, devices_route, topos_route, token_get, token_refresh],
+                tags=["EnOS"])

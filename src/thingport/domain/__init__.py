@@ -1,0 +1,1 @@
+"""Entities, identifiers, validators and the one error catalogue. No I/O here."""

@@ -1,0 +1,109 @@
+"""The one domain error catalogue.
+
+Services raise these; every dialect owns one table that maps an :class:`ErrorKind` to its own
+wire code and envelope. A message always names the field at fault so a user can fix the request.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorKind(Enum):
+    INVALID_ARGUMENT = "invalid_argument"
+    UNAUTHENTICATED = "unauthenticated"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    PRODUCT_NOT_FOUND = "product_not_found"
+    DEVICE_NOT_FOUND = "device_not_found"
+    PRODUCT_HAS_DEVICES = "product_has_devices"
+    MODEL_NOT_FOUND = "model_not_found"
+    DEVICE_KEY_EXISTS = "device_key_exists"
+    DEVICE_KEY_UNCHANGED = "device_key_unchanged"
+    DEVICE_KEY_GENERATION_FAILED = "device_key_generation_failed"
+    NOT_GATEWAY = "not_gateway"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    DEVICE_STATUS_INVALID = "device_status_invalid"
+    TOPOLOGY_CONFLICT = "topology_conflict"
+    PUBLIC_KEY_MISSING = "public_key_missing"
+    CONFLICT = "conflict"
+    INTERNAL = "internal"
+
+
+class DomainError(Exception):
+    """A failure a user can cause and fix; carries the kind and a message naming the field."""
+
+    kind: ErrorKind = ErrorKind.INTERNAL
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidArgument(DomainError):
+    kind = ErrorKind.INVALID_ARGUMENT
+
+
+class Unauthenticated(DomainError):
+    kind = ErrorKind.UNAUTHENTICATED
+
+
+class PermissionDenied(DomainError):
+    kind = ErrorKind.PERMISSION_DENIED
+
+
+class NotFound(DomainError):
+    kind = ErrorKind.NOT_FOUND
+
+
+class ProductNotFound(DomainError):
+    kind = ErrorKind.PRODUCT_NOT_FOUND
+
+
+class DeviceNotFound(DomainError):
+    kind = ErrorKind.DEVICE_NOT_FOUND
+
+
+class ProductHasDevices(DomainError):
+    kind = ErrorKind.PRODUCT_HAS_DEVICES
+
+
+class ModelNotFound(DomainError):
+    kind = ErrorKind.MODEL_NOT_FOUND
+
+
+class DeviceKeyExists(DomainError):
+    kind = ErrorKind.DEVICE_KEY_EXISTS
+
+
+class DeviceKeyUnchanged(DomainError):
+    kind = ErrorKind.DEVICE_KEY_UNCHANGED
+
+
+class DeviceKeyGenerationFailed(DomainError):
+    kind = ErrorKind.DEVICE_KEY_GENERATION_FAILED
+
+
+class NotGateway(DomainError):
+    kind = ErrorKind.NOT_GATEWAY
+
+
+class LimitExceeded(DomainError):
+    kind = ErrorKind.LIMIT_EXCEEDED
+
+
+class DeviceStatusInvalid(DomainError):
+    kind = ErrorKind.DEVICE_STATUS_INVALID
+
+
+class TopologyConflict(DomainError):
+    kind = ErrorKind.TOPOLOGY_CONFLICT
+
+
+class PublicKeyMissing(DomainError):
+    kind = ErrorKind.PUBLIC_KEY_MISSING
+
+
+class Conflict(DomainError):
+    kind = ErrorKind.CONFLICT

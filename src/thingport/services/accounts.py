@@ -1,0 +1,163 @@
+"""Organizations, applications (service accounts), thing models, access tokens and nonces."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from thingport.crypto import ids
+from thingport.crypto.caller_secret import CallerKeyError, load_public_key
+from thingport.domain import validate
+from thingport.domain.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
+from thingport.domain.models import Application, Organization, Permission, ThingModel
+from thingport.services.context import Caller, Core
+
+
+class AccountService:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    # organizations -------------------------------------------------------------------------
+    async def create_org(self, name: str, org_id: str | None = None) -> Organization:
+        validate.text(name, field="name", max_len=128, required=True)
+        if org_id is not None and not org_id.replace("-", "").replace("_", "").isalnum():
+            raise InvalidArgument("orgId: letters, digits, '-' and '_' only", field="orgId")
+        async with self.core.write() as tx:
+            org = Organization(org_id or ids.org_id(), name, tx.now)
+            if await self.core.accounts.get_org(tx.conn, org.org_id):
+                raise Conflict(f"orgId: organization {org.org_id} exists", field="orgId")
+            await self.core.accounts.insert_org(tx.conn, org)
+        return org
+
+    async def list_orgs(self) -> list[Organization]:
+        async with self.core.read() as conn:
+            return await self.core.accounts.list_orgs(conn)
+
+    async def get_org(self, org_id: str) -> Organization:
+        async with self.core.read() as conn:
+            org = await self.core.accounts.get_org(conn, org_id)
+        if org is None:
+            raise NotFound(f"orgId: organization {org_id} does not exist", field="orgId")
+        return org
+
+    # applications --------------------------------------------------------------------------
+    async def create_app(self, org_id: str, name: str, permissions: frozenset[Permission] | None = None,
+                         rsa_public_key: str | None = None) -> Application:
+        """Create a service account; the returned object is the only time its secret is shown."""
+        validate.text(name, field="name", max_len=128, required=True)
+        if rsa_public_key is not None:
+            self._check_public_key(rsa_public_key)
+        await self.get_org(org_id)
+        async with self.core.write(org_id) as tx:
+            app = Application(ids.app_key(), org_id, name, ids.app_secret(),
+                              Permission.all() if permissions is None else permissions,
+                              rsa_public_key, False, tx.now)
+            await self.core.accounts.insert_app(tx.conn, app)
+        return app
+
+    @staticmethod
+    def _check_public_key(pem: str) -> None:
+        try:
+            load_public_key(pem)
+        except CallerKeyError as exc:
+            raise InvalidArgument(f"publicKey: {exc}", field="publicKey") from exc
+
+    async def list_apps(self, org_id: str | None = None) -> list[Application]:
+        async with self.core.read() as conn:
+            return await self.core.accounts.list_apps(conn, org_id)
+
+    async def get_app(self, app_key: str) -> Application:
+        async with self.core.read() as conn:
+            app = await self.core.accounts.get_app(conn, app_key)
+        if app is None:
+            raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
+        return app
+
+    async def set_app_disabled(self, app_key: str, disabled: bool) -> Application:
+        async with self.core.write() as tx:
+            app = await self.core.accounts.get_app(tx.conn, app_key)
+            if app is None:
+                raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
+            await self.core.accounts.update_app(tx.conn, app_key, disabled=disabled)
+            if disabled:
+                await self.core.accounts.revoke_tokens(tx.conn, app_key)
+        return replace(app, disabled=disabled)
+
+    async def set_app_public_key(self, app_key: str, pem: str | None) -> Application:
+        if pem is not None:
+            self._check_public_key(pem)
+        async with self.core.write() as tx:
+            app = await self.core.accounts.get_app(tx.conn, app_key)
+            if app is None:
+                raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
+            await self.core.accounts.update_app(tx.conn, app_key, rsa_public_key=pem)
+        return replace(app, rsa_public_key=pem)
+
+    async def set_app_permissions(self, app_key: str, permissions: frozenset[Permission]) -> Application:
+        async with self.core.write() as tx:
+            app = await self.core.accounts.get_app(tx.conn, app_key)
+            if app is None:
+                raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
+            await self.core.accounts.update_app(
+                tx.conn, app_key, permissions=",".join(sorted(p.value for p in permissions)))
+        return replace(app, permissions=permissions)
+
+    # thing models --------------------------------------------------------------------------
+    async def create_model(self, org_id: str, model_id: str, name: str | None = None) -> ThingModel:
+        if not model_id or len(model_id) > 128:
+            raise InvalidArgument("modelId: 1-128 characters", field="modelId")
+        await self.get_org(org_id)
+        async with self.core.write(org_id) as tx:
+            if await self.core.products.model_exists(tx.conn, org_id, model_id):
+                raise Conflict(f"modelId: model {model_id} exists", field="modelId")
+            model = ThingModel(org_id, model_id, name or model_id, tx.now)
+            await self.core.products.insert_model(tx.conn, model)
+        return model
+
+    async def list_models(self, org_id: str) -> list[ThingModel]:
+        async with self.core.read() as conn:
+            return await self.core.products.list_models(conn, org_id)
+
+    # authentication ------------------------------------------------------------------------
+    async def active_app(self, app_key: str) -> Application:
+        """The enabled application with this key, or Unauthenticated (never says which part failed)."""
+        async with self.core.read() as conn:
+            app = await self.core.accounts.get_app(conn, app_key)
+        if app is None or app.disabled:
+            raise Unauthenticated("the application key is unknown or disabled")
+        return app
+
+    async def issue_token(self, app: Application, *, renew: bool = False) -> tuple[str, int]:
+        """The app's current access token (or a new one); returns ``(token, expire_time_ms)``.
+
+        Repeated requests get the same token while it is valid; ``renew`` replaces it.
+        """
+        ttl = self.core.settings.access_token_ttl_s * 1000
+        async with self.core.write(app.org_id) as tx:
+            if renew:
+                await self.core.accounts.revoke_tokens(tx.conn, app.app_key)
+            else:
+                current = await self.core.accounts.current_token(tx.conn, app.app_key, tx.now)
+                if current is not None:
+                    return current
+            token = ids.token()
+            await self.core.accounts.insert_token(tx.conn, app.app_key, token, tx.now, tx.now + ttl)
+            return token, tx.now + ttl
+
+    async def app_for_token(self, token: str) -> tuple[Application, int]:
+        """Resolve a bearer token to its enabled application and expiry, or Unauthenticated."""
+        async with self.core.read() as conn:
+            found = await self.core.accounts.token_owner(conn, token, 0)
+        if found is None:
+            raise Unauthenticated("the access token is unknown")
+        app = await self.active_app(found[0])
+        return app, found[1]
+
+    async def use_nonce(self, nonce: str, ttl_ms: int) -> bool:
+        """Record a single-use value (a signature, a nonce); False if it was used before."""
+        async with self.core.write() as tx:
+            return await self.core.accounts.use_nonce(tx.conn, nonce, tx.now, tx.now + ttl_ms)
+
+    @staticmethod
+    def caller(app: Application) -> Caller:
+        return Caller(app.org_id, app.app_key, app.permissions)
+

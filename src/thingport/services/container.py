@@ -1,0 +1,26 @@
+"""All services of one running Thingport, built once from the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from thingport.services.accounts import AccountService
+from thingport.services.context import Core
+from thingport.services.devices import DeviceService
+from thingport.services.products import ProductService
+from thingport.services.topology import TopologyService
+
+
+@dataclass(slots=True)
+class Services:
+    core: Core
+    accounts: AccountService
+    products: ProductService
+    devices: DeviceService
+    topology: TopologyService
+
+    @classmethod
+    def build(cls, core: Core) -> Services:
+        products = ProductService(core)
+        devices = DeviceService(core, products)
+        return cls(core, AccountService(core), products, devices, TopologyService(core, devices))

@@ -1,0 +1,82 @@
+"""What every service shares: the database, the stores, the bus, the settings; and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from thingport.crypto.keyring import Keyring
+from thingport.domain.errors import PermissionDenied
+from thingport.domain.models import Permission, now_ms
+from thingport.services.events import Event, EventBus
+from thingport.settings import Settings
+from thingport.store import events as event_store
+from thingport.store.accounts import AccountStore
+from thingport.store.db import Database
+from thingport.store.devices import DeviceStore
+from thingport.store.products import ProductStore
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: an application of one organization with its permissions."""
+
+    org_id: str
+    app_key: str | None
+    permissions: frozenset[Permission]
+
+    def require(self, permission: Permission) -> None:
+        if not permission.satisfied_by(self.permissions):
+            raise PermissionDenied(
+                f"Denied resource: application {self.app_key} lacks the '{permission.value}' permission"
+            )
+
+    @classmethod
+    def operator(cls, org_id: str) -> Caller:
+        return cls(org_id, None, Permission.all())
+
+
+@dataclass(slots=True)
+class Tx:
+    """A write transaction plus the events it will publish once committed."""
+
+    conn: AsyncConnection
+    org_id: str
+    now: int
+    pending: list[Event] = field(default_factory=list)
+
+    async def emit(self, kind: str, asset_id: str | None, payload: dict[str, Any] | None = None,
+                   *, org_id: str | None = None) -> None:
+        org = org_id or self.org_id
+        body = payload or {}
+        eid = await event_store.append(self.conn, org, kind, asset_id, body, self.now)
+        self.pending.append(Event(kind, org, asset_id, body, eid, self.now))
+
+
+class Core:
+    """The composed core: one per running service, built from settings and the master key."""
+
+    def __init__(self, settings: Settings, keyring: Keyring, db: Database, bus: EventBus | None = None) -> None:
+        self.settings = settings
+        self.keyring = keyring
+        self.db = db
+        self.bus = bus or EventBus()
+        self.accounts = AccountStore(keyring)
+        self.products = ProductStore(keyring)
+        self.devices = DeviceStore(keyring)
+
+    @asynccontextmanager
+    async def write(self, org_id: str = "") -> AsyncIterator[Tx]:
+        """One write transaction; its events are published after it commits, never before."""
+        async with self.db.write() as conn:
+            tx = Tx(conn, org_id, now_ms())
+            yield tx
+        if tx.pending:
+            await self.bus.publish(tx.pending)
+
+    def read(self) -> Any:
+        return self.db.read()

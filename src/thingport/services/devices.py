@@ -1,0 +1,314 @@
+"""The device registry: create, read, search, update, delete, enable/disable, replace, state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from thingport.crypto import ids
+from thingport.domain import validate
+from thingport.domain.errors import (
+    DeviceKeyExists,
+    DeviceKeyGenerationFailed,
+    DeviceKeyUnchanged,
+    DeviceNotFound,
+    DeviceStatusInvalid,
+    DomainError,
+    InvalidArgument,
+    LimitExceeded,
+    NotGateway,
+)
+from thingport.domain.expression import Expr
+from thingport.domain.models import Device, DeviceStats, I18nText, Page, Permission, Product
+from thingport.services import events
+from thingport.services.context import Caller, Core, Tx
+from thingport.services.products import ProductService
+
+KEY_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """A device named by its identity or by its login key within a product."""
+
+    asset_id: str | None = None
+    product_key: str | None = None
+    device_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.asset_id and not (self.product_key and self.device_key):
+            raise InvalidArgument(
+                "assetId: give assetId, or productKey and deviceKey, to name the device", field="assetId")
+
+    def describe(self) -> str:
+        return self.asset_id or f"{self.product_key}/{self.device_key}"
+
+
+@dataclass(slots=True)
+class DeviceSpec:
+    product_key: str
+    name: I18nText
+    timezone: str
+    device_key: str | None = None
+    attributes: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+    description: str | None = None
+
+
+@dataclass(slots=True)
+class DevicePatch:
+    """Patch semantics: None leaves a field as it is; given maps replace the old ones whole."""
+
+    name: I18nText | None = None
+    timezone: str | None = None
+    attributes: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+    description: str | None = None
+
+
+@dataclass(slots=True)
+class DeviceView:
+    """A device together with its product, which most answers show fields of."""
+
+    device: Device
+    product: Product
+
+
+class DeviceService:
+    def __init__(self, core: Core, products: ProductService) -> None:
+        self.core = core
+        self.products = products
+
+    async def load(self, conn: AsyncConnection, caller: Caller, ref: DeviceRef, *,
+                   for_update: bool = False) -> Device:
+        device = await self.core.devices.get(conn, caller.org_id, asset_id=ref.asset_id or None,
+                                             product_key=ref.product_key if not ref.asset_id else None,
+                                             device_key=ref.device_key if not ref.asset_id else None,
+                                             for_update=for_update)
+        if device is None:
+            raise DeviceNotFound(f"device {ref.describe()} cannot be found",
+                                 field="assetId" if ref.asset_id else "deviceKey")
+        return device
+
+    async def view_of(self, conn: AsyncConnection, caller: Caller, device: Device) -> DeviceView:
+        return DeviceView(device, await self.products.load(conn, caller, device.product_key))
+
+    # create --------------------------------------------------------------------------------
+    async def create(self, caller: Caller, spec: DeviceSpec, *, key_version: str = "v2.1") -> DeviceView:
+        caller.require(Permission.DEVICE_FULL)
+        async with self.core.write(caller.org_id) as tx:
+            return await self._create(tx, caller, spec, key_version)
+
+    async def batch_create(self, caller: Caller, specs: list[DeviceSpec | DomainError], *,
+                           key_version: str = "v2.1") -> list[DeviceView | DomainError]:
+        """Each item succeeds or fails on its own; a failed item leaves nothing behind."""
+        caller.require(Permission.DEVICE_FULL)
+        if len(specs) > self.core.settings.max_batch_size:
+            raise InvalidArgument(f"deviceList: at most {self.core.settings.max_batch_size} devices per call",
+                                  field="deviceList")
+        results: list[DeviceView | DomainError] = []
+        async with self.core.write(caller.org_id) as tx:
+            for spec in specs:
+                if isinstance(spec, DomainError):
+                    results.append(spec)
+                    continue
+                try:
+                    async with tx.conn.begin_nested():
+                        results.append(await self._create(tx, caller, spec, key_version))
+                except DomainError as err:
+                    results.append(err)
+        return results
+
+    async def _create(self, tx: Tx, caller: Caller, spec: DeviceSpec, key_version: str) -> DeviceView:
+        product = await self.products.load(tx.conn, caller, spec.product_key, for_update=True)
+        limit = self.core.settings.product_device_limit
+        if await self.core.products.count_devices(tx.conn, product.product_key) >= limit:
+            raise LimitExceeded(f"productKey: product {product.product_key} already has the maximum of "
+                                f"{limit} devices", field="productKey")
+        if spec.device_key is not None:
+            key = validate.device_key(spec.device_key, version=key_version)
+            if await self.core.devices.by_login(tx.conn, product.product_key, key):
+                raise DeviceKeyExists(f"deviceKey: {key} exists in product {product.product_key}",
+                                      field="deviceKey")
+        else:
+            key = await self._fresh_key(tx.conn, product.product_key)
+        device = Device(
+            asset_id=ids.asset_id(), org_id=caller.org_id, product_key=product.product_key, device_key=key,
+            name=spec.name, secret=ids.device_secret(), description=spec.description,
+            timezone=validate.timezone(spec.timezone), attributes=spec.attributes or {},
+            tags=spec.tags or {}, create_time=tx.now, enabled=True, online=False, active_time=None,
+            last_online_time=None, last_offline_time=None, gateway_asset_id=None, update_time=tx.now,
+        )
+        try:
+            async with tx.conn.begin_nested():
+                await self.core.devices.insert(tx.conn, device)
+        except IntegrityError as exc:
+            raise DeviceKeyExists(f"deviceKey: {key} exists in product {product.product_key}",
+                                  field="deviceKey") from exc
+        await tx.emit(events.DEVICE_CREATED, device.asset_id,
+                      {"productKey": device.product_key, "deviceKey": device.device_key})
+        return DeviceView(device, product)
+
+    async def _fresh_key(self, conn: AsyncConnection, product_key: str) -> str:
+        for _ in range(KEY_ATTEMPTS):
+            key = ids.device_key()
+            if await self.core.devices.by_login(conn, product_key, key) is None:
+                return key
+        raise DeviceKeyGenerationFailed("deviceKey: could not generate a free device key, try again",
+                                        field="deviceKey")
+
+    # read ----------------------------------------------------------------------------------
+    async def get(self, caller: Caller, ref: DeviceRef) -> DeviceView:
+        caller.require(Permission.DEVICE_READ)
+        async with self.core.read() as conn:
+            return await self.view_of(conn, caller, await self.load(conn, caller, ref))
+
+    async def search(self, caller: Caller, expr: Expr | None, page: Page, *,
+                     gateway: DeviceRef | None = None) -> tuple[list[DeviceView], int]:
+        caller.require(Permission.DEVICE_READ)
+        async with self.core.read() as conn:
+            gateway_id = None
+            if gateway is not None:
+                gw = await self.view_of(conn, caller, await self.load(conn, caller, gateway))
+                require_gateway(gw)
+                gateway_id = gw.device.asset_id
+            found, total = await self.core.devices.search(conn, caller.org_id, expr, page,
+                                                          gateway_asset_id=gateway_id)
+            cache: dict[str, Product] = {}
+            views = []
+            for d in found:
+                if d.product_key not in cache:
+                    cache[d.product_key] = await self.products.load(conn, caller, d.product_key)
+                views.append(DeviceView(d, cache[d.product_key]))
+            return views, total
+
+    async def stats(self, caller: Caller, product_key: str | None) -> DeviceStats:
+        caller.require(Permission.DEVICE_READ)
+        async with self.core.read() as conn:
+            if product_key is not None:
+                await self.products.load(conn, caller, product_key)
+            return await self.core.devices.stats(conn, caller.org_id, product_key)
+
+    # change --------------------------------------------------------------------------------
+    async def update(self, caller: Caller, ref: DeviceRef, patch: DevicePatch) -> DeviceView:
+        caller.require(Permission.DEVICE_FULL)
+        async with self.core.write(caller.org_id) as tx:
+            device = await self.load(tx.conn, caller, ref, for_update=True)
+            device = replace(
+                device,
+                name=patch.name or device.name,
+                timezone=validate.timezone(patch.timezone) if patch.timezone is not None else device.timezone,
+                attributes=device.attributes if patch.attributes is None else patch.attributes,
+                tags=device.tags if patch.tags is None else patch.tags,
+                description=device.description if patch.description is None else patch.description,
+                update_time=tx.now,
+            )
+            await self.core.devices.save(tx.conn, device)
+            await tx.emit(events.DEVICE_UPDATED, device.asset_id, {"productKey": device.product_key,
+                                                                    "deviceKey": device.device_key})
+            return await self.view_of(tx.conn, caller, device)
+
+    async def delete(self, caller: Caller, ref: DeviceRef) -> Device:
+        caller.require(Permission.DEVICE_FULL)
+        async with self.core.write(caller.org_id) as tx:
+            device = await self.load(tx.conn, caller, ref, for_update=True)
+            await self.core.devices.delete(tx.conn, device.asset_id)
+            await tx.emit(events.DEVICE_DELETED, device.asset_id, _session(device))
+        return device
+
+    async def set_enabled(self, caller: Caller, ref: DeviceRef, enabled: bool) -> Device:
+        """Enable a disabled device, or disable an enabled one (11794 otherwise)."""
+        caller.require(Permission.DEVICE_FULL)
+        async with self.core.write(caller.org_id) as tx:
+            device = await self.load(tx.conn, caller, ref, for_update=True)
+            if device.enabled == enabled:
+                raise DeviceStatusInvalid(
+                    f"status: device {ref.describe()} is already {'enabled' if enabled else 'disabled'}",
+                    field="status")
+            device.enabled = enabled
+            device.update_time = tx.now
+            if not enabled and device.online:
+                device.online = False
+                device.last_offline_time = tx.now
+            await self.core.devices.save(tx.conn, device, labels=False)
+            await tx.emit(events.DEVICE_ENABLED if enabled else events.DEVICE_DISABLED, device.asset_id,
+                          _session(device))
+        return device
+
+    async def replace_key(self, caller: Caller, ref: DeviceRef, new_device_key: str, *,
+                          key_version: str = "v2.1") -> DeviceView:
+        """Give the device a new key and secret; its identity and everything attached stay.
+
+        The old key and secret stop working when this commits; the device is inactive again and
+        a live session of it is closed (the ``device.replaced`` event).
+        """
+        caller.require(Permission.DEVICE_FULL)
+        new_key = validate.device_key(new_device_key, version=key_version, field="newDeviceKey")
+        async with self.core.write(caller.org_id) as tx:
+            device = await self.load(tx.conn, caller, ref, for_update=True)
+            old = replace(device)
+            if new_key == device.device_key:
+                raise DeviceKeyUnchanged(f"newDeviceKey: {new_key} is the device's current key",
+                                         field="newDeviceKey")
+            if await self.core.devices.by_login(tx.conn, device.product_key, new_key):
+                raise DeviceKeyExists(f"newDeviceKey: {new_key} exists in product {device.product_key}",
+                                      field="newDeviceKey")
+            device.device_key = new_key
+            device.secret = ids.device_secret()
+            device.active_time = None
+            device.online = False
+            if old.online:
+                device.last_offline_time = tx.now
+            device.update_time = tx.now
+            try:
+                async with tx.conn.begin_nested():
+                    await self.core.devices.save(tx.conn, device, labels=False)
+            except IntegrityError as exc:
+                raise DeviceKeyExists(f"newDeviceKey: {new_key} exists in product {device.product_key}",
+                                      field="newDeviceKey") from exc
+            await tx.emit(events.DEVICE_REPLACED, device.asset_id,
+                          {**_session(old), "newDeviceKey": new_key})
+            return await self.view_of(tx.conn, caller, device)
+
+    # connectivity (called by the MQTT front door) -----------------------------------------
+    async def mark_connected(self, asset_id: str) -> Device | None:
+        """A device logged in: activate it on its first login, and mark it online."""
+        return await self._set_online(asset_id, True)
+
+    async def mark_disconnected(self, asset_id: str) -> Device | None:
+        return await self._set_online(asset_id, False)
+
+    async def _set_online(self, asset_id: str, online: bool) -> Device | None:
+        async with self.core.write() as tx:
+            device = await self.core.devices.by_id(tx.conn, asset_id, for_update=True)
+            if device is None or (online and not device.enabled):
+                return None
+            if device.online == online and (not online or device.active_time):
+                return device
+            device.online = online
+            if online:
+                device.active_time = device.active_time or tx.now
+                device.last_online_time = tx.now
+            else:
+                device.last_offline_time = tx.now
+            await self.core.devices.save(tx.conn, device, labels=False)
+            await tx.emit(events.DEVICE_CONNECTED if online else events.DEVICE_DISCONNECTED, asset_id,
+                          _session(device), org_id=device.org_id)
+            return device
+
+    async def reset_online_state(self) -> int:
+        """At start-up: nobody is connected yet, so devices recorded online become offline."""
+        async with self.core.write() as tx:
+            return await self.core.devices.mark_all_offline(tx.conn, tx.now)
+
+
+def _session(device: Device) -> dict[str, Any]:
+    return {"productKey": device.product_key, "deviceKey": device.device_key}
+
+
+def require_gateway(view: DeviceView) -> None:
+    if not view.product.is_gateway:
+        raise NotGateway(f"gateway: device {view.device.asset_id} is not a gateway", field="gateway")

@@ -1,0 +1,78 @@
+"""One settings object: defaults, then an optional TOML file, then ``THINGPORT_*`` variables.
+
+Command-line flags override all of these (the CLI passes them as ``overrides``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    mqtt_port: int = 1883
+    #: SQLAlchemy URL; empty means SQLite in ``data_dir``. PostgreSQL: ``postgresql+asyncpg://…``.
+    database_url: str = ""
+    #: Master key file; empty means ``data_dir/master.key``.
+    master_key_file: str = ""
+    #: Operator token for the admin HTTP API; empty means ``data_dir/operator.token``.
+    operator_token: str = ""
+    #: How far a signed request's timestamp may be from the server clock, in seconds.
+    signature_window_s: int = 300
+    #: EnOS access token lifetime, seconds (the vendor's is 7200).
+    access_token_ttl_s: int = 7200
+    product_device_limit: int = 10_000
+    gateway_sub_device_limit: int = 10_000
+    max_page_size: int = 1000
+    max_batch_size: int = 1000
+    max_body_bytes: int = 1_048_576
+    #: SQLite ``synchronous``: NORMAL survives a killed process; FULL also survives power loss.
+    sqlite_synchronous: str = "NORMAL"
+    log_level: str = "info"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'thingport.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return Path(self.master_key_file) if self.master_key_file else self.data_dir / "master.key"
+
+    @property
+    def operator_token_file(self) -> Path:
+        return self.data_dir / "operator.token"
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, env: dict[str, str] | None = None,
+             **overrides: Any) -> Settings:
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        config_file = config_file or env.get("THINGPORT_CONFIG")
+        if config_file:
+            with open(config_file, "rb") as fh:
+                values.update(tomllib.load(fh))
+        for f in fields(cls):
+            key = "THINGPORT_" + f.name.upper()
+            if key in env:
+                values[f.name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **{k: _coerce(k, v) for k, v in values.items()})
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kinds = {f.name: f.type for f in fields(Settings)}
+    if name not in kinds:
+        raise ValueError(f"unknown setting '{name}'")
+    kind = kinds[name]
+    if kind == "Path":
+        return Path(value)
+    if kind == "int":
+        return int(value)
+    return str(value)

@@ -1,0 +1,1 @@
+"""Persistence: tables, queries and migrations. Knows nothing about wire formats."""

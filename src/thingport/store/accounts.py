@@ -1,0 +1,104 @@
+"""Organizations, applications, access tokens and single-use nonces."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from thingport.crypto.keyring import Keyring
+from thingport.domain.models import Application, Organization, Permission
+from thingport.store.schema import access_tokens, applications, organizations, used_nonces
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccountStore:
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    # organizations -------------------------------------------------------------------------
+    async def insert_org(self, conn: AsyncConnection, org: Organization) -> None:
+        await conn.execute(insert(organizations).values(org_id=org.org_id, name=org.name, create_time=org.create_time))
+
+    async def get_org(self, conn: AsyncConnection, org_id: str) -> Organization | None:
+        row = (await conn.execute(select(organizations).where(organizations.c.org_id == org_id))).mappings().first()
+        return Organization(row["org_id"], row["name"], row["create_time"]) if row else None
+
+    async def list_orgs(self, conn: AsyncConnection) -> list[Organization]:
+        rows = (await conn.execute(select(organizations).order_by(organizations.c.create_time))).mappings()
+        return [Organization(r["org_id"], r["name"], r["create_time"]) for r in rows]
+
+    # applications --------------------------------------------------------------------------
+    def _app(self, r: RowMapping) -> Application:
+        perms = frozenset(Permission(p) for p in r["permissions"].split(",") if p)
+        return Application(
+            app_key=r["app_key"], org_id=r["org_id"], name=r["name"],
+            secret=self.keyring.decrypt(r["secret_enc"], context=f"app:{r['app_key']}"),
+            permissions=perms, rsa_public_key=r["rsa_public_key"], disabled=bool(r["disabled"]),
+            create_time=r["create_time"],
+        )
+
+    async def insert_app(self, conn: AsyncConnection, app: Application) -> None:
+        await conn.execute(insert(applications).values(
+            app_key=app.app_key, org_id=app.org_id, name=app.name,
+            secret_enc=self.keyring.encrypt(app.secret, context=f"app:{app.app_key}"),
+            permissions=",".join(sorted(p.value for p in app.permissions)),
+            rsa_public_key=app.rsa_public_key, disabled=app.disabled, create_time=app.create_time,
+        ))
+
+    async def get_app(self, conn: AsyncConnection, app_key: str) -> Application | None:
+        row = (await conn.execute(select(applications).where(applications.c.app_key == app_key))).mappings().first()
+        return self._app(row) if row else None
+
+    async def list_apps(self, conn: AsyncConnection, org_id: str | None) -> list[Application]:
+        q = select(applications).order_by(applications.c.create_time)
+        if org_id is not None:
+            q = q.where(applications.c.org_id == org_id)
+        return [self._app(r) for r in (await conn.execute(q)).mappings()]
+
+    async def update_app(self, conn: AsyncConnection, app_key: str, **values: object) -> None:
+        await conn.execute(update(applications).where(applications.c.app_key == app_key).values(**values))
+
+    # access tokens -------------------------------------------------------------------------
+    async def current_token(self, conn: AsyncConnection, app_key: str, now: int) -> tuple[str, int] | None:
+        q = (select(access_tokens).where(access_tokens.c.app_key == app_key, access_tokens.c.expire_time > now)
+             .order_by(access_tokens.c.expire_time.desc()))
+        row = (await conn.execute(q)).mappings().first()
+        if row is None:
+            return None
+        return self.keyring.decrypt(row["token_enc"], context="token"), int(row["expire_time"])
+
+    async def insert_token(self, conn: AsyncConnection, app_key: str, token: str, now: int, expire: int) -> None:
+        await conn.execute(delete(access_tokens).where(access_tokens.c.expire_time <= now))
+        await conn.execute(insert(access_tokens).values(
+            token_hash=token_hash(token), token_enc=self.keyring.encrypt(token, context="token"),
+            app_key=app_key, create_time=now, expire_time=expire,
+        ))
+
+    async def token_owner(self, conn: AsyncConnection, token: str, now: int) -> tuple[str, int] | None:
+        """The app key a token belongs to and when it expires, or None if unknown."""
+        q = select(access_tokens.c.app_key, access_tokens.c.expire_time).where(
+            access_tokens.c.token_hash == token_hash(token))
+        row = (await conn.execute(q)).first()
+        return (row[0], int(row[1])) if row else None
+
+    async def revoke_tokens(self, conn: AsyncConnection, app_key: str) -> None:
+        await conn.execute(delete(access_tokens).where(access_tokens.c.app_key == app_key))
+
+    # nonces --------------------------------------------------------------------------------
+    async def use_nonce(self, conn: AsyncConnection, nonce: str, now: int, expire: int) -> bool:
+        """Record a nonce; False when it was seen already (a replay). Expired ones are swept."""
+        key = hashlib.sha256(nonce.encode()).hexdigest()
+        await conn.execute(delete(used_nonces).where(used_nonces.c.expire_time <= now))
+        try:
+            async with conn.begin_nested():
+                await conn.execute(insert(used_nonces).values(nonce=key, expire_time=expire))
+        except IntegrityError:
+            return False
+        return True

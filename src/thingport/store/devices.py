@@ -1,0 +1,160 @@
+"""Devices: rows, labels, topology and the queries every dialect shares."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, delete, false, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from thingport.crypto.keyring import Keyring
+from thingport.domain.expression import DEVICE_FIELDS, Expr
+from thingport.domain.models import Device, DeviceStats, I18nText, Page
+from thingport.store.labels import replace_labels, rows_for
+from thingport.store.schema import device_labels, devices, products
+from thingport.store.search import SearchTarget, condition
+
+_STATUS: dict[str, ColumnElement[bool]] = {
+    "disabled": devices.c.enabled == false(),
+    "inactive": and_(devices.c.enabled, devices.c.active_time.is_(None)),
+    "online": and_(devices.c.enabled, devices.c.active_time.is_not(None), devices.c.online),
+    "offline": and_(devices.c.enabled, devices.c.active_time.is_not(None), devices.c.online == false()),
+}
+_STATUS["disable"] = _STATUS["disabled"]  # the spelling EnOS search expressions use
+
+
+def status_condition(value: str) -> ColumnElement[bool]:
+    return _STATUS.get(value.lower(), false())
+
+
+DEVICE_SEARCH = SearchTarget(
+    table=devices,
+    labels=device_labels,
+    owner="asset_id",
+    catalogue=DEVICE_FIELDS,
+    columns={
+        "assetId": devices.c.asset_id, "productKey": devices.c.product_key, "deviceKey": devices.c.device_key,
+        "timezone": devices.c.timezone, "modelId": products.c.model_id, "productType": products.c.product_type,
+    },
+    status=status_condition,
+)
+
+
+class DeviceStore:
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    def _ctx(self, asset_id: str) -> str:
+        return f"device:{asset_id}"
+
+    def _row(self, d: Device) -> dict[str, Any]:
+        return {
+            "asset_id": d.asset_id, "org_id": d.org_id, "product_key": d.product_key, "device_key": d.device_key,
+            "name_default": d.name.default, "name_i18n": json.dumps(d.name.translations),
+            "secret_enc": self.keyring.encrypt(d.secret, context=self._ctx(d.asset_id)),
+            "description": d.description, "timezone": d.timezone, "attributes": json.dumps(d.attributes),
+            "tags": json.dumps(d.tags), "create_time": d.create_time, "update_time": d.update_time,
+            "enabled": d.enabled, "online": d.online, "active_time": d.active_time,
+            "last_online_time": d.last_online_time, "last_offline_time": d.last_offline_time,
+            "gateway_asset_id": d.gateway_asset_id,
+        }
+
+    def _from(self, r: RowMapping) -> Device:
+        return Device(
+            asset_id=r["asset_id"], org_id=r["org_id"], product_key=r["product_key"], device_key=r["device_key"],
+            name=I18nText(r["name_default"], json.loads(r["name_i18n"])),
+            secret=self.keyring.decrypt(r["secret_enc"], context=self._ctx(r["asset_id"])),
+            description=r["description"], timezone=r["timezone"], attributes=json.loads(r["attributes"]),
+            tags=json.loads(r["tags"]), create_time=r["create_time"], update_time=r["update_time"],
+            enabled=bool(r["enabled"]), online=bool(r["online"]), active_time=r["active_time"],
+            last_online_time=r["last_online_time"], last_offline_time=r["last_offline_time"],
+            gateway_asset_id=r["gateway_asset_id"],
+        )
+
+    async def _labels(self, conn: AsyncConnection, d: Device) -> None:
+        rows = rows_for("asset_id", d.asset_id, "deviceName", d.name,
+                        {"deviceTags": d.tags, "deviceAttributes": d.attributes})
+        await replace_labels(conn, device_labels, "asset_id", d.asset_id, rows)
+
+    async def insert(self, conn: AsyncConnection, d: Device) -> None:
+        await conn.execute(insert(devices).values(self._row(d)))
+        await self._labels(conn, d)
+
+    async def save(self, conn: AsyncConnection, d: Device, *, labels: bool = True) -> None:
+        row = self._row(d)
+        del row["asset_id"]
+        await conn.execute(update(devices).where(devices.c.asset_id == d.asset_id).values(row))
+        if labels:
+            await self._labels(conn, d)
+
+    async def delete(self, conn: AsyncConnection, asset_id: str) -> None:
+        await conn.execute(update(devices).where(devices.c.gateway_asset_id == asset_id).values(gateway_asset_id=None))
+        await conn.execute(delete(device_labels).where(device_labels.c.asset_id == asset_id))
+        await conn.execute(delete(devices).where(devices.c.asset_id == asset_id))
+
+    async def get(self, conn: AsyncConnection, org_id: str, *, asset_id: str | None = None,
+                  product_key: str | None = None, device_key: str | None = None,
+                  for_update: bool = False) -> Device | None:
+        q = select(devices).where(devices.c.org_id == org_id)
+        if asset_id is not None:
+            q = q.where(devices.c.asset_id == asset_id)
+        if product_key is not None or device_key is not None:
+            q = q.where(devices.c.product_key == product_key, devices.c.device_key == device_key)
+        if for_update:
+            q = q.with_for_update()
+        row = (await conn.execute(q)).mappings().first()
+        return self._from(row) if row else None
+
+    async def by_id(self, conn: AsyncConnection, asset_id: str, *, for_update: bool = False) -> Device | None:
+        """Any organization: for the device side, which knows no tenant."""
+        q = select(devices).where(devices.c.asset_id == asset_id)
+        if for_update:
+            q = q.with_for_update()
+        row = (await conn.execute(q)).mappings().first()
+        return self._from(row) if row else None
+
+    async def by_login(self, conn: AsyncConnection, product_key: str, device_key: str) -> Device | None:
+        """Any organization: a device login names only its product and key."""
+        q = select(devices).where(devices.c.product_key == product_key, devices.c.device_key == device_key)
+        row = (await conn.execute(q)).mappings().first()
+        return self._from(row) if row else None
+
+    async def search(self, conn: AsyncConnection, org_id: str, expr: Expr | None, page: Page, *,
+                     gateway_asset_id: str | None = None) -> tuple[list[Device], int]:
+        where = and_(devices.c.org_id == org_id, condition(expr, DEVICE_SEARCH))
+        if gateway_asset_id is not None:
+            where = and_(where, devices.c.gateway_asset_id == gateway_asset_id)
+        joined = devices.join(products, products.c.product_key == devices.c.product_key)
+        total_q = select(func.count()).select_from(joined).where(where)
+        total = int((await conn.execute(total_q)).scalar_one())
+        q = (select(devices).select_from(joined).where(where)
+             .order_by(devices.c.create_time.desc(), devices.c.asset_id).limit(page.size).offset(page.offset))
+        rows = (await conn.execute(q)).mappings().all()
+        return [self._from(r) for r in rows], total
+
+    async def count_sub_devices(self, conn: AsyncConnection, gateway_asset_id: str) -> int:
+        q = select(func.count()).select_from(devices).where(devices.c.gateway_asset_id == gateway_asset_id)
+        return int((await conn.execute(q)).scalar_one())
+
+    async def set_gateway(self, conn: AsyncConnection, asset_ids: list[str], gateway_asset_id: str | None,
+                          now: int) -> None:
+        await conn.execute(update(devices).where(devices.c.asset_id.in_(asset_ids))
+                           .values(gateway_asset_id=gateway_asset_id, update_time=now))
+
+    async def stats(self, conn: AsyncConnection, org_id: str, product_key: str | None) -> DeviceStats:
+        def count(cond: ColumnElement[bool]) -> Any:
+            return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+        q = select(func.count(), *(count(_STATUS[s]) for s in ("online", "offline", "inactive", "disabled")))
+        q = q.select_from(devices).where(devices.c.org_id == org_id)
+        if product_key is not None:
+            q = q.where(devices.c.product_key == product_key)
+        total, online, offline, inactive, disabled = (await conn.execute(q)).one()
+        return DeviceStats(int(total), int(online), int(offline), int(inactive), int(disabled))
+
+    async def mark_all_offline(self, conn: AsyncConnection, now: int) -> int:
+        """After a restart nobody is connected yet: every device that was online is offline."""
+        res = await conn.execute(update(devices).where(devices.c.online).values(online=False, last_offline_time=now))
+        return int(res.rowcount or 0)

@@ -1,0 +1,32 @@
+"""Keep the label table of an owner (tags, attributes, localized names) in step with the row."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Table, delete, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from thingport.domain.models import I18nText
+
+
+def label_value(value: Any) -> str:
+    """Attribute values are compared as text: strings as they are, others as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def rows_for(owner: str, owner_id: str, name_field: str, name: I18nText,
+             maps: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    rows = [{owner: owner_id, "field": name_field, "key": "", "value": name.default}]
+    rows += [{owner: owner_id, "field": name_field, "key": loc, "value": v} for loc, v in name.translations.items()]
+    for field, mapping in maps.items():
+        rows += [{owner: owner_id, "field": field, "key": k, "value": label_value(v)} for k, v in mapping.items()]
+    return rows
+
+
+async def replace_labels(conn: AsyncConnection, table: Table, owner: str, owner_id: str,
+                         rows: list[dict[str, str]]) -> None:
+    await conn.execute(delete(table).where(table.c[owner] == owner_id))
+    if rows:
+        await conn.execute(insert(table), rows)

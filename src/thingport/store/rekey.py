@@ -1,0 +1,36 @@
+"""Re-encrypt every stored secret under the keyring's current primary key."""
+
+from __future__ import annotations
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from thingport.crypto.keyring import Keyring
+from thingport.store.schema import access_tokens, applications, devices, products
+
+#: table, primary-key column, ciphertext column, associated-data prefix ("" = fixed context)
+SECRET_COLUMNS: list[tuple[Table, str, str, str]] = [
+    (applications, "app_key", "secret_enc", "app:"),
+    (products, "product_key", "secret_enc", "product:"),
+    (devices, "asset_id", "secret_enc", "device:"),
+    (access_tokens, "token_hash", "token_enc", ""),
+]
+
+
+def _context(prefix: str, key: str) -> str:
+    return prefix + key if prefix else "token"
+
+
+async def reencrypt_all(conn: AsyncConnection, keyring: Keyring) -> int:
+    """Returns how many secrets were re-encrypted (those not under the primary key already)."""
+    count = 0
+    for table, pk, col, prefix in SECRET_COLUMNS:
+        rows = (await conn.execute(select(table.c[pk], table.c[col]))).all()
+        for key, token in rows:
+            if keyring.key_id_of(token) == keyring.primary:
+                continue
+            plain = keyring.decrypt(token, context=_context(prefix, key))
+            new = keyring.encrypt(plain, context=_context(prefix, key))
+            await conn.execute(update(table).where(table.c[pk] == key).values({col: new}))
+            count += 1
+    return count

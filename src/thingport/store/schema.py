@@ -1,0 +1,155 @@
+"""The tables. Secrets are stored only as keyring ciphertexts (``*_enc`` columns)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("app_key", String(64), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("secret_enc", Text, nullable=False),
+    Column("permissions", Text, nullable=False),
+    Column("rsa_public_key", Text, nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+thing_models = Table(
+    "thing_models",
+    metadata,
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), primary_key=True),
+    Column("model_id", String(128), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("product_key", String(32), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), nullable=False),
+    Column("name_default", String(256), nullable=False),
+    Column("name_i18n", Text, nullable=False),
+    Column("secret_enc", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("product_type", String(16), nullable=False),
+    Column("data_format", String(16), nullable=False),
+    Column("model_id", String(128), nullable=False),
+    Column("bidirectional_auth", Boolean, nullable=False),
+    Column("dynamic_activate_enabled", Boolean, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("create_by", String(64), nullable=True),
+    Column("update_time", BigInteger, nullable=False),
+    Column("update_by", String(64), nullable=True),
+    Index("ix_products_org_create", "org_id", "create_time"),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("asset_id", String(32), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), nullable=False),
+    Column("product_key", String(32), ForeignKey("products.product_key"), nullable=False),
+    Column("device_key", String(64), nullable=False),
+    Column("name_default", String(256), nullable=False),
+    Column("name_i18n", Text, nullable=False),
+    Column("secret_enc", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("timezone", String(64), nullable=False),
+    Column("attributes", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("online", Boolean, nullable=False),
+    Column("active_time", BigInteger, nullable=True),
+    Column("last_online_time", BigInteger, nullable=True),
+    Column("last_offline_time", BigInteger, nullable=True),
+    Column("gateway_asset_id", String(32), ForeignKey("devices.asset_id"), nullable=True, index=True),
+    UniqueConstraint("product_key", "device_key"),
+    Index("ix_devices_org_create", "org_id", "create_time"),
+    Index("ix_devices_product_create", "product_key", "create_time"),
+)
+
+
+def _labels(name: str, owner: str, owner_fk: str) -> Table:
+    """Searchable key/value facts of an owner (tags, attributes, localized names).
+
+    ``field`` is the search field (``deviceTags``, ``deviceAttributes``, ``deviceName``); names are
+    stored with ``key`` = locale, and ``''`` for the default value.
+    """
+    return Table(
+        name,
+        metadata,
+        Column(owner, String(32), ForeignKey(owner_fk, ondelete="CASCADE"), primary_key=True),
+        Column("field", String(32), primary_key=True),
+        Column("key", String(128), primary_key=True),
+        Column("value", Text, nullable=False),
+        Index(f"ix_{name}_field_key", "field", "key"),
+    )
+
+
+device_labels = _labels("device_labels", "asset_id", "devices.asset_id")
+product_labels = _labels("product_labels", "product_key", "products.product_key")
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("token_enc", Text, nullable=False),
+    Column("app_key", String(64), ForeignKey("applications.app_key"), nullable=False, index=True),
+    Column("create_time", BigInteger, nullable=False),
+    Column("expire_time", BigInteger, nullable=False),
+)
+
+used_nonces = Table(
+    "used_nonces",
+    metadata,
+    Column("nonce", String(128), primary_key=True),
+    Column("expire_time", BigInteger, nullable=False, index=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("org_id", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("asset_id", String(32), nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Index("ix_events_org_id", "org_id", "id"),
+)
