@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Response, get
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
@@ -65,21 +66,18 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        own = services is None
-        svc = services or await open_services(settings)
+        svc = await open_services(settings)
         app.state.services = svc
-        app.state.operator_token = operator_token
-        if own:
-            await svc.devices.reset_online_state()
+        await svc.devices.reset_online_state()
         try:
             yield
         finally:
-            if own:
-                await svc.core.db.close()
+            await svc.core.db.close()
 
     return Litestar(
         route_handlers=[enos_router, admin_router, health],
-        lifespan=[lifespan],
+        lifespan=[lifespan] if services is None else [],
+        state=State({"services": services, "operator_token": operator_token}),
         openapi_config=OpenAPIConfig(
             title="Thingport", version=__version__, path="/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],

@@ -41,7 +41,7 @@ def encrypt(public_key_pem: str, secret: str) -> tuple[str, str]:
     key = secrets.token_bytes(16)
     padder = padding.PKCS7(128).padder()
     data = padder.update(secret.encode()) + padder.finalize()
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - vendor-compatible
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     ct = enc.update(data) + enc.finalize()
     wrapped = public_key.encrypt(key, asym_padding.PKCS1v15())
     return base64.b64encode(ct).decode(), base64.b64encode(wrapped).decode()
@@ -52,7 +52,7 @@ def decrypt(private_key_pem: str, encrypted_secret: str, session_key: str) -> st
     if not isinstance(private_key, RSAPrivateKey):
         raise CallerKeyError("an RSA private key is required")
     key = private_key.decrypt(base64.b64decode(session_key), asym_padding.PKCS1v15())
-    dec = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305
+    dec = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
     data = dec.update(base64.b64decode(encrypted_secret)) + dec.finalize()
     unpadder = padding.PKCS7(128).unpadder()
     return (unpadder.update(data) + unpadder.finalize()).decode()

@@ -35,7 +35,8 @@ class ProductStore:
     def _row(self, p: Product) -> dict[str, object]:
         return {
             "product_key": p.product_key, "org_id": p.org_id, "name_default": p.name.default,
-            "name_i18n": json.dumps(p.name.translations), "secret_enc": self.keyring.encrypt(p.secret, context=self._ctx(p.product_key)),
+            "name_i18n": json.dumps(p.name.translations),
+            "secret_enc": self.keyring.encrypt(p.secret, context=self._ctx(p.product_key)),
             "description": p.description, "product_type": p.product_type.value, "data_format": p.data_format,
             "model_id": p.model_id, "bidirectional_auth": p.bidirectional_auth,
             "dynamic_activate_enabled": p.dynamic_activate_enabled, "tags": json.dumps(p.tags),
@@ -85,7 +86,8 @@ class ProductStore:
         q = select(func.count()).select_from(devices).where(devices.c.product_key == product_key)
         return int((await conn.execute(q)).scalar_one())
 
-    async def search(self, conn: AsyncConnection, org_id: str, expr: Expr | None, page: Page) -> tuple[list[Product], int]:
+    async def search(self, conn: AsyncConnection, org_id: str, expr: Expr | None,
+                     page: Page) -> tuple[list[Product], int]:
         where: ColumnElement[bool] = (products.c.org_id == org_id) & condition(expr, PRODUCT_SEARCH)
         total = int((await conn.execute(select(func.count()).select_from(products).where(where))).scalar_one())
         q = (select(products).where(where).order_by(products.c.create_time.desc(), products.c.product_key)

@@ -14,11 +14,14 @@ from litestar import Request, Response, Router, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from thingport.domain.errors import DomainError, ErrorKind, InvalidArgument
 from thingport.domain.models import Application, Organization, Permission, ThingModel
 from thingport.services.container import Services
 from thingport.services.keys import rotate_master_key
+
+Req = Request[Any, Any, Any]
 
 STATUS = {ErrorKind.INVALID_ARGUMENT: 400, ErrorKind.NOT_FOUND: 404, ErrorKind.CONFLICT: 409,
           ErrorKind.PERMISSION_DENIED: 403, ErrorKind.UNAUTHENTICATED: 401}
@@ -103,76 +106,76 @@ def model_out(m: ThingModel) -> ModelOut:
 
 def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     expected: str = connection.app.state.operator_token
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
         raise NotAuthorizedException("the operator token is missing or wrong")
 
 
-def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def domain_error(_: Req, exc: Exception) -> Response[dict[str, Any]]:
     assert isinstance(exc, DomainError)
     return Response({"error": exc.kind.value, "message": exc.message, "field": exc.field},
                     status_code=STATUS.get(exc.kind, 400))
 
 
-def svc(request: Request[Any, Any, Any]) -> Services:
+def svc(request: Req) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
 @post("/orgs", summary="Create an organization")
-async def create_org(request: Request[Any, Any, Any], data: OrgIn) -> OrgOut:
+async def create_org(request: Req, data: JSONBody[OrgIn]) -> OrgOut:
     return org_out(await svc(request).accounts.create_org(data.name, data.orgId))
 
 
 @get("/orgs", summary="List organizations")
-async def list_orgs(request: Request[Any, Any, Any]) -> list[OrgOut]:
+async def list_orgs(request: Req) -> list[OrgOut]:
     return [org_out(o) for o in await svc(request).accounts.list_orgs()]
 
 
 @post("/orgs/{org_id:str}/apps", summary="Create an application (the secret is shown only in this answer)")
-async def create_app(request: Request[Any, Any, Any], org_id: str, data: AppIn) -> AppOut:
+async def create_app(request: Req, org_id: FromPath[str], data: JSONBody[AppIn]) -> AppOut:
     app = await svc(request).accounts.create_app(org_id, data.name, parse_permissions(data.permissions),
                                                  data.publicKey)
     return app_out(app, with_secret=True)
 
 
 @get("/apps", summary="List applications, optionally of one organization")
-async def list_apps(request: Request[Any, Any, Any], orgId: str | None = None) -> list[AppOut]:
+async def list_apps(request: Req, orgId: FromQuery[str | None] = None) -> list[AppOut]:
     return [app_out(a) for a in await svc(request).accounts.list_apps(orgId)]
 
 
 @post("/apps/{app_key:str}/disable", summary="Disable an application (its tokens are revoked)", status_code=200)
-async def disable_app(request: Request[Any, Any, Any], app_key: str) -> AppOut:
+async def disable_app(request: Req, app_key: FromPath[str]) -> AppOut:
     return app_out(await svc(request).accounts.set_app_disabled(app_key, True))
 
 
 @post("/apps/{app_key:str}/enable", summary="Enable an application", status_code=200)
-async def enable_app(request: Request[Any, Any, Any], app_key: str) -> AppOut:
+async def enable_app(request: Req, app_key: FromPath[str]) -> AppOut:
     return app_out(await svc(request).accounts.set_app_disabled(app_key, False))
 
 
 @put("/apps/{app_key:str}/public-key", summary="Set or clear the RSA public key (PEM) for v2.4 secrets")
-async def set_public_key(request: Request[Any, Any, Any], app_key: str, data: PublicKeyIn) -> AppOut:
+async def set_public_key(request: Req, app_key: FromPath[str], data: JSONBody[PublicKeyIn]) -> AppOut:
     return app_out(await svc(request).accounts.set_app_public_key(app_key, data.publicKey))
 
 
 @put("/apps/{app_key:str}/permissions", summary="Replace an application's permissions")
-async def set_permissions(request: Request[Any, Any, Any], app_key: str, data: PermissionsIn) -> AppOut:
+async def set_permissions(request: Req, app_key: FromPath[str], data: JSONBody[PermissionsIn]) -> AppOut:
     perms = parse_permissions(data.permissions) or frozenset()
     return app_out(await svc(request).accounts.set_app_permissions(app_key, perms))
 
 
 @post("/orgs/{org_id:str}/models", summary="Register a thing model id products may use")
-async def create_model(request: Request[Any, Any, Any], org_id: str, data: ModelIn) -> ModelOut:
+async def create_model(request: Req, org_id: FromPath[str], data: JSONBody[ModelIn]) -> ModelOut:
     return model_out(await svc(request).accounts.create_model(org_id, data.modelId, data.name))
 
 
 @get("/orgs/{org_id:str}/models", summary="List thing models of an organization")
-async def list_models(request: Request[Any, Any, Any], org_id: str) -> list[ModelOut]:
+async def list_models(request: Req, org_id: FromPath[str]) -> list[ModelOut]:
     return [model_out(m) for m in await svc(request).accounts.list_models(org_id)]
 
 
 @post("/master-key/rotate", summary="Rotate the master key and re-encrypt every secret", status_code=200)
-async def rotate(request: Request[Any, Any, Any]) -> RotateOut:
+async def rotate(request: Req) -> RotateOut:
     kid, count = await rotate_master_key(svc(request).core)
     return RotateOut(kid, count)
 

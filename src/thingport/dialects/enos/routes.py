@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, post, route
+from litestar.params import FromPath
 
 from thingport.crypto import signing
 from thingport.dialects.common import decode, project, query_pairs, request_id
@@ -431,19 +432,19 @@ def _doc(resource: str) -> str:
 
 @route("/connect-service/{version:str}/products", http_method=["GET", "POST"], operation_id="enosProducts",
        summary="EnOS products", description=_doc("products"), tags=["EnOS"])
-async def products_route(request: Request[Any, Any, Any], version: str) -> Response[bytes]:
+async def products_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
     return await dispatch(request, version, "products")
 
 
 @route("/connect-service/{version:str}/devices", http_method=["GET", "POST"], operation_id="enosDevices",
        summary="EnOS devices", description=_doc("devices"), tags=["EnOS"])
-async def devices_route(request: Request[Any, Any, Any], version: str) -> Response[bytes]:
+async def devices_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
     return await dispatch(request, version, "devices")
 
 
 @route("/connect-service/{version:str}/device-topos", http_method=["GET", "POST"], operation_id="enosTopology",
        summary="EnOS topology", description=_doc("device-topos"), tags=["EnOS"])
-async def topos_route(request: Request[Any, Any, Any], version: str) -> Response[bytes]:
+async def topos_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
     return await dispatch(request, version, "device-topos")
 
 

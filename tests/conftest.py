@@ -1,0 +1,94 @@
+"""Fixtures shared by the whole suite.
+
+Every test that uses ``services`` runs on SQLite, and also on PostgreSQL when
+``THINGPORT_TEST_DATABASE_URL`` names a server (``postgresql+asyncpg://user:pw@host/db``); CI sets it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.support.enos_client import EnosClient
+from thingport.app import create_app, ensure_initialised
+from thingport.domain.models import Application, Organization
+from thingport.services.container import Services
+from thingport.services.context import Core
+from thingport.settings import Settings
+from thingport.store.db import Database
+
+PG_URL = os.environ.get("THINGPORT_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+async def reset_postgres(url: str) -> None:
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await db.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=PG_URL if backend == "postgresql" else "",
+                    operator_token="operator-secret-token")
+
+
+@pytest.fixture
+async def services(settings: Settings, backend: str) -> AsyncIterator[Services]:
+    if backend == "postgresql":
+        await reset_postgres(PG_URL)
+    keyring, _ = ensure_initialised(settings)
+    db = Database(settings.db_url)
+    await db.migrate()
+    svc = Services.build(Core(settings, keyring, db))
+    yield svc
+    await db.close()
+
+
+@pytest.fixture
+async def http(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, services)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                   base_url="http://thingport.test") as client:
+        yield client
+
+
+@pytest.fixture
+async def org(services: Services) -> Organization:
+    org = await services.accounts.create_org("Acme", "o-acme")
+    await services.accounts.create_model(org.org_id, "model1")
+    return org
+
+
+@pytest.fixture
+async def app(services: Services, org: Organization) -> Application:
+    return await services.accounts.create_app(org.org_id, "integration")
+
+
+@pytest.fixture
+async def enos(http: httpx.AsyncClient, app: Application) -> EnosClient:
+    return EnosClient(http, app.app_key, app.secret, app.org_id)
+
+
+@pytest.fixture
+async def product_key(enos: EnosClient) -> str:
+    return await enos.create_product()
+
+
+def data(r: dict[str, Any]) -> Any:
+    """The ``data`` of a successful answer; fails with the whole answer otherwise."""
+    assert r["code"] == 0, r
+    return r["data"]
