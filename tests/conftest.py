@@ -17,9 +17,10 @@ from sqlalchemy import text
 
 from tests.support.enos_client import EnosClient
 from thingport.app import create_app, ensure_initialised
-from thingport.domain.models import Application, Organization
+from thingport.domain.models import Application, I18nText, Organization, ProductType
 from thingport.services.container import Services
-from thingport.services.context import Core
+from thingport.services.context import Caller, Core
+from thingport.services.products import ProductSpec
 from thingport.settings import Settings
 from thingport.store.db import Database
 
@@ -71,6 +72,23 @@ async def org(services: Services) -> Organization:
     org = await services.accounts.create_org("Acme", "o-acme")
     await services.accounts.create_model(org.org_id, "model1")
     return org
+
+
+@pytest.fixture
+async def caller(org: Organization) -> Caller:
+    """The operator acting inside the test organization (every permission)."""
+    return Caller.operator(org.org_id)
+
+
+async def make_product(services: Services, caller: Caller, product_type: ProductType = ProductType.DEVICE) -> str:
+    spec = ProductSpec(I18nText("Meter"), product_type, "Json", "model1", False)
+    return (await services.products.create(caller, spec)).product_key
+
+
+@pytest.fixture
+async def service_product(services: Services, caller: Caller) -> str:
+    """A device product created through the service layer (no HTTP)."""
+    return await make_product(services, caller)
 
 
 @pytest.fixture

@@ -1,0 +1,135 @@
+"""Registry rules that are about state and concurrency rather than the wire."""
+
+import asyncio
+
+import pytest
+
+from thingport.domain.errors import DeviceKeyExists, DeviceNotFound, DomainError, PermissionDenied
+from thingport.domain.models import DeviceStatus, I18nText, Page, Permission
+from thingport.services import events
+from thingport.services.container import Services
+from thingport.services.context import Caller
+from thingport.services.devices import DeviceRef, DeviceSpec
+from thingport.services.events import Event
+
+
+def spec(product_key: str, key: str | None = None) -> DeviceSpec:
+    return DeviceSpec(product_key, I18nText("d"), "+08:00", device_key=key)
+
+
+async def test_concurrent_creates_with_one_key_give_one_success(
+        services: Services, caller: Caller, service_product: str) -> None:
+    results = await asyncio.gather(*(services.devices.create(caller, spec(service_product, "same-key"))
+                                     for _ in range(12)), return_exceptions=True)
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(ok) == 1
+    assert len(failed) == 11 and all(isinstance(f, DeviceKeyExists) for f in failed)
+    found, total = await services.devices.search(caller, None, Page(1, 50))
+    assert total == 1 and found[0].device.device_key == "same-key"
+
+
+async def test_concurrent_replaces_to_one_new_key(services: Services, caller: Caller, service_product: str) -> None:
+    a = (await services.devices.create(caller, spec(service_product, "dev-a"))).device
+    b = (await services.devices.create(caller, spec(service_product, "dev-b"))).device
+    results = await asyncio.gather(
+        services.devices.replace_key(caller, DeviceRef(a.asset_id), "dev-new"),
+        services.devices.replace_key(caller, DeviceRef(b.asset_id), "dev-new"),
+        return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["DeviceKeyExists", "DeviceView"]
+    keys = {(await services.devices.get(caller, DeviceRef(x.asset_id))).device.device_key for x in (a, b)}
+    assert "dev-new" in keys and len(keys) == 2
+
+
+async def test_concurrent_replaces_of_one_device_never_corrupt(services: Services, caller: Caller,
+                                                               service_product: str) -> None:
+    d = (await services.devices.create(caller, spec(service_product, "dev-a"))).device
+    new_keys = [f"dev-n{i}" for i in range(6)]
+    results = await asyncio.gather(*(services.devices.replace_key(caller, DeviceRef(d.asset_id), k)
+                                     for k in new_keys), return_exceptions=True)
+    assert all(not isinstance(r, BaseException) for r in results)
+    final = (await services.devices.get(caller, DeviceRef(d.asset_id))).device
+    assert final.device_key in new_keys
+    last = [r for r in results if not isinstance(r, BaseException) and r.device.device_key == final.device_key]
+    assert last and last[0].device.secret == final.secret  # the secret answered with the key that stuck
+
+
+async def test_replace_revokes_old_key_and_emits_event(services: Services, caller: Caller,
+                                                       service_product: str) -> None:
+    seen: list[Event] = []
+
+    async def record(ev: Event) -> None:
+        seen.append(ev)
+
+    services.core.bus.subscribe(record)
+    d = (await services.devices.create(caller, spec(service_product, "dev-a"))).device
+    await services.devices.mark_connected(d.asset_id)
+    view = await services.devices.replace_key(caller, DeviceRef(d.asset_id), "dev-b")
+    assert view.device.asset_id == d.asset_id and view.device.secret != d.secret
+    assert view.device.status is DeviceStatus.INACTIVE
+    with pytest.raises(DeviceNotFound):
+        await services.devices.get(caller, DeviceRef(product_key=service_product, device_key="dev-a"))
+    replaced = [e for e in seen if e.kind == events.DEVICE_REPLACED]
+    assert replaced and replaced[0].payload["deviceKey"] == "dev-a" and replaced[0].payload["newDeviceKey"] == "dev-b"
+    assert events.DEVICE_REPLACED in events.SESSION_ENDING
+
+
+async def test_events_are_written_to_the_outbox(services: Services, caller: Caller, service_product: str) -> None:
+    from thingport.store import events as outbox
+
+    d = (await services.devices.create(caller, spec(service_product))).device
+    await services.devices.set_enabled(caller, DeviceRef(d.asset_id), False)
+    async with services.core.read() as conn:
+        rows = await outbox.since(conn, 0)
+    kinds = [r["kind"] for r in rows]
+    assert kinds[-2:] == [events.DEVICE_CREATED, events.DEVICE_DISABLED]
+
+
+async def test_failed_transaction_publishes_nothing(services: Services, caller: Caller, service_product: str) -> None:
+    seen: list[Event] = []
+
+    async def record(ev: Event) -> None:
+        seen.append(ev)
+
+    await services.devices.create(caller, spec(service_product, "dev-a"))
+    services.core.bus.subscribe(record)
+    with pytest.raises(DomainError):
+        await services.devices.create(caller, spec(service_product, "dev-a"))
+    assert seen == []
+
+
+async def test_connectivity_state_machine(services: Services, caller: Caller, service_product: str) -> None:
+    d = (await services.devices.create(caller, spec(service_product))).device
+    assert d.status is DeviceStatus.INACTIVE and d.active_time is None
+    on = await services.devices.mark_connected(d.asset_id)
+    assert on is not None and on.status is DeviceStatus.ONLINE and on.active_time and on.last_online_time
+    off = await services.devices.mark_disconnected(d.asset_id)
+    assert off is not None and off.status is DeviceStatus.OFFLINE and off.last_offline_time
+    assert off.active_time == on.active_time  # activation happens once
+    await services.devices.set_enabled(caller, DeviceRef(d.asset_id), False)
+    assert await services.devices.mark_connected(d.asset_id) is None  # disabled devices cannot come online
+    assert await services.devices.mark_connected("nope") is None
+
+
+async def test_restart_resets_online_devices(services: Services, caller: Caller, service_product: str) -> None:
+    d = (await services.devices.create(caller, spec(service_product))).device
+    await services.devices.mark_connected(d.asset_id)
+    assert await services.devices.reset_online_state() == 1
+    after = (await services.devices.get(caller, DeviceRef(d.asset_id))).device
+    assert after.status is DeviceStatus.OFFLINE and after.last_offline_time
+
+
+async def test_read_only_caller(services: Services, caller: Caller, service_product: str) -> None:
+    reader = Caller(caller.org_id, "app", frozenset({Permission.DEVICE_READ}))
+    with pytest.raises(PermissionDenied):
+        await services.devices.create(reader, spec(service_product))
+
+
+async def test_other_tenant_sees_nothing(services: Services, caller: Caller, service_product: str) -> None:
+    d = (await services.devices.create(caller, spec(service_product))).device
+    await services.accounts.create_org("Other", "o2")
+    other = Caller.operator("o2")
+    with pytest.raises(DeviceNotFound):
+        await services.devices.get(other, DeviceRef(d.asset_id))
+    _, total = await services.devices.search(other, None, Page(1, 10))
+    assert total == 0

@@ -1,0 +1,101 @@
+"""A write acknowledged to a client survives ``kill -9`` of the server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.enos_client import EnosClient
+from thingport.app import ensure_initialised
+from thingport.services.container import Services
+from thingport.services.context import Core
+from thingport.settings import Settings
+from thingport.store.db import Database
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("thingport")
+    proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+async def provision(data_dir: Path) -> tuple[str, str]:
+    settings = Settings(data_dir=data_dir)
+    keyring, _ = ensure_initialised(settings)
+    db = Database(settings.db_url)
+    await db.migrate()
+    services = Services.build(Core(settings, keyring, db))
+    await services.accounts.create_org("Acme", "o1")
+    await services.accounts.create_model("o1", "m1")
+    app = await services.accounts.create_app("o1", "ops")
+    await db.close()
+    return app.app_key, app.secret
+
+
+async def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    app_key, secret = await provision(data_dir)
+    port = free_port()
+    proc = start_server(data_dir, port)
+    acked: list[str] = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            enos = EnosClient(http, app_key, secret, "o1")
+            pk = await enos.create_product(model_id="m1")
+
+            async def writer(n: int) -> None:
+                for i in range(1000):
+                    try:
+                        r = await enos.call("POST", "/connect-service/v2.1/devices", {"action": "create"},
+                                            {"productKey": pk, "deviceName": "d", "timezone": "+08:00",
+                                             "deviceKey": f"dev-{n}-{i}"})
+                    except httpx.HTTPError:
+                        return
+                    if r.get("code") == 0:
+                        acked.append(r["data"]["assetId"])
+
+            tasks = [asyncio.create_task(writer(n)) for n in range(4)]
+            while len(acked) < 60:
+                await asyncio.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            await asyncio.gather(*tasks)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(acked) >= 60
+    proc = start_server(data_dir, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            enos = EnosClient(http, app_key, secret, "o1")
+            r = await enos.call("POST", "/connect-service/v2.1/devices", {"action": "search"},
+                                {"pagination": {"pageNo": 1, "pageSize": 1000}, "projection": ["assetId"]})
+            stored = {d["assetId"] for d in r["data"]}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    missing = set(acked) - stored
+    assert not missing, f"{len(missing)} acknowledged devices lost"
