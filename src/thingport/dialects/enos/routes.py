@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, post, route
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 
 from thingport.crypto import signing
@@ -365,6 +366,24 @@ async def search_sub_devices(c: Call) -> Reply:
 # ---------------------------------------------------------------------------------------------
 # the dispatcher
 
+VERSIONS = frozenset({"v2.0", "v2.1", "v2.4"})
+
+
+class BodyTooLarge(InvalidArgument):
+    """A body over ``max_body_bytes``: a 99400 answer, with HTTP 413."""
+
+
+async def read_body(request: Request[Any, Any, Any], services: Services) -> bytes:
+    limit = services.core.settings.max_body_bytes
+    try:
+        body = await request.body()
+    except HTTPException as exc:  # the server's own size guard fired while streaming
+        raise BodyTooLarge(f"body: at most {limit} bytes", field="body") from exc
+    if len(body) > limit:
+        raise BodyTooLarge(f"body: at most {limit} bytes", field="body")
+    return body
+
+
 def envelope(code: int, msg: str, rid: str, data: Any = None, extra: dict[str, Any] | None = None,
              legacy: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"code": code, "msg": msg, "requestId": rid, "data": data}
@@ -385,9 +404,10 @@ async def dispatch(request: Request[Any, Any, Any], version: str, resource: str)
     legacy = False
     action_name = ""
     try:
-        body = await request.body()
-        if len(body) > services.core.settings.max_body_bytes:
-            raise InvalidArgument(f"body: at most {services.core.settings.max_body_bytes} bytes", field="body")
+        if version not in VERSIONS:
+            raise InvalidArgument(f"version: '{version}' is not a Connect Service version "
+                                  f"({', '.join(sorted(VERSIONS))})", field="version")
+        body = await read_body(request, services)
         query = query_pairs(request.scope["query_string"])
         params = dict(query)
         legacy = "accessKey" in params
@@ -416,7 +436,8 @@ async def dispatch(request: Request[Any, Any, Any], version: str, resource: str)
         return respond(body_, errors.UNAUTHENTICATED_HTTP)
     except DomainError as err:
         code = errors.code_for(err, version, action_name)
-        return respond(envelope(code, errors.message_for(err, code), rid, legacy=legacy))
+        status = 413 if isinstance(err, BodyTooLarge) else 200
+        return respond(envelope(code, errors.message_for(err, code), rid, legacy=legacy), status)
     except Exception:
         log.exception("request %s failed", rid)
         return respond(envelope(99500, "Internal Server Error", rid, legacy=legacy), 500)
@@ -471,7 +492,7 @@ def token_envelope(status: int, data: Any = None, detail: str = "") -> Response[
 async def _token(request: Request[Any, Any, Any], refresh: bool) -> Response[bytes]:
     services: Services = request.app.state.services
     try:
-        b = decode(await request.body(), schemas.TokenRequest)
+        b = decode(await read_body(request, services), schemas.TokenRequest)
         missing = [n for n in ("appKey", "encryption", "timestamp") + (("accessToken",) if refresh else ())
                    if not getattr(b, n)]
         if missing:
