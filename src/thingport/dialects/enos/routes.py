@@ -398,7 +398,25 @@ def respond(body: dict[str, Any], status: int = 200) -> Response[bytes]:
     return Response(msgspec.json.encode(body), status_code=status, media_type=JSON)
 
 
-async def dispatch(request: Request[Any, Any, Any], version: str, resource: str) -> Response[bytes]:
+def resolve_action(resource: str, version: str, method: str, name: str) -> Action:
+    """The action the ``action`` query parameter names, checked against version and HTTP method."""
+    if not name:
+        raise InvalidArgument("action: action is missing", field="action")
+    act = ACTIONS.get((resource, name))
+    if act is None:
+        raise InvalidArgument(f"action: '{name}' is not an action of {resource}", field="action")
+    if version not in act.versions:
+        raise InvalidArgument(
+            f"action: '{name}' is not available in {version} (available in "
+            f"{', '.join(sorted(act.versions))})", field="action")
+    if method != act.method:
+        raise InvalidArgument(f"action: '{name}' must be called with {act.method}", field="action")
+    return act
+
+
+async def dispatch(request: Request[Any, Any, Any], version: str, resource: str,
+                   fixed: tuple[str, Action] | None = None) -> Response[bytes]:
+    """Answer one Connect Service call; ``fixed`` names the action of a path that implies it."""
     rid = request_id()
     services: Services = request.app.state.services
     legacy = False
@@ -411,18 +429,11 @@ async def dispatch(request: Request[Any, Any, Any], version: str, resource: str)
         query = query_pairs(request.scope["query_string"])
         params = dict(query)
         legacy = "accessKey" in params
-        action_name = params.get("action", "")
-        if not action_name:
-            raise InvalidArgument("action: action is missing", field="action")
-        act = ACTIONS.get((resource, action_name))
-        if act is None:
-            raise InvalidArgument(f"action: '{action_name}' is not an action of {resource}", field="action")
-        if version not in act.versions:
-            raise InvalidArgument(
-                f"action: '{action_name}' is not available in {version} (available in "
-                f"{', '.join(sorted(act.versions))})", field="action")
-        if request.method != act.method:
-            raise InvalidArgument(f"action: '{action_name}' must be called with {act.method}", field="action")
+        if fixed is None:
+            action_name = params.get("action", "")
+            act = resolve_action(resource, version, request.method, action_name)
+        else:
+            action_name, act = fixed
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -467,6 +478,37 @@ async def devices_route(request: Request[Any, Any, Any], version: FromPath[str])
        summary="EnOS topology", description=_doc("device-topos"), tags=["EnOS"])
 async def topos_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
     return await dispatch(request, version, "device-topos")
+
+
+# ---------------------------------------------------------------------------------------------
+# the EnOS 1.x product paths of enos-api-sdk-python (CreateProductRequest, ListProductsRequest)
+
+async def list_products_legacy(c: Call) -> Reply:
+    """Every product of the organization, paged by the optional ``pageNo``/``pageSize`` query params."""
+    numbers: dict[str, int] = {}
+    for name, default in (("pageNo", 1), ("pageSize", 10)):
+        raw = c.query.get(name) or str(default)
+        if not raw.isdigit():
+            raise InvalidArgument(f"{name}: must be a positive integer", field=name)
+        numbers[name] = int(raw)
+    page = page_of(schemas.Pagination(pageNo=numbers["pageNo"], pageSize=numbers["pageSize"]),
+                   c.services.core.settings.max_page_size)
+    secrets = c.secrets(False, Permission.PRODUCT_UPDATE)
+    found, total = await c.services.products.search(c.caller, None, page)
+    return Reply([render.product(p, secrets) for p in found], paged(found, total, page))
+
+
+LEGACY_CREATE_PRODUCT = ("create", Action("POST", V21, create_product))
+LEGACY_LIST_PRODUCTS = ("search", Action("GET", V21, list_products_legacy))
+
+
+@route("/connectService/products", http_method=["GET", "POST"], operation_id="enosLegacyProducts",
+       summary="EnOS 1.x products (enos-api-sdk-python)", tags=["EnOS"],
+       description="POST creates a product (the v2.1 create body); GET lists the organization's products, "
+                   "paged by the optional pageNo and pageSize query parameters.")
+async def legacy_products_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    fixed = LEGACY_CREATE_PRODUCT if request.method == "POST" else LEGACY_LIST_PRODUCTS
+    return await dispatch(request, "v2.1", "products", fixed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,5 +580,6 @@ async def token_refresh(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _token(request, refresh=True)
 
 
-router = Router(path="/", route_handlers=[products_route, devices_route, topos_route, token_get, token_refresh],
+router = Router(path="/", route_handlers=[products_route, devices_route, topos_route, legacy_products_route,
+                                            token_get, token_refresh],
                 tags=["EnOS"])
