@@ -1,0 +1,1 @@
+"""Device connectivity, Thingport's second front door: devices log in and talk over MQTT here."""
