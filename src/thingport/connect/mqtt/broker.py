@@ -325,7 +325,7 @@ class Broker:
         try:
             try:
                 async with asyncio.timeout(self.limits.connect_timeout):
-                    first = await codec.read_packet(reader, self.limits.max_packet_size)
+                    first = await codec.read_packet(reader, self.limits.max_packet_size, expect=codec.CONNECT)
             except UnsupportedProtocol:
                 writer.write(codec.encode(Connack(codec.REFUSED_PROTOCOL_VERSION)))
                 return

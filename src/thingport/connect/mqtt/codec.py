@@ -436,11 +436,13 @@ def parse(buffer: bytes | bytearray, max_packet_size: int = DEFAULT_MAX_PACKET_S
     return decode(buffer[0], bytes(buffer[start:start + length])), start + length
 
 
-async def read_packet(reader: asyncio.StreamReader,
-                      max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> Packet | None:
+async def read_packet(reader: asyncio.StreamReader, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+                      expect: int | None = None) -> Packet | None:
     """Read one packet; None when the peer closed the stream cleanly between packets.
 
-    The size is checked before the body is read, so an oversized packet never gets buffered.
+    The size is checked before the body is read, so an oversized packet never gets buffered;
+    with ``expect`` (a packet type) anything else is refused before its body is waited for, so
+    a stray HTTP request on the MQTT port is closed at once instead of at the connect timeout.
     """
     try:
         head = await reader.readexactly(2)
@@ -449,6 +451,8 @@ async def read_packet(reader: asyncio.StreamReader,
             return None
         raise MalformedPacket("stream ended inside a fixed header") from None
     first, length = head[0], head[1] & 0x7F
+    if expect is not None and first >> 4 != expect:
+        raise MalformedPacket(f"expected packet type {expect}, got {first >> 4}")
     try:
         if head[1] & 0x80:
             shift, byte = 7, head[1]
