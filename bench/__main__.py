@@ -1,0 +1,210 @@
+"""``./run bench``: create-device load against Thingport and against a bare reference, in one run.
+
+1. Start ``thingport serve`` (a subprocess, temp data dir, SQLite unless ``--database-url``),
+   create an organization, model, application and products through the admin and EnOS APIs.
+2. Build ``--requests`` signed v2.4 create-device calls (APIM token scheme) and send them from
+   ``--concurrency`` keep-alive clients; a warm-up batch goes first and is not counted.
+3. Send the very same requests to ``bench/reference_app.py`` (uvicorn, one SQLite insert each).
+4. Print throughput, p50/p99 latency and the ratio thingport/reference; write JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.load import Result, apim_signature, run_load, signed_request
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DEVICES_PER_PRODUCT = 5000  # under the per-product device limit (10,000)
+CREATE_PATH = "/connect-service/v2.4/devices"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(argv: list[str], port: int, env: dict[str, str], name: str, log: Path) -> Iterator[str]:
+    """Run a server subprocess until the block ends; yields its base URL once /health answers."""
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited during start-up:\n{log.read_text()[-2000:]}")
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} did not answer /health within 30 s")
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class Setup:
+    """An organization, application and products in the running Thingport, and its APIM token."""
+
+    def __init__(self, url: str, operator_token: str, products: int) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30)
+        admin = {"Authorization": f"Bearer {operator_token}"}
+        self.org_id = "bench-" + secrets.token_hex(4)
+        for path, body in (("/admin/v1/orgs", {"name": "Bench", "orgId": self.org_id}),
+                           (f"/admin/v1/orgs/{self.org_id}/models", {"modelId": "bench-model"})):
+            self.http.post(path, json=body, headers=admin).raise_for_status()
+        app = self.http.post(f"/admin/v1/orgs/{self.org_id}/apps", json={"name": "bench"}, headers=admin)
+        app.raise_for_status()
+        self.app_key, self.secret = app.json()["appKey"], app.json()["appSecret"]
+        self.token = self._token()
+        self.product_keys = [self._create_product(i) for i in range(products)]
+
+    def _token(self) -> str:
+        ts = int(time.time() * 1000)
+        enc = hashlib.sha256(f"{self.app_key}{ts}{self.secret}".encode()).hexdigest()
+        r = self.http.post("/apim-token-service/v2.0/token/get",
+                           json={"appKey": self.app_key, "encryption": enc, "timestamp": ts}).json()
+        if r["status"] != 0:
+            raise RuntimeError(f"token: {r}")
+        return str(r["data"]["accessToken"])
+
+    def _create_product(self, i: int) -> str:
+        params = {"action": "create", "orgId": self.org_id}
+        body = json.dumps({"productName": {"defaultValue": f"Bench {i}"}, "productType": "Device",
+                           "dataFormat": "Json", "modelId": "bench-model", "biDirectionalAuth": False})
+        ts = str(int(time.time() * 1000))
+        r = self.http.post("/connect-service/v2.1/products", params=params, content=body, headers={
+            "Content-Type": "application/json;charset=UTF-8", "apim-accesstoken": self.token,
+            "apim-timestamp": ts, "apim-signature": apim_signature(self.token, params, body, ts, self.secret)}).json()
+        if r["code"] != 0:
+            raise RuntimeError(f"create product: {r}")
+        return str(r["data"])
+
+    def requests(self, count: int, run: str) -> list[bytes]:
+        params = {"action": "create", "orgId": self.org_id}
+        out = []
+        for i in range(count):
+            body = {"productKey": self.product_keys[i // DEVICES_PER_PRODUCT], "deviceKey": f"{run}-{i:07d}",
+                    "deviceName": {"defaultValue": f"meter {i}"}, "timezone": "+08:00"}
+            out.append(signed_request(CREATE_PATH, params, body, self.token, self.secret))
+        return out
+
+
+def measure(port: int, requests: list[bytes], warmup: int, concurrency: int, time_limit_s: float) -> Result:
+    async def go() -> Result:
+        if warmup:
+            await run_load(port, requests[:warmup], concurrency, time_limit_s)
+        return await run_load(port, requests[warmup:], concurrency, time_limit_s)
+
+    try:
+        import uvloop
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(go())
+    except ImportError:
+        return asyncio.run(go())
+
+
+def show(name: str, r: Result) -> None:
+    s = r.summary()
+    print(f"{name:<10} {s['ok']:>7} ok {s['failed']:>5} failed  {s['throughput_rps']:>8.1f} req/s  "
+          f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms")
+    if r.first_failure:
+        print(f"           first failure: {r.first_failure}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="./run bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--requests", type=int, default=3000, help="timed create-device requests per target")
+    p.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive clients")
+    p.add_argument("--warmup", type=int, default=200, help="untimed requests sent first to each target")
+    p.add_argument("--time-limit", type=float, default=120.0, help="stop a target's run after this many seconds")
+    p.add_argument("--database-url", default="", help="bench Thingport on this database (postgresql+asyncpg://…); "
+                                                      "default SQLite in a temp dir")
+    p.add_argument("--no-reference", action="store_true", help="skip the bare reference")
+    p.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
+    p.add_argument("--profile", metavar="FILE", help="run Thingport under cProfile and write its stats to FILE")
+    args = p.parse_args()
+    if args.requests < 1 or args.concurrency < 1 or args.warmup < 0:
+        p.error("--requests and --concurrency must be positive, --warmup not negative")
+    # signatures are only valid within the server's window (300 s) of when they were built
+    args.time_limit = min(args.time_limit, 240.0)
+
+    total = args.warmup + args.requests
+    run_id = secrets.token_hex(3)
+    engine = "postgresql" if args.database_url else "sqlite"
+    print(f"create-device v2.4 (APIM token), {args.requests} requests + {args.warmup} warm-up, "
+          f"concurrency {args.concurrency}, Thingport on {engine}, {os.cpu_count()} cores")
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="thingport-bench-") as tmp:
+        operator = secrets.token_urlsafe(16)
+        env = {"THINGPORT_OPERATOR_TOKEN": operator, "THINGPORT_LOG_LEVEL": "warning",
+               "THINGPORT_DATABASE_URL": args.database_url}
+        port = free_port()
+        profile = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())] if args.profile else []
+        argv = [sys.executable, *profile, "-m", "thingport.cli", "serve", "--data-dir", f"{tmp}/thingport",
+                "--host", "127.0.0.1", "--http-port", str(port)]
+        with server(argv, port, env, "thingport", Path(tmp) / "thingport.log") as url:
+            setup = Setup(url, operator, products=-(-total // DEVICES_PER_PRODUCT))
+            requests = setup.requests(total, run_id)
+            thingport = measure(port, requests, args.warmup, args.concurrency, args.time_limit)
+        show("thingport", thingport)
+        results["thingport"] = thingport.summary()
+        if not args.no_reference:
+            port = free_port()
+            argv = [sys.executable, "-m", "bench.reference_app", "--port", str(port), "--db", f"{tmp}/reference.db"]
+            with server(argv, port, {}, "reference", Path(tmp) / "reference.log"):
+                reference = measure(port, requests, args.warmup, args.concurrency, args.time_limit)
+            show("reference", reference)
+            results["reference"] = reference.summary()
+            if reference.throughput:
+                ratio = thingport.throughput / reference.throughput
+                results["ratio"] = round(ratio, 3)
+                print(f"ratio thingport/reference: {ratio:.2f} (throughput)")
+    if not args.no_json:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        doc = {"scenario": "create-device-v2.4-apim", "time": stamp, "requests": args.requests,
+               "warmup": args.warmup, "concurrency": args.concurrency, "engine": engine,
+               "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                           "platform": platform.platform()},
+               **results}
+        path = RESULTS / f"create-device-{engine}-{stamp}.json"
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {path.relative_to(ROOT)}")
+    failed = results["thingport"]["failed"] + results.get("reference", {}).get("failed", 0)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The load generator: many concurrent keep-alive HTTP/1.1 clients replaying pre-built requests.
+
+Requests (already signed) are built before the clock starts, so the measured time is the
+servers', not the client's hashing. Each client holds one loopback connection and speaks just
+enough HTTP/1.1 (Content-Length bodies) to be cheap: a general-purpose async client costs about as
+much CPU per request as the bare reference server, and client and servers share the same cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+def apim_signature(token: str, params: dict[str, str], body: str, timestamp: str, secret: str) -> str:
+    """reference/enos.md §3.2: sha256(token + sorted k+v + body + timestamp + secret), lowercase hex."""
+    data = token + "".join(k + v for k, v in sorted(params.items())) + body + timestamp + secret
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def signed_request(path: str, params: dict[str, str], body: dict[str, Any], token: str, secret: str) -> bytes:
+    """One complete HTTP/1.1 POST, signed with the APIM token scheme."""
+    text = json.dumps(body)
+    ts = str(int(time.time() * 1000))
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    payload = text.encode()
+    head = (f"POST {path}?{query} HTTP/1.1\r\n"
+            "Host: 127.0.0.1\r\n"
+            "Content-Type: application/json;charset=UTF-8\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            f"apim-accesstoken: {token}\r\n"
+            f"apim-timestamp: {ts}\r\n"
+            f"apim-signature: {apim_signature(token, params, text, ts, secret)}\r\n"
+            "\r\n")
+    return head.encode() + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    ok: int
+    failed: int
+    seconds: float
+    latencies_ms: list[float]
+    first_failure: str
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def summary(self) -> dict[str, Any]:
+        return {"ok": self.ok, "failed": self.failed, "seconds": round(self.seconds, 3),
+                "throughput_rps": round(self.throughput, 1), "p50_ms": round(self.percentile(50), 2),
+                "p99_ms": round(self.percentile(99), 2),
+                "mean_ms": round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else 0.0,
+                "first_failure": self.first_failure or None}
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+async def run_load(port: int, requests: list[bytes], concurrency: int, time_limit_s: float) -> Result:
+    """Send every request once, ``concurrency`` at a time; stop early after ``time_limit_s``."""
+    queue: Iterator[bytes] = iter(requests)
+    latencies: list[float] = []
+    failures: list[str] = []
+    deadline = time.perf_counter() + time_limit_s
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for request in queue:
+                if time.perf_counter() > deadline:
+                    return
+                start = time.perf_counter()
+                status, body = await _exchange(reader, writer, request)
+                elapsed = (time.perf_counter() - start) * 1000
+                if status == 200 and b'"code":0' in body:
+                    latencies.append(elapsed)
+                else:
+                    failures.append(f"HTTP {status}: {body[:300].decode(errors='replace')}")
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    seconds = time.perf_counter() - start
+    return Result(len(latencies), len(failures), seconds, latencies, failures[0] if failures else "")
