@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import ssl
 import time
@@ -190,7 +189,7 @@ class _Inflight:
 class _Session:
     """What outlives a connection when clean_session is false."""
 
-    __slots__ = ("_ids", "clean", "client_id", "conn", "inbound_qos2", "inflight", "pending", "subscriptions")
+    __slots__ = ("_last_id", "clean", "client_id", "conn", "inbound_qos2", "inflight", "pending", "subscriptions")
 
     def __init__(self, client_id: str, clean: bool, max_queued: int) -> None:
         self.client_id = client_id
@@ -200,13 +199,14 @@ class _Session:
         self.inflight: dict[int, _Inflight] = {}
         self.pending: deque[_Message] = deque(maxlen=max_queued)
         self.inbound_qos2: set[int] = set()
-        self._ids = itertools.cycle(range(1, 65536))
+        self._last_id = 0
 
     def next_packet_id(self) -> int:
+        """The next id not in flight (the window is far below 65535, so this ends quickly)."""
         while True:
-            pid = next(self._ids)
-            if pid not in self.inflight:
-                return pid
+            self._last_id = self._last_id % 65535 + 1
+            if self._last_id not in self.inflight:
+                return self._last_id
 
 
 class _Connection:
@@ -554,7 +554,7 @@ class Broker:
             log.exception("authorize hook failed for MQTT client %s", client_id)
             allowed = False
         if not allowed:
-            log.info("MQTT client %s may not publish to %s; dropped", client_id, topic)
+            log.debug("MQTT client %s may not publish to %s; dropped", client_id, topic)
             return
         try:
             handled = await self.hooks.on_publish(conn.principal, client_id, topic, payload, qos)
