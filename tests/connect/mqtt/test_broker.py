@@ -7,15 +7,22 @@ and the broker keeps running on the test's event loop meanwhile.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import queue
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import AllowAllHooks, AuthResult, Broker, BrokerLimits, ConnectInfo
@@ -560,6 +567,33 @@ async def test_platform_publish_validates_the_topic(broker: Broker) -> None:
         await broker.publish("a/+", b"")
     with pytest.raises(ValueError):
         await broker.publish("a", b"", qos=3)
+
+
+async def test_tls_listener(hooks: Hooks, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    b = Broker(hooks)
+    await b.start(HOST, 0, ssl_context=ctx)
+    d = Device(b.port, client_id="tls")
+    d.client.tls_set(ca_certs=str(tmp_path / "c.pem"))
+    d.client.tls_insecure_set(True)  # the certificate names localhost, we dial 127.0.0.1
+    try:
+        assert await d.connect() == 0
+        await d.subscribe(("t", 1))
+        await b.publish("t", b"over tls", qos=1)
+        assert (await d.receive()).payload == b"over tls"
+    finally:
+        await d.close()
+        await b.stop()
 
 
 # --- hostile input ----------------------------------------------------------------------------

@@ -344,6 +344,10 @@ class Broker:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # our own wake-up call, so later timeouts in hooks behave
+        except Exception:  # a bug of ours must cost one connection, never the broker
+            log.exception("internal error serving MQTT client %s",
+                          conn.session.client_id if conn.session else "(before CONNECT)")
+            reason = "lost"
         finally:
             await self._finish(conn, conn.kick_reason or reason)
 
