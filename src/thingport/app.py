@@ -72,6 +72,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         try:
             yield
         finally:
+            await svc.accounts.nonces.flush()
             await svc.core.db.close()
 
     return Litestar(

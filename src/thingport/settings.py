@@ -26,6 +26,12 @@ class Settings:
     operator_token: str = ""
     #: How far a signed request's timestamp may be from the server clock, in seconds.
     signature_window_s: int = 300
+    #: How long a node trusts its cached application and token lookups, seconds (0 = no cache).
+    #: Changes made through this node apply at once; those made elsewhere within this time.
+    auth_cache_ttl_s: int = 5
+    #: Replay guard: "memory" (one node; batched to the database) or "database" (several nodes
+    #: sharing PostgreSQL). Empty: memory on SQLite, database on PostgreSQL.
+    nonce_store: str = ""
     #: EnOS access token lifetime, seconds (the vendor's is 7200).
     access_token_ttl_s: int = 7200
     product_device_limit: int = 10_000
@@ -73,6 +79,6 @@ def _coerce(name: str, value: Any) -> Any:
     kind = kinds[name]
     if kind == "Path":
         return Path(value)
-    if kind == "int":
+    if kind in ("int", "float"):
         return int(value)
     return str(value)

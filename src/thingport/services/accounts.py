@@ -9,12 +9,23 @@ from thingport.crypto.caller_secret import CallerKeyError, load_public_key
 from thingport.domain import validate
 from thingport.domain.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
 from thingport.domain.models import Application, Organization, Permission, ThingModel
+from thingport.services.cache import TtlCache
 from thingport.services.context import Caller, Core
+from thingport.services.nonces import NonceGuard
 
 
 class AccountService:
     def __init__(self, core: Core) -> None:
         self.core = core
+        ttl = core.settings.auth_cache_ttl_s
+        self._apps: TtlCache[str, Application] = TtlCache(ttl)
+        self._tokens: TtlCache[str, tuple[str, int]] = TtlCache(ttl)
+        self.nonces = NonceGuard(core)
+
+    def _forget(self) -> None:
+        """After a change to an application or its tokens, look them up afresh."""
+        self._apps.clear()
+        self._tokens.clear()
 
     # organizations -------------------------------------------------------------------------
     async def create_org(self, name: str, org_id: str | None = None) -> Organization:
@@ -80,6 +91,7 @@ class AccountService:
             await self.core.accounts.update_app(tx.conn, app_key, disabled=disabled)
             if disabled:
                 await self.core.accounts.revoke_tokens(tx.conn, app_key)
+        self._forget()
         return replace(app, disabled=disabled)
 
     async def set_app_public_key(self, app_key: str, pem: str | None) -> Application:
@@ -90,6 +102,7 @@ class AccountService:
             if app is None:
                 raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
             await self.core.accounts.update_app(tx.conn, app_key, rsa_public_key=pem)
+        self._forget()
         return replace(app, rsa_public_key=pem)
 
     async def set_app_permissions(self, app_key: str, permissions: frozenset[Permission]) -> Application:
@@ -99,6 +112,7 @@ class AccountService:
                 raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
             await self.core.accounts.update_app(
                 tx.conn, app_key, permissions=",".join(sorted(p.value for p in permissions)))
+        self._forget()
         return replace(app, permissions=permissions)
 
     # thing models --------------------------------------------------------------------------
@@ -120,8 +134,12 @@ class AccountService:
     # authentication ------------------------------------------------------------------------
     async def active_app(self, app_key: str) -> Application:
         """The enabled application with this key, or Unauthenticated (never says which part failed)."""
-        async with self.core.read() as conn:
-            app = await self.core.accounts.get_app(conn, app_key)
+        app = self._apps.get(app_key)
+        if app is None:
+            async with self.core.read() as conn:
+                app = await self.core.accounts.get_app(conn, app_key)
+            if app is not None:
+                self._apps.put(app_key, app)
         if app is None or app.disabled:
             raise Unauthenticated("the application key is unknown or disabled")
         return app
@@ -133,20 +151,26 @@ class AccountService:
         """
         ttl = self.core.settings.access_token_ttl_s * 1000
         async with self.core.write(app.org_id) as tx:
+            current = None
             if renew:
                 await self.core.accounts.revoke_tokens(tx.conn, app.app_key)
             else:
                 current = await self.core.accounts.current_token(tx.conn, app.app_key, tx.now)
-                if current is not None:
-                    return current
-            token = ids.token()
-            await self.core.accounts.insert_token(tx.conn, app.app_key, token, tx.now, tx.now + ttl)
-            return token, tx.now + ttl
+            if current is None:
+                current = (ids.token(), tx.now + ttl)
+                await self.core.accounts.insert_token(tx.conn, app.app_key, current[0], tx.now, current[1])
+        if renew:
+            self._tokens.clear()  # after the commit, so no lookup re-caches the revoked token
+        return current
 
     async def app_for_token(self, token: str) -> tuple[Application, int]:
         """Resolve a bearer token to its enabled application and expiry, or Unauthenticated."""
-        async with self.core.read() as conn:
-            found = await self.core.accounts.token_owner(conn, token, 0)
+        found = self._tokens.get(token)
+        if found is None:
+            async with self.core.read() as conn:
+                found = await self.core.accounts.token_owner(conn, token, 0)
+            if found is not None:
+                self._tokens.put(token, found)
         if found is None:
             raise Unauthenticated("the access token is unknown")
         app = await self.active_app(found[0])
@@ -154,8 +178,7 @@ class AccountService:
 
     async def use_nonce(self, nonce: str, ttl_ms: int) -> bool:
         """Record a single-use value (a signature, a nonce); False if it was used before."""
-        async with self.core.write() as tx:
-            return await self.core.accounts.use_nonce(tx.conn, nonce, tx.now, tx.now + ttl_ms)
+        return await self.nonces.use(nonce, ttl_ms)
 
     @staticmethod
     def caller(app: Application) -> Caller:

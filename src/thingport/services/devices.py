@@ -130,9 +130,6 @@ class DeviceService:
                                 f"{limit} devices", field="productKey")
         if spec.device_key is not None:
             key = validate.device_key(spec.device_key, version=key_version)
-            if await self.core.devices.by_login(tx.conn, product.product_key, key):
-                raise DeviceKeyExists(f"deviceKey: {key} exists in product {product.product_key}",
-                                      field="deviceKey")
         else:
             key = await self._fresh_key(tx.conn, product.product_key)
         device = Device(
@@ -142,9 +139,8 @@ class DeviceService:
             tags=spec.tags or {}, create_time=tx.now, enabled=True, online=False, active_time=None,
             last_online_time=None, last_offline_time=None, gateway_asset_id=None, update_time=tx.now,
         )
-        try:
-            async with tx.conn.begin_nested():
-                await self.core.devices.insert(tx.conn, device)
+        try:  # the unique (product, deviceKey) index decides; a failure rolls the transaction back
+            await self.core.devices.insert(tx.conn, device)
         except IntegrityError as exc:
             raise DeviceKeyExists(f"deviceKey: {key} exists in product {product.product_key}",
                                   field="deviceKey") from exc

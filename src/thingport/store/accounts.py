@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
@@ -92,13 +94,29 @@ class AccountStore:
         await conn.execute(delete(access_tokens).where(access_tokens.c.app_key == app_key))
 
     # nonces --------------------------------------------------------------------------------
-    async def use_nonce(self, conn: AsyncConnection, nonce: str, now: int, expire: int) -> bool:
-        """Record a nonce; False when it was seen already (a replay). Expired ones are swept."""
-        key = hashlib.sha256(nonce.encode()).hexdigest()
-        await conn.execute(delete(used_nonces).where(used_nonces.c.expire_time <= now))
-        try:
-            async with conn.begin_nested():
-                await conn.execute(insert(used_nonces).values(nonce=key, expire_time=expire))
-        except IntegrityError:
-            return False
-        return True
+    def _insert_nonce(self, conn: AsyncConnection) -> Any:
+        stmt = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(used_nonces)
+        return stmt.on_conflict_do_nothing(index_elements=["nonce"])
+
+    async def use_nonce(self, conn: AsyncConnection, key: str, now: int, expire: int) -> bool:
+        """Record a nonce (already hashed) in one statement; False when a live one is there (a replay).
+
+        An expired row with the same value is taken over, so no sweep has to run first.
+        """
+        stmt = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(used_nonces)
+        stmt = stmt.values(nonce=key, expire_time=expire)
+        stmt = stmt.on_conflict_do_update(index_elements=["nonce"], set_={"expire_time": stmt.excluded.expire_time},
+                                          where=used_nonces.c.expire_time <= now)
+        result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def store_nonces(self, conn: AsyncConnection, batch: list[tuple[str, int]]) -> None:
+        await conn.execute(self._insert_nonce(conn), [{"nonce": k, "expire_time": e} for k, e in batch])
+
+    async def live_nonces(self, conn: AsyncConnection, now: int) -> list[tuple[str, int]]:
+        q = select(used_nonces.c.nonce, used_nonces.c.expire_time).where(used_nonces.c.expire_time > now)
+        return [(r[0], int(r[1])) for r in (await conn.execute(q)).all()]
+
+    async def sweep_nonces(self, conn: AsyncConnection, now: int) -> int:
+        result = await conn.execute(delete(used_nonces).where(used_nonces.c.expire_time <= now))
+        return int(result.rowcount or 0)

@@ -73,14 +73,14 @@ class DeviceStore:
             gateway_asset_id=r["gateway_asset_id"],
         )
 
-    async def _labels(self, conn: AsyncConnection, d: Device) -> None:
+    async def _labels(self, conn: AsyncConnection, d: Device, *, fresh: bool = False) -> None:
         rows = rows_for("asset_id", d.asset_id, "deviceName", d.name,
                         {"deviceTags": d.tags, "deviceAttributes": d.attributes})
-        await replace_labels(conn, device_labels, "asset_id", d.asset_id, rows)
+        await replace_labels(conn, device_labels, "asset_id", d.asset_id, rows, fresh=fresh)
 
     async def insert(self, conn: AsyncConnection, d: Device) -> None:
-        await conn.execute(insert(devices).values(self._row(d)))
-        await self._labels(conn, d)
+        await conn.execute(insert(devices), [self._row(d)])
+        await self._labels(conn, d, fresh=True)
 
     async def save(self, conn: AsyncConnection, d: Device, *, labels: bool = True) -> None:
         row = self._row(d)

@@ -26,7 +26,9 @@ def rows_for(owner: str, owner_id: str, name_field: str, name: I18nText,
 
 
 async def replace_labels(conn: AsyncConnection, table: Table, owner: str, owner_id: str,
-                         rows: list[dict[str, str]]) -> None:
-    await conn.execute(delete(table).where(table.c[owner] == owner_id))
+                         rows: list[dict[str, str]], *, fresh: bool = False) -> None:
+    """``fresh``: the owner was just inserted, so there is nothing to delete."""
+    if not fresh:
+        await conn.execute(delete(table).where(table.c[owner] == owner_id))
     if rows:
         await conn.execute(insert(table), rows)

@@ -1,0 +1,90 @@
+"""Single-use values (request signatures, nonces): the replay guard every signed call passes.
+
+Two modes (``settings.nonce_store``):
+
+* ``memory`` (the default on SQLite, a single node): an in-process set is the authority, so a
+  signed request costs no database write of its own. Recorded values are written to the
+  ``used_nonces`` table in batches (every ``FLUSH_S``) and loaded back at start, so a restarted
+  node still refuses recent signatures; a crash loses at most the last batch.
+* ``database`` (the default on PostgreSQL, where several nodes may share one database): each
+  value is inserted at once and the unique index decides, so a replay sent to another node fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+from thingport.domain.models import now_ms
+from thingport.services.context import Core
+
+log = logging.getLogger(__name__)
+
+FLUSH_S = 0.2
+SWEEP_MS = 60_000
+
+
+def _key(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class NonceGuard:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        mode = core.settings.nonce_store or ("memory" if core.db.is_sqlite else "database")
+        if mode not in ("memory", "database"):
+            raise ValueError(f"nonce_store: 'memory' or 'database', not '{mode}'")
+        self.in_memory = mode == "memory"
+        self._seen: dict[str, int] = {}
+        self._pending: list[tuple[str, int]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._loaded = False
+        self._next_sweep = 0
+
+    async def use(self, value: str, ttl_ms: int) -> bool:
+        """Record ``value``; False when it was used before and has not expired (a replay)."""
+        now = now_ms()
+        key, expire = _key(value), now + ttl_ms
+        if not self.in_memory:
+            async with self.core.write() as tx:
+                if now >= self._next_sweep:
+                    self._next_sweep = now + SWEEP_MS
+                    await self.core.accounts.sweep_nonces(tx.conn, now)
+                return await self.core.accounts.use_nonce(tx.conn, key, now, expire)
+        if not self._loaded:
+            await self._load(now)
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_MS
+            self._seen = {k: e for k, e in self._seen.items() if e > now}
+        seen = self._seen.get(key)
+        if seen is not None and seen > now:
+            return False
+        self._seen[key] = expire
+        self._pending.append((key, expire))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later())
+        return True
+
+    async def _load(self, now: int) -> None:
+        async with self.core.read() as conn:
+            for key, expire in await self.core.accounts.live_nonces(conn, now):
+                self._seen.setdefault(key, expire)
+        self._loaded = True
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(FLUSH_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the recorded values out (also called at shutdown)."""
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            async with self.core.write() as tx:
+                await self.core.accounts.sweep_nonces(tx.conn, tx.now)
+                await self.core.accounts.store_nonces(tx.conn, batch)
+        except Exception:  # the in-memory set still guards this node; retry with the next batch
+            log.exception("could not persist %d used signatures", len(batch))
+            self._pending = batch + self._pending
