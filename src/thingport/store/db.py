@@ -15,9 +15,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from thingport.store import sqlite_inline
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,7 +30,9 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         # Every transaction ends in an explicit commit or rollback, so the pool need not reset.
         kwargs: dict[str, Any] = {"pool_reset_on_return": None}
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            kwargs["async_creator"] = sqlite_inline.creator(make_url(url).database or ":memory:")
+        else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
