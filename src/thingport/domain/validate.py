@@ -90,6 +90,8 @@ def text(value: Any, *, field: str, max_len: int = MAX_DESC, required: bool = Fa
         return None
     if not isinstance(value, str):
         raise InvalidArgument(f"{field}: must be a string", field=field)
+    if required and not value.strip():
+        raise InvalidArgument(f"{field}: must not be empty", field=field)
     if len(value) > max_len:
         raise InvalidArgument(f"{field}: at most {max_len} characters, got {len(value)}", field=field)
     return value
