@@ -11,6 +11,7 @@ from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
 from thingport import __version__
 from thingport.crypto.keyring import Keyring
@@ -82,6 +83,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         openapi_config=OpenAPIConfig(
             title="Thingport", version=__version__, path="/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={"operatorToken": SecurityScheme(
+                type="http", scheme="bearer", description="The operator token (data-dir/operator.token)")}),
         ),
         request_max_body_size=settings.max_body_bytes + 1,
         debug=False,

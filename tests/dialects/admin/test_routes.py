@@ -35,7 +35,8 @@ async def new_org(http: httpx.AsyncClient, org_id: str = "o-admin") -> str:
     return str((await admin(http, "POST", "/orgs", {"name": "Admin Co", "orgId": org_id}, 201))["orgId"])
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic operator-secret-token"},
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": "Basic operator-secret-token"},
                                      {"Authorization": "operator-secret-token"}])
 async def test_operator_token_is_required(http: httpx.AsyncClient, headers: dict[str, str]) -> None:
     for method, path in (("GET", "/orgs"), ("POST", "/orgs"), ("GET", "/apps"), ("POST", "/master-key/rotate")):

@@ -15,6 +15,7 @@ import msgspec
 from litestar import Request, Response, Router, post, route
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
+from litestar.types import OperationIDCreator
 
 from thingport.crypto import signing
 from thingport.dialects.common import decode, project, query_pairs, request_id
@@ -454,6 +455,11 @@ async def dispatch(request: Request[Any, Any, Any], version: str, resource: str,
         return respond(envelope(99500, "Internal Server Error", rid, legacy=legacy), 500)
 
 
+def per_method(base: str) -> OperationIDCreator:
+    """One OpenAPI operation id per HTTP method of a GET+POST route (``enosDevicesGet``, ``enosDevicesPost``)."""
+    return lambda _handler, method, _path: f"{base}{method.capitalize()}"
+
+
 _DOC = "Connect Service {res}: the `action` query parameter selects the operation ({acts})."
 
 
@@ -462,20 +468,21 @@ def _doc(resource: str) -> str:
     return _DOC.format(res=resource, acts=", ".join(acts))
 
 
-@route("/connect-service/{version:str}/products", http_method=["GET", "POST"], operation_id="enosProducts",
+@route("/connect-service/{version:str}/products", http_method=["GET", "POST"], operation_id=per_method("enosProducts"),
        summary="EnOS products", description=_doc("products"), tags=["EnOS"])
 async def products_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
     return await dispatch(request, version, "products")
 
 
-@route("/connect-service/{version:str}/devices", http_method=["GET", "POST"], operation_id="enosDevices",
+@route("/connect-service/{version:str}/devices", http_method=["GET", "POST"], operation_id=per_method("enosDevices"),
        summary="EnOS devices", description=_doc("devices"), tags=["EnOS"])
 async def devices_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
     return await dispatch(request, version, "devices")
 
 
-@route("/connect-service/{version:str}/device-topos", http_method=["GET", "POST"], operation_id="enosTopology",
-       summary="EnOS topology", description=_doc("device-topos"), tags=["EnOS"])
+@route("/connect-service/{version:str}/device-topos", http_method=["GET", "POST"],
+       operation_id=per_method("enosTopology"), summary="EnOS topology", description=_doc("device-topos"),
+       tags=["EnOS"])
 async def topos_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
     return await dispatch(request, version, "device-topos")
 
@@ -502,7 +509,7 @@ LEGACY_CREATE_PRODUCT = ("create", Action("POST", V21, create_product))
 LEGACY_LIST_PRODUCTS = ("search", Action("GET", V21, list_products_legacy))
 
 
-@route("/connectService/products", http_method=["GET", "POST"], operation_id="enosLegacyProducts",
+@route("/connectService/products", http_method=["GET", "POST"], operation_id=per_method("enosLegacyProducts"),
        summary="EnOS 1.x products (enos-api-sdk-python)", tags=["EnOS"],
        description="POST creates a product (the v2.1 create body); GET lists the organization's products, "
                    "paged by the optional pageNo and pageSize query parameters.")
