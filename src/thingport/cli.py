@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from thingport.crypto import caller_secret
@@ -44,7 +45,11 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def settings_for(data_dir: Path | None, config: Path | None = None, **overrides: Any) -> Settings:
-    return Settings.load(config, data_dir=data_dir, **overrides)
+    try:
+        return Settings.load(config, data_dir=data_dir, **overrides)
+    except (OSError, ValueError) as exc:  # a missing or bad config file, an unknown or malformed setting
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
 
 
 @contextmanager
@@ -76,7 +81,7 @@ def run_op(settings: Settings, op: Callable[[Any], Awaitable[T]]) -> T:
     try:
         return asyncio.run(go())
     except DomainError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from exc
 
 
@@ -230,7 +235,7 @@ def decrypt_secret(
     """Decrypt the secrets of a v2.4 ``requireSecret=true`` answer with the application's private key."""
     pem = private_key.read_text()
     if secret and session_key:
-        out.print(caller_secret.decrypt(pem, secret, session_key))
+        typer.echo(caller_secret.decrypt(pem, secret, session_key))  # verbatim: no markup, no wrapping
         return
     if response is None:
         err.print("[red]error:[/red] give --response, or --secret with --session-key")

@@ -79,6 +79,9 @@ def _coerce(name: str, value: Any) -> Any:
     kind = kinds[name]
     if kind == "Path":
         return Path(value)
-    if kind in ("int", "float"):
-        return int(value)
+    if kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"setting '{name}': expected an integer, got {value!r}") from None
     return str(value)
