@@ -91,7 +91,14 @@ def test_apps(data_dir: Path, rsa_key: tuple[Path, Path]) -> None:
                         "--public-key", str(rsa_key[1]), "--data-dir", d)
     assert reader["permissions"] == ["device:read"] and reader["rsa_public_key"] is True
 
+    shown = run("app", "create", "--org", "o-acme", "--name", "[b]table[/b]", "--data-dir", d).stdout
+    secret_line = next(line for line in shown.splitlines() if line.startswith("app secret:"))
+    assert len(secret_line.split()[2]) == len(app["secret"])  # whole, even on an 80-column terminal
+    assert "[b]table[/b]" in shown  # names are text, not rich markup
+    run("app", "disable", next(line for line in shown.splitlines() if line.startswith("app key:")).split()[2],
+        "--data-dir", d)
     listed = run_json("app", "list", "--org", "o-acme", "--data-dir", d)
+    listed = [a for a in listed if a["name"] != "[b]table[/b]"]
     assert {a["app_key"] for a in listed} == {app["app_key"], reader["app_key"]}
     assert all("secret" not in a for a in listed)
     assert app["secret"] not in run("app", "list", "--data-dir", d).stdout

@@ -20,7 +20,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from thingport.crypto import caller_secret
 from thingport.domain.errors import DomainError
@@ -89,10 +90,15 @@ def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(*columns)
+    # Cells are folded, never cut with an ellipsis, and shown as text (no rich markup).
+    table = Table(*(Column(c, overflow="fold") for c in columns))
     for r in rows:
-        table.add_row(*(str(r.get(c, "")) for c in columns))
+        table.add_row(*(Text(_cell(r.get(c, ""))) for c in columns))
     out.print(table)
+
+
+def _cell(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def plain(obj: Any) -> dict[str, Any]:
@@ -161,7 +167,12 @@ def app_create(
         org, name, parse_permissions(permission) if permission else None, pem))
     row = plain(app)
     row["rsa_public_key"] = bool(pem)
-    emit([row], as_json, ["app_key", "secret", "org_id", "name", "permissions"])
+    if as_json:
+        emit([row], as_json, [])
+        return
+    emit([row], False, ["app_key", "org_id", "name", "permissions", "rsa_public_key"])
+    # On lines of their own so a narrow terminal cannot cut them; the secret is never shown again.
+    typer.echo(f"app key:    {app.app_key}\napp secret: {app.secret}  (shown only this once: store it now)")
 
 
 @app_cli.command("list")
