@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def ensure_initialised(settings: Settings) -> tuple[Keyring, str]:
     """On first start with an empty data directory create the master key and operator token."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only: key, token, database
     key_file = settings.key_file
     if key_file.exists():
         keyring = Keyring.load(key_file)

@@ -28,7 +28,7 @@ def test_exists_and_not_exists() -> None:
 def test_like_on_names_with_locale() -> None:
     assert parse("deviceName like 'meter'", DEVICE_FIELDS) == Compare("deviceName", None, "like", ("meter",))
     assert parse("deviceName.en_US like 'm%'", DEVICE_FIELDS) == Compare("deviceName", "en_US", "like", ("m%",))
-    assert parse("deviceName.default like 'm'", DEVICE_FIELDS) == Compare("deviceName", None, "like", ("m",))
+    assert parse("deviceName.default like 'm'", DEVICE_FIELDS) == Compare("deviceName", "", "like", ("m",))
 
 
 def test_and_binds_tighter_than_or_and_parentheses_group() -> None:

@@ -202,7 +202,7 @@ class _Parser:
         if key and kind not in (FieldKind.MAP, FieldKind.NAME):
             raise InvalidArgument(f"expression: {name} has no sub-fields", field="expression")
         if kind is FieldKind.NAME and key == "default":
-            key = ""
+            return name, ""  # the default value only; no suffix (None) means any locale
         return name, key or None
 
     def _value(self) -> str:

@@ -61,8 +61,12 @@ def _compare(cmp: Compare, target: SearchTarget) -> ColumnElement[bool]:
     key = cmp.key  # MAP: the key; NAME: a locale, "" for the default, None for any
     value = cmp.values[0]
     if cmp.op == "like":
-        pattern = value if ("%" in value or "_" in value) else f"%{value}%"
-        return _label_exists(target, cmp.field, key, lambda v: v.like(pattern))
+        # With a '%' the value is a LIKE pattern; without, a literal substring ('_' included).
+        # Case-insensitive on every backend (ILIKE on PostgreSQL, lower() LIKE lower() on SQLite).
+        if "%" in value:
+            return _label_exists(target, cmp.field, key, lambda v: v.ilike(value))
+        literal = value.replace("\\", "\\\\").replace("_", "\\_")
+        return _label_exists(target, cmp.field, key, lambda v: v.ilike(f"%{literal}%", escape="\\"))
     if cmp.op == "in":
         return _label_exists(target, cmp.field, key, lambda v: v.in_(cmp.values))
     found = _label_exists(target, cmp.field, key, lambda v: v == value)
