@@ -18,7 +18,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support.processes import free_port, stop, wait_for_health
 
 from bench.load import Result, apim_signature, run_load, signed_request
 
@@ -39,12 +39,6 @@ DEVICES_PER_PRODUCT = 5000  # under the per-product device limit (10,000)
 CREATE_PATH = "/connect-service/v2.4/devices"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def server(argv: list[str], port: int, env: dict[str, str], name: str, log: Path) -> Iterator[str]:
     """Run a server subprocess until the block ends; yields its base URL once /health answers."""
@@ -52,26 +46,13 @@ def server(argv: list[str], port: int, env: dict[str, str], name: str, log: Path
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited during start-up:\n{log.read_text()[-2000:]}")
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name} did not answer /health within 30 s")
-                time.sleep(0.1)
+            try:
+                wait_for_health(url, lambda: proc.poll() is None, what=name)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}:\n{log.read_text()[-2000:]}") from exc
             yield url
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, signal.SIGINT)
 
 
 class Setup:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
-from tests.support.live_server import free_port
+from tests.support.processes import free_port, stop, wait_for_health
 from thingport.cli import cli, server_lock
 from thingport.crypto import caller_secret
 from thingport.crypto.keyring import Keyring
@@ -191,17 +190,7 @@ def test_serve_starts_a_real_server(data_dir: Path) -> None:
     proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                if r.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "thingport serve did not answer /health"
-            time.sleep(0.1)
+        r = wait_for_health(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, what="thingport serve")
         assert r.json()["status"] == "ok"
         assert {"master.key", "operator.token", "thingport.db"} <= {p.name for p in data_dir.iterdir()}
         token = (data_dir / "operator.token").read_text().strip()
@@ -211,12 +200,7 @@ def test_serve_starts_a_real_server(data_dir: Path) -> None:
                                 cwd=ROOT, capture_output=True, timeout=30)
         assert second.returncode == 1 and b"another Thingport server" in second.stderr
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     # uvicorn shuts down cleanly, then re-raises the signal it caught (so the status says SIGTERM).
     assert proc.returncode in (0, -signal.SIGTERM)
     assert proc.stdout is not None and b"Application shutdown complete" in proc.stdout.read()

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.support.enos_client import EnosClient
+from tests.support.processes import free_port, stop, wait_for_health
 from thingport.app import ensure_initialised
 from thingport.services.container import Services
 from thingport.services.context import Core
@@ -21,25 +20,16 @@ from thingport.settings import Settings
 from thingport.store.db import Database
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).with_name("thingport")
     proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, what="thingport serve")
+    except (RuntimeError, TimeoutError):
+        proc.kill()
+        raise
+    return proc
 
 
 async def provision(data_dir: Path) -> tuple[str, str]:
@@ -95,7 +85,6 @@ async def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
                                 {"pagination": {"pageNo": 1, "pageSize": 1000}, "projection": ["assetId"]})
             stored = {d["assetId"] for d in r["data"]}
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} acknowledged devices lost"

@@ -6,9 +6,7 @@ its own event loop, so a blocking client such as ``requests`` can call it from t
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,14 +15,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from tests.support.processes import free_port, wait_for_health
 from thingport.app import create_app
 from thingport.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +44,8 @@ def live_server(settings: Settings, *, start_timeout_s: float = 20.0) -> Iterato
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + start_timeout_s
-        while True:
-            if not thread.is_alive():
-                raise RuntimeError("the Thingport test server stopped during start-up")
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the Thingport test server did not answer /health within {start_timeout_s} s")
-            time.sleep(0.05)
+        wait_for_health(url, thread.is_alive, what="the Thingport test server",
+                        timeout_s=start_timeout_s)
         yield LiveServer(url, settings.operator_token)
     finally:
         server.should_exit = True
