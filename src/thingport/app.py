@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from thingport import __version__
+from thingport.connect import embedded
 from thingport.crypto.keyring import Keyring
 from thingport.dialects.admin.routes import router as admin_router
 from thingport.dialects.enos.routes import router as enos_router
@@ -70,9 +71,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         svc = await open_services(settings)
         app.state.services = svc
         await svc.devices.reset_online_state()
+        mqtt = await embedded.start(svc)
+        app.state.mqtt = mqtt
         try:
             yield
         finally:
+            if mqtt is not None:
+                await mqtt.stop()
             await svc.accounts.nonces.flush()
             await svc.core.db.close()
 

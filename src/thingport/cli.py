@@ -110,6 +110,8 @@ def plain(obj: Any) -> dict[str, Any]:
 def serve(data_dir: DataDir = None, config: Config = None,
           host: Annotated[str | None, typer.Option(help="Listen address [env THINGPORT_HOST].")] = None,
           http_port: Annotated[int | None, typer.Option(help="HTTP port [env THINGPORT_HTTP_PORT].")] = None,
+          mqtt_port: Annotated[int | None, typer.Option(
+              help="MQTT port of the embedded broker, 0 = off [env THINGPORT_MQTT_PORT].")] = None,
           ) -> None:
     """Run the service (initialises an empty data directory on first start)."""
     import logging
@@ -118,7 +120,7 @@ def serve(data_dir: DataDir = None, config: Config = None,
 
     from thingport.app import create_app
 
-    settings = settings_for(data_dir, config, host=host, http_port=http_port)
+    settings = settings_for(data_dir, config, host=host, http_port=http_port, mqtt_port=mqtt_port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with server_lock(settings, wait=False) as got:
         if not got and settings.database_url == "":

@@ -17,7 +17,16 @@ class Settings:
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     http_port: int = 8080
+    #: Plain MQTT listener of the embedded broker; 0 turns it off.
     mqtt_port: int = 1883
+    #: TLS MQTT listener, opened when a certificate and key (PEM files) are set.
+    mqtt_tls_port: int = 8883
+    mqtt_tls_cert: str = ""
+    mqtt_tls_key: str = ""
+    #: Failed MQTT logins from one address and user name before that pair is refused unchecked
+    #: for the rest of the window (0 = never).
+    mqtt_login_failures: int = 5
+    mqtt_login_failure_window_s: int = 60
     #: SQLAlchemy URL; empty means SQLite in ``data_dir``. PostgreSQL: ``postgresql+asyncpg://…``.
     database_url: str = ""
     #: Master key file; empty means ``data_dir/master.key``.

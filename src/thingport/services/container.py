@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thingport.services.accounts import AccountService
+from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
 from thingport.services.products import ProductService
@@ -18,9 +19,12 @@ class Services:
     products: ProductService
     devices: DeviceService
     topology: TopologyService
+    connectivity: ConnectivityService
 
     @classmethod
     def build(cls, core: Core) -> Services:
         products = ProductService(core)
         devices = DeviceService(core, products)
-        return cls(core, AccountService(core), products, devices, TopologyService(core, devices))
+        topology = TopologyService(core, devices)
+        return cls(core, AccountService(core), products, devices, topology,
+                   ConnectivityService(core, devices, topology))

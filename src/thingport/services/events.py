@@ -25,6 +25,8 @@ DEVICE_DISABLED = "device.disabled"
 DEVICE_CONNECTED = "device.connected"
 DEVICE_DISCONNECTED = "device.disconnected"
 TOPOLOGY_CHANGED = "topology.changed"
+#: A gateway reported sub-devices it discovered (Alink ``thing/list/found``).
+SUB_DEVICES_FOUND = "topology.found"
 PRODUCT_CREATED = "product.created"
 PRODUCT_UPDATED = "product.updated"
 PRODUCT_DELETED = "product.deleted"

@@ -17,8 +17,13 @@ class TopologyService:
         self.core = core
         self.devices = devices
 
-    async def add_sub_devices(self, caller: Caller, gateway: DeviceRef, subs: list[DeviceRef]) -> list[str]:
-        """Attach sub-devices to a gateway; all or nothing. Returns the sub-devices' asset ids."""
+    async def add_sub_devices(self, caller: Caller, gateway: DeviceRef, subs: list[DeviceRef], *,
+                              origin: str = "api") -> list[str]:
+        """Attach sub-devices to a gateway; all or nothing. Returns the sub-devices' asset ids.
+
+        ``origin`` (``api`` or the asset id of the device that asked) goes into the event, so the
+        gateway is told of changes it did not make itself.
+        """
         caller.require(Permission.DEVICE_FULL)
         self._check_count(subs)
         async with self.core.write(caller.org_id) as tx:
@@ -40,10 +45,11 @@ class TopologyService:
                 raise LimitExceeded(f"subDevices: a gateway has at most {limit} sub-devices", field="subDevices")
             if ids:
                 await self.core.devices.set_gateway(tx.conn, ids, gw.asset_id, tx.now)
-                await tx.emit(events.TOPOLOGY_CHANGED, gw.asset_id, {"added": ids, "removed": []})
+                await tx.emit(events.TOPOLOGY_CHANGED, gw.asset_id, {"added": ids, "removed": [], "origin": origin})
             return ids
 
-    async def remove_sub_devices(self, caller: Caller, gateway: DeviceRef, subs: list[DeviceRef]) -> list[str]:
+    async def remove_sub_devices(self, caller: Caller, gateway: DeviceRef, subs: list[DeviceRef], *,
+                                 origin: str = "api") -> list[str]:
         caller.require(Permission.DEVICE_FULL)
         self._check_count(subs)
         async with self.core.write(caller.org_id) as tx:
@@ -57,7 +63,7 @@ class TopologyService:
                                            field="subDevices")
                 ids.append(sub.asset_id)
             await self.core.devices.set_gateway(tx.conn, ids, None, tx.now)
-            await tx.emit(events.TOPOLOGY_CHANGED, gw.asset_id, {"added": [], "removed": ids})
+            await tx.emit(events.TOPOLOGY_CHANGED, gw.asset_id, {"added": [], "removed": ids, "origin": origin})
             return ids
 
     async def gateway_of(self, caller: Caller, sub: DeviceRef) -> DeviceView:

@@ -134,6 +134,10 @@ class DeviceStore:
         rows = (await conn.execute(q)).mappings().all()
         return [self._from(r) for r in rows], total
 
+    async def sub_devices(self, conn: AsyncConnection, gateway_asset_id: str) -> list[Device]:
+        q = select(devices).where(devices.c.gateway_asset_id == gateway_asset_id).order_by(devices.c.asset_id)
+        return [self._from(r) for r in (await conn.execute(q)).mappings()]
+
     async def count_sub_devices(self, conn: AsyncConnection, gateway_asset_id: str) -> int:
         q = select(func.count()).select_from(devices).where(devices.c.gateway_asset_id == gateway_asset_id)
         return int((await conn.execute(q)).scalar_one())

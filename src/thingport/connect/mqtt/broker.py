@@ -238,8 +238,7 @@ class Broker:
     def __init__(self, hooks: BrokerHooks | None = None, limits: BrokerLimits | None = None) -> None:
         self.hooks: BrokerHooks = hooks if hooks is not None else AllowAllHooks()
         self.limits = limits if limits is not None else BrokerLimits()
-        self._server: asyncio.Server | None = None
-        self._tls = False
+        self._servers: list[tuple[asyncio.Server, bool]] = []
         self._sessions: dict[str, _Session] = {}
         self._connections: set[_Connection] = set()
         self._subscriptions: SubscriptionTrie[str, int] = SubscriptionTrie()
@@ -248,28 +247,39 @@ class Broker:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 1883, ssl_context: ssl.SSLContext | None = None) -> None:
-        if self._server is not None:
-            raise RuntimeError("broker already started")
-        self._tls = ssl_context is not None
-        self._server = await asyncio.start_server(self._handle, host, port, ssl=ssl_context)
-        log.info("MQTT broker listening on %s:%d%s", host, self.port, " (TLS)" if self._tls else "")
+        """Open a listener; call again for more (plain and TLS listeners share every session)."""
+        server = await asyncio.start_server(self._handle, host, port, ssl=ssl_context)
+        self._servers.append((server, ssl_context is not None))
+        log.info("MQTT broker listening on %s:%d%s", host, self._port_of(server),
+                 " (TLS)" if ssl_context is not None else "")
+
+    @staticmethod
+    def _port_of(server: asyncio.Server) -> int:
+        return int(server.sockets[0].getsockname()[1])
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
+        """The first listener's port."""
+        if not self._servers or not self._servers[0][0].sockets:
             raise RuntimeError("broker not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._port_of(self._servers[0][0])
+
+    @property
+    def ports(self) -> list[int]:
+        return [self._port_of(server) for server, _ in self._servers if server.sockets]
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
+        servers, self._servers = self._servers, []
+        if not servers:
             return
-        server.close()
+        for server, _ in servers:
+            server.close()
         conns = list(self._connections)
         for conn in conns:
             self._kick(conn, "shutdown")
         await self._wait_done(conns)
-        await server.wait_closed()
+        for server, _ in servers:
+            await server.wait_closed()
         self._sessions.clear()
         self._subscriptions = SubscriptionTrie()
         log.info("MQTT broker stopped")
@@ -282,6 +292,20 @@ class Broker:
         if qos not in (0, 1, 2):
             raise ValueError("qos must be 0, 1 or 2")
         return self._route(topic, bytes(payload), qos, retain)
+
+    def send_to(self, client_id: str, topic: str, payload: bytes, qos: int = 0) -> bool:
+        """Deliver to one client whether or not it subscribed (a device's replies and commands).
+
+        Cloud brokers subscribe devices to their own downlink topics implicitly, and device SDKs
+        rely on it: a reply or push must arrive without a SUBSCRIBE. Returns whether the client
+        has a session (a QoS 0 message to an offline client is dropped, as for any publish).
+        """
+        validate_topic_name(topic)
+        session = self._sessions.get(client_id)
+        if session is None:
+            return False
+        self._deliver(session, topic, bytes(payload), qos, retain=False)
+        return True
 
     async def disconnect_client(self, client_id: str, reason: str = "", *, discard_session: bool = False) -> bool:
         """Close a client's connection now (hooks see reason ``kicked``); ``reason`` is for the log.
@@ -360,7 +384,8 @@ class Broker:
             client_id, assigned = f"auto-{uuid.uuid4().hex}", True
         peer = writer.get_extra_info("peername")
         info = ConnectInfo(client_id, pkt.username, pkt.password, pkt.clean_session, pkt.keep_alive,
-                           (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None, self._tls,
+                           (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None,
+                           writer.get_extra_info("ssl_object") is not None,
                            pkt.will.topic if pkt.will else None, assigned)
         conn.idle = False
         try:

@@ -1,0 +1,50 @@
+"""The embedded MQTT broker of ``thingport serve``: the broker core behind the front door."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from thingport.connect.frontdoor import FrontDoor
+from thingport.connect.mqtt.broker import Broker
+from thingport.services.container import Services
+from thingport.settings import Settings
+
+
+@dataclass(slots=True)
+class EmbeddedBroker:
+    broker: Broker
+    door: FrontDoor
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        self.door.close()
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not (settings.mqtt_tls_cert and settings.mqtt_tls_key):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    return ctx
+
+
+async def start(services: Services) -> EmbeddedBroker | None:
+    """Open the configured listeners; None when both are off."""
+    settings = services.core.settings
+    tls = tls_context(settings)
+    if settings.mqtt_port <= 0 and tls is None:
+        return None
+    door = FrontDoor(services)
+    broker = Broker(door)
+    door.attach(broker)
+    try:
+        if settings.mqtt_port > 0:
+            await broker.start(settings.host, settings.mqtt_port)
+        if tls is not None:
+            await broker.start(settings.host, settings.mqtt_tls_port, tls)
+    except BaseException:
+        await broker.stop()
+        door.close()
+        raise
+    return EmbeddedBroker(broker, door)

@@ -1,0 +1,290 @@
+"""The MQTT front door: device logins, topic rights, online state and downlinks, over any broker.
+
+It implements the embedded broker's hooks (:class:`thingport.connect.mqtt.broker.BrokerHooks`)
+and turns what happens there into service calls: a login checks the device's signature and
+activates it, a connection marks it online, a lost connection offline. It subscribes to the
+registry's events, so replacing, disabling or deleting a device tells the device (on the
+documented topics) and closes its session at once.
+
+One connection per device: a second login of the same device closes the first, as cloud brokers
+do, and the device stays online throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from thingport.connect import login as logins
+from thingport.connect import messages
+from thingport.connect.mqtt import codec
+from thingport.connect.mqtt.broker import Action, AuthResult, ConnectInfo
+from thingport.connect.requests import DeviceRequests
+from thingport.connect.session import DeviceSession
+from thingport.connect.throttle import LoginThrottle
+from thingport.crypto import device_sign
+from thingport.crypto.signing import equal
+from thingport.domain.errors import DomainError, Unauthenticated
+from thingport.services import events
+from thingport.services.connectivity import Credential, DeviceLogin
+from thingport.services.container import Services
+
+log = logging.getLogger(__name__)
+
+#: An OceanConnect sigType 1 timestamp may be this far from the server's hour (clock skew).
+OCEANCONNECT_SKEW = timedelta(hours=1)
+#: Time a registering client has to read its secret before the platform closes the session.
+REGISTER_GRACE_S = 1.0
+
+
+class Downlink(Protocol):
+    """Where the front door sends messages and which sessions it can close (a broker)."""
+
+    def send_to(self, client_id: str, topic: str, payload: bytes, qos: int = 0) -> bool: ...
+
+    async def disconnect_client(self, client_id: str, reason: str = "", *,
+                                discard_session: bool = False) -> bool: ...
+
+
+class FrontDoor:
+    def __init__(self, services: Services, throttle: LoginThrottle | None = None) -> None:
+        self.services = services
+        self.throttle = throttle or LoginThrottle(services.core.settings.mqtt_login_failures,
+                                                  services.core.settings.mqtt_login_failure_window_s)
+        self.requests = DeviceRequests()
+        self.downlink: Downlink | None = None
+        #: asset id → the session of its one live connection.
+        self._live: dict[str, DeviceSession] = {}
+        #: sub-device asset id → the gateway session it is logged in through.
+        self._via: dict[str, DeviceSession] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe = services.core.bus.subscribe(self._on_event)
+
+    def attach(self, downlink: Downlink) -> None:
+        self.downlink = downlink
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    # --- broker hooks ---------------------------------------------------------------------------
+    async def authenticate(self, conn: ConnectInfo) -> AuthResult:
+        key = (conn.peer[0] if conn.peer else "", conn.username or "")
+        if self.throttle.blocked(key):
+            log.info("MQTT login of %r from %s throttled after repeated failures", conn.username, key[0])
+            return AuthResult.refuse(codec.REFUSED_NOT_AUTHORIZED)
+        try:
+            request = logins.parse(conn)
+        except logins.UnreadableLogin as exc:
+            self.throttle.failed(key)
+            log.info("MQTT login refused for client %r: %s", conn.client_id, exc)
+            return AuthResult.refuse(codec.REFUSED_IDENTIFIER_REJECTED)
+        try:
+            session = await self._login(request)
+        except DomainError as err:
+            self.throttle.failed(key)
+            log.info("MQTT login refused for %r: %s", conn.username, err.message)
+            return AuthResult.refuse(codec.REFUSED_BAD_USERNAME_PASSWORD)
+        self.throttle.succeeded(key)
+        if session.is_gateway:
+            await self.refresh_subs(session)
+        return AuthResult.accept(session)
+
+    async def authorize(self, principal: object, topic: str, action: Action) -> bool:
+        return isinstance(principal, DeviceSession) and principal.may(topic, action)
+
+    async def on_publish(self, principal: object, client_id: str, topic: str, payload: bytes, qos: int) -> bool:
+        if not isinstance(principal, DeviceSession):
+            return False
+        return await self.requests.handle(self, principal, topic, payload, qos)
+
+    async def on_connected(self, principal: object, client_id: str) -> None:
+        if not isinstance(principal, DeviceSession):
+            return
+        session = principal
+        session.client_id = client_id
+        if session.purpose == "register":
+            registered = await self.services.connectivity.login_by_id(session.asset_id)
+            if registered is not None:
+                self.send(session, "/ext/register", _json({"productKey": session.product_key,
+                                                          "deviceName": session.device_key,
+                                                          "deviceSecret": registered[0].secret}), 1)
+            self._spawn(self._close_later(client_id, "dynamic registration done"))
+            return
+        older = self._live.get(session.asset_id)
+        self._live[session.asset_id] = session
+        if older is not None and older is not session and self.downlink is not None:
+            await self.downlink.disconnect_client(older.client_id, "a newer connection of the same device")
+        if session.purpose == "activate":
+            found = await self.services.connectivity.login_by_id(session.asset_id)
+            if found is not None:
+                device = found[0]
+                self.send(session, f"/ext/session/{device.product_key}/{device.device_key}/thing/activate/info",
+                          messages.command("thing.activate.info", {
+                              "assetId": device.asset_id, "productKey": device.product_key,
+                              "deviceKey": device.device_key, "deviceSecret": device.secret}), 1)
+        await self.services.devices.mark_connected(session.asset_id)
+
+    async def on_disconnected(self, principal: object, client_id: str, reason: str) -> None:
+        if not isinstance(principal, DeviceSession) or principal.purpose == "register":
+            return
+        session = principal
+        for asset_id in list(session.online_subs):
+            await self._drop_sub(session, asset_id)
+        if self._live.get(session.asset_id) is session:
+            del self._live[session.asset_id]
+            await self.services.devices.mark_disconnected(session.asset_id)
+
+    # --- logins ---------------------------------------------------------------------------------
+    async def _login(self, request: logins.SignedLogin | logins.OceanConnectLogin) -> DeviceSession:
+        conn = self.services.connectivity
+        if isinstance(request, logins.OceanConnectLogin):
+            return await self._oceanconnect_login(request)
+        if request.auth_type == "register":
+            reg = await conn.register(request.product_key, request.device_key, request.options.get("random", ""),
+                                      request.sign_method, request.password)
+            return DeviceSession(reg.device.asset_id, reg.device.org_id, reg.device.product_key,
+                                 reg.device.device_key, "alink", purpose="register")
+        if request.auth_type:
+            raise Unauthenticated(f"authType: {request.auth_type} is not supported", field="authType")
+        cred = Credential(request.product_key, request.device_key, request.signed_fields(), request.sign_method,
+                          request.password, request.secure_mode or "2")
+        login = await conn.login(cred, dynamic=True)
+        return _session(login)
+
+    async def _oceanconnect_login(self, request: logins.OceanConnectLogin) -> DeviceSession:
+        if request.check_time and not _current_hour(request.timestamp):
+            raise Unauthenticated("timestamp: not the current hour (UTC)", field="timestamp")
+        if request.by_node_id:
+            raise Unauthenticated("clientId: nodeId logins need an OceanConnect registration", field="clientId")
+        found = await self.services.connectivity.login_by_id(request.identifier)
+        if found is None:
+            raise Unauthenticated("deviceId: unknown", field="deviceId")
+        device, product = found
+        if not device.enabled or not equal(device_sign.oceanconnect_password(device.secret, request.timestamp),
+                                           request.password):
+            raise Unauthenticated("password: does not match", field="password")
+        return DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
+                             "oceanconnect", is_gateway=product.is_gateway)
+
+    # --- gateways -------------------------------------------------------------------------------
+    async def refresh_subs(self, session: DeviceSession) -> None:
+        """Reload a gateway's topology, which its topic rights follow."""
+        subs = await self.services.connectivity.sub_devices(session.asset_id)
+        session.subs = {d.asset_id: (d.product_key, d.device_key) for d in subs}
+        for asset_id in list(session.online_subs):
+            if asset_id not in session.subs:
+                await self._drop_sub(session, asset_id)
+
+    async def sub_login(self, gateway: DeviceSession, cred: Credential) -> DeviceLogin:
+        login = await self.services.connectivity.sub_login(gateway.asset_id, cred)
+        d = login.device
+        gateway.online_subs[d.asset_id] = (d.product_key, d.device_key)
+        gateway.subs[d.asset_id] = (d.product_key, d.device_key)
+        other = self._via.get(d.asset_id)
+        if other is not None and other is not gateway:
+            other.online_subs.pop(d.asset_id, None)
+        self._via[d.asset_id] = gateway
+        return login
+
+    async def sub_logout(self, gateway: DeviceSession, product_key: str, device_key: str) -> None:
+        for asset_id, ref in list(gateway.online_subs.items()):
+            if ref == (product_key, device_key):
+                await self._drop_sub(gateway, asset_id)
+                return
+
+    async def _drop_sub(self, gateway: DeviceSession, asset_id: str) -> None:
+        gateway.online_subs.pop(asset_id, None)
+        if self._via.get(asset_id) is gateway:
+            del self._via[asset_id]
+            await self.services.devices.mark_disconnected(asset_id)
+
+    # --- downlinks --------------------------------------------------------------------------------
+    def send(self, session: DeviceSession, topic: str, payload: bytes, qos: int = 0) -> None:
+        if self.downlink is not None and session.client_id:
+            self.downlink.send_to(session.client_id, topic, payload, min(qos, 1))
+
+    async def _on_event(self, ev: events.Event) -> None:
+        if ev.asset_id is None:
+            return
+        if ev.kind in events.SESSION_ENDING:
+            await self._end_sessions(ev)
+        elif ev.kind == events.DEVICE_ENABLED:
+            self._notify_via_gateway(ev.asset_id, "enable", ev.payload)
+        elif ev.kind == events.TOPOLOGY_CHANGED:
+            await self._topology_changed(ev)
+
+    async def _end_sessions(self, ev: events.Event) -> None:
+        assert ev.asset_id is not None
+        action = {events.DEVICE_DISABLED: "disable", events.DEVICE_DELETED: "delete"}.get(ev.kind)
+        session = self._live.get(ev.asset_id)
+        if session is not None:
+            if action is not None and session.dialect != "oceanconnect":
+                self.send(session, f"/sys/{session.product_key}/{session.device_key}/thing/{action}",
+                          messages.command(f"thing.{action}", {}), 1)
+            if self.downlink is not None:
+                await self.downlink.disconnect_client(session.client_id, f"device {ev.kind}")
+        gateway = self._via.get(ev.asset_id)
+        if gateway is not None:
+            if action is not None:
+                self._notify_via_gateway(ev.asset_id, action, ev.payload)
+            await self._drop_sub(gateway, ev.asset_id)
+
+    def _notify_via_gateway(self, asset_id: str, action: str, payload: dict[str, Any]) -> None:
+        """Tell a sub-device's live gateway: EnOS ``combine/{action}``, Alink the sub's ``thing/{action}``."""
+        gateway = next((s for s in self._live.values() if asset_id in s.subs), None)
+        if gateway is None:
+            return
+        pk, dk = gateway.subs[asset_id]
+        if gateway.dialect == "alink":
+            self.send(gateway, f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}), 1)
+        else:
+            self.send(gateway, f"/ext/session/{gateway.product_key}/{gateway.device_key}/combine/{action}",
+                      messages.command(f"combine.{action}", {"productKey": pk, "deviceKey": dk}), 1)
+
+    async def _topology_changed(self, ev: events.Event) -> None:
+        assert ev.asset_id is not None
+        session = self._live.get(ev.asset_id)
+        if session is None:
+            return
+        before = dict(session.subs)
+        await self.refresh_subs(session)
+        if session.dialect != "alink" or ev.payload.get("origin") == session.asset_id:
+            return
+        for status, ids, known in ((0, ev.payload.get("added", []), session.subs),
+                                   (1, ev.payload.get("removed", []), before)):
+            subs = [{"productKey": known[i][0], "deviceName": known[i][1]} for i in ids if i in known]
+            if subs:
+                self.send(session, f"/sys/{session.product_key}/{session.device_key}/thing/topo/change",
+                          messages.command("thing.topo.change", {"status": status, "subList": subs}), 1)
+
+    # --- helpers ----------------------------------------------------------------------------------
+    async def _close_later(self, client_id: str, reason: str) -> None:
+        await asyncio.sleep(REGISTER_GRACE_S)
+        if self.downlink is not None:
+            await self.downlink.disconnect_client(client_id, reason, discard_session=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _session(login: DeviceLogin) -> DeviceSession:
+    d = login.device
+    return DeviceSession(d.asset_id, d.org_id, d.product_key, d.device_key, login.family,
+                         is_gateway=login.product.is_gateway, purpose="activate" if login.activating else "device")
+
+
+def _current_hour(timestamp: str) -> bool:
+    try:
+        stamp = datetime.strptime(timestamp, "%Y%m%d%H").replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return abs(datetime.now(UTC) - stamp) <= OCEANCONNECT_SKEW + timedelta(hours=1)
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,84 @@
+"""The JSON request/reply envelope EnOS and Alink devices share (reference/enos.md §5.4, living.md §4).
+
+Request ``{"id", "version", "method", "params"}``; reply on the request topic + ``_reply``:
+``{"id", "code", "data", "message"}``. Domain errors become each family's documented codes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from thingport.crypto.device_sign import Family
+from thingport.domain.errors import DomainError, ErrorKind
+
+OK = 200
+PARAM_ERROR = 460
+
+#: Domain error → reply code. EnOS: 401 auth failed, 402 device not exist, 460 parameter error,
+#: 400 internal (enos.md §5.4). Alink: 460, 6100 device not found, 6204 device disabled, 6250
+#: product not found, 400 (error codes for devices, living.md §4.5).
+_CODES: dict[str, dict[ErrorKind, int]] = {
+    "enos": {
+        ErrorKind.INVALID_ARGUMENT: 460, ErrorKind.UNAUTHENTICATED: 401, ErrorKind.PERMISSION_DENIED: 401,
+        ErrorKind.DEVICE_NOT_FOUND: 402, ErrorKind.PRODUCT_NOT_FOUND: 402, ErrorKind.NOT_FOUND: 402,
+        ErrorKind.DEVICE_STATUS_INVALID: 401, ErrorKind.LIMIT_EXCEEDED: 460, ErrorKind.TOPOLOGY_CONFLICT: 460,
+        ErrorKind.NOT_GATEWAY: 460, ErrorKind.DEVICE_KEY_EXISTS: 460, ErrorKind.MODEL_NOT_FOUND: 460,
+    },
+    "alink": {
+        ErrorKind.INVALID_ARGUMENT: 460, ErrorKind.UNAUTHENTICATED: 460, ErrorKind.PERMISSION_DENIED: 460,
+        ErrorKind.DEVICE_NOT_FOUND: 6100, ErrorKind.PRODUCT_NOT_FOUND: 6250, ErrorKind.NOT_FOUND: 6100,
+        ErrorKind.DEVICE_STATUS_INVALID: 6204, ErrorKind.LIMIT_EXCEEDED: 460, ErrorKind.TOPOLOGY_CONFLICT: 460,
+        ErrorKind.NOT_GATEWAY: 460, ErrorKind.DEVICE_KEY_EXISTS: 460, ErrorKind.MODEL_NOT_FOUND: 460,
+    },
+}
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: str
+    method: str
+    params: Any
+
+
+class BadRequest(Exception):
+    """The payload is not a request; ``id`` is what could be read of it, for the error reply."""
+
+    def __init__(self, message: str, request_id: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+
+def parse_request(payload: bytes) -> Request:
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest("payload: not JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("payload: must be a JSON object")
+    rid = body.get("id")
+    rid = "" if rid is None else str(rid)
+    if "params" not in body:
+        raise BadRequest("params: missing", rid)
+    method = body.get("method")
+    return Request(rid, method if isinstance(method, str) else "", body["params"])
+
+
+def reply(request_id: str, code: int = OK, data: Any = None, message: str = "success") -> bytes:
+    body = {"id": request_id, "code": code, "data": {} if data is None else data, "message": message}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def error_code(family: Family, err: DomainError) -> int:
+    return _CODES[family].get(err.kind, 400)
+
+
+def command(method: str, params: Any) -> bytes:
+    """A request from the platform to a device, with a fresh id."""
+    body = {"id": str(next(_ids)), "version": "1.0", "method": method, "params": params}
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,307 @@
+"""Requests devices send the platform over MQTT, and their replies.
+
+Topics ``/sys/{pk}/{dk}/{path}`` and ``/ext/session/{pk}/{dk}/{path}``; each handler gets the parsed
+request and answers with reply ``data`` or a domain error, which becomes the family's code
+(:mod:`thingport.connect.messages`). EnOS and Alink share the topics and differ in a field name
+(``deviceKey`` / ``deviceName``) and a few spellings, which the handlers accept both of.
+Other dialects' device features add their handlers with :meth:`DeviceRequests.add`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from thingport.connect import messages
+from thingport.connect.messages import BadRequest, Request
+from thingport.connect.session import DeviceSession
+from thingport.crypto.device_sign import Family
+from thingport.domain.errors import DomainError, InvalidArgument
+from thingport.domain.models import I18nText
+from thingport.services.connectivity import Credential, DeviceLogin
+from thingport.services.devices import DeviceSpec
+
+if TYPE_CHECKING:
+    from thingport.connect.frontdoor import FrontDoor
+
+log = logging.getLogger(__name__)
+
+MAX_TOPO_ADD = 30  # Alink: at most 30 sub-devices per thing/topo/add (living.md §4.5)
+MAX_BATCH_LOGIN = 50  # Alink batch login; EnOS documents none, the same bound protects both
+MAX_REGISTER = 1000
+
+#: Replies devices send to the platform's own commands: consumed, never routed to anyone.
+PLATFORM_REPLIES = {
+    ("sys", p) for p in ("thing/enable_reply", "thing/disable_reply", "thing/delete_reply",
+                         "thing/topo/change_reply", "thing/topo/add/notify_reply", "thing/gateway/permit_reply",
+                         "_thing/event/notify_reply", "thing/awss/enrollee/checkin_reply")
+} | {
+    ("ext/session", p) for p in ("thing/activate/info_reply", "combine/enable_reply", "combine/disable_reply",
+                                 "combine/delete_reply")
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The device a request topic names (for gateway requests, the gateway itself)."""
+
+    root: str
+    product_key: str
+    device_key: str
+    path: str
+
+
+Handler = Callable[["FrontDoor", DeviceSession, Request, Target], Awaitable[Any]]
+
+
+def parse_topic(topic: str) -> Target | None:
+    segs = topic.split("/")
+    if len(segs) >= 5 and segs[:2] == ["", "sys"]:
+        return Target("sys", segs[2], segs[3], "/".join(segs[4:]))
+    if len(segs) >= 6 and segs[:3] == ["", "ext", "session"]:
+        return Target("ext/session", segs[3], segs[4], "/".join(segs[5:]))
+    return None
+
+
+class DeviceRequests:
+    def __init__(self) -> None:
+        self._handlers: dict[tuple[str, str], Handler] = {}
+        for (root, path), handler in _CORE.items():
+            self.add(root, path, handler)
+
+    def add(self, root: str, path: str, handler: Handler) -> None:
+        self._handlers[(root, path)] = handler
+
+    async def handle(self, door: FrontDoor, session: DeviceSession, topic: str, payload: bytes, qos: int) -> bool:
+        """Answer a platform request; True when the message was the platform's (not to be routed)."""
+        target = parse_topic(topic)
+        if target is None:
+            return False
+        if (target.root, target.path) in PLATFORM_REPLIES:
+            return True
+        handler = self._handlers.get((target.root, target.path))
+        if handler is None:
+            return False
+        family: Family = "alink" if session.dialect == "alink" else "enos"
+        try:
+            req = messages.parse_request(payload)
+        except BadRequest as exc:
+            door.send(session, topic + "_reply",
+                      messages.reply(exc.request_id, messages.PARAM_ERROR, None, exc.message), qos)
+            return True
+        try:
+            data = await handler(door, session, req, target)
+            body = messages.reply(req.id, messages.OK, data)
+        except DomainError as err:
+            body = messages.reply(req.id, messages.error_code(family, err), None, err.message)
+        door.send(session, topic + "_reply", body, qos)
+        return True
+
+
+# --- helpers shared by the handlers -----------------------------------------------------------
+
+def key_name(session: DeviceSession) -> str:
+    return "deviceName" if session.dialect == "alink" else "deviceKey"
+
+
+def own_target(session: DeviceSession, target: Target) -> None:
+    if not session.owns(target.product_key, target.device_key):
+        raise InvalidArgument(f"topic: {target.path} must be sent on the gateway's own topic", field="topic")
+
+
+def as_list(params: Any, what: str, limit: int, *, key: str | None = None) -> list[dict[str, Any]]:
+    """The request's list of entries (``params`` itself, or ``params[key]``), each an object."""
+    items = params.get(key) if key is not None and isinstance(params, dict) else params
+    if not isinstance(items, list) or not items:
+        raise InvalidArgument(f"{what}: must be a non-empty list", field=what)
+    if len(items) > limit:
+        raise InvalidArgument(f"{what}: at most {limit} entries per request", field=what)
+    if not all(isinstance(i, dict) for i in items):
+        raise InvalidArgument(f"{what}: every entry must be an object", field=what)
+    return items
+
+
+def text(entry: dict[str, Any], *names: str, required: bool = True) -> str:
+    """The first of ``names`` present in ``entry``, as a non-empty string."""
+    for name in names:
+        value = entry.get(name)
+        if value is not None and value != "":
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise InvalidArgument(f"{name}: must be a string", field=name)
+            return str(value)
+    if required:
+        raise InvalidArgument(f"{names[0]}: missing", field=names[0])
+    return ""
+
+
+def device_of(entry: dict[str, Any]) -> tuple[str, str]:
+    return text(entry, "productKey"), text(entry, "deviceKey", "deviceName")
+
+
+def credential(entry: dict[str, Any], shared: dict[str, Any] | None = None) -> Credential:
+    """A sub-device's signed claim; fields missing from the entry come from ``shared`` (batch login)."""
+    merged = {**(shared or {}), **entry}
+    product_key, device_key = device_of(merged)
+    fields = {"productKey": product_key}
+    for name in ("clientId", "timestamp"):
+        value = text(merged, name, required=False)
+        if value:
+            fields[name] = value
+    return Credential(product_key, device_key, fields, text(merged, "signMethod", "signmethod"),
+                      text(merged, "sign"), text(merged, "secureMode", "securemode", required=False) or "2")
+
+
+def device_entry(session: DeviceSession, pk: str, dk: str, **extra: Any) -> dict[str, Any]:
+    return {"productKey": pk, key_name(session): dk, **extra}
+
+
+def login_entry(session: DeviceSession, login: DeviceLogin) -> dict[str, Any]:
+    d = login.device
+    if session.dialect == "alink":
+        return device_entry(session, d.product_key, d.device_key)
+    extra: dict[str, Any] = {"assetId": d.asset_id}
+    if login.activating:
+        extra["deviceSecret"] = d.secret
+    return device_entry(session, d.product_key, d.device_key, **extra)
+
+
+# --- handlers -----------------------------------------------------------------------------------
+
+async def topo_add(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    own_target(session, target)
+    creds = [credential(e) for e in as_list(req.params, "params", MAX_TOPO_ADD)]
+    added = await door.services.connectivity.add_topology(session.asset_id, creds)
+    await door.refresh_subs(session)
+    return [device_entry(session, d.product_key, d.device_key) for d in added]
+
+
+async def topo_delete(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    own_target(session, target)
+    refs = [device_of(e) for e in as_list(req.params, "params", MAX_REGISTER)]
+    removed = await door.services.connectivity.remove_topology(session.asset_id, refs)
+    await door.refresh_subs(session)
+    return [device_entry(session, d.product_key, d.device_key) for d in removed]
+
+
+async def topo_get(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    own_target(session, target)
+    subs = await door.services.connectivity.sub_devices(session.asset_id)
+    return [device_entry(session, d.product_key, d.device_key) for d in subs]
+
+
+async def combine_login(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    own_target(session, target)
+    if not isinstance(req.params, dict):
+        raise InvalidArgument("params: must be an object", field="params")
+    login = await door.sub_login(session, credential(req.params))
+    return login_entry(session, login)
+
+
+async def combine_login_batch(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    """EnOS ``combine/login/batch`` (shared clientId/timestamp) and Alink ``combine/batch_login``."""
+    own_target(session, target)
+    if not isinstance(req.params, dict):
+        raise InvalidArgument("params: must be an object", field="params")
+    key = "deviceList" if "deviceList" in req.params else "subDevices"
+    entries = as_list(req.params, key, MAX_BATCH_LOGIN, key=key)
+    shared = {k: v for k, v in req.params.items() if k != key}
+    logged: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for entry in entries:
+        cred = credential(entry, shared)
+        try:
+            logged.append(login_entry(session, await door.sub_login(session, cred)))
+        except DomainError as err:
+            log.info("sub-device login of %s/%s via %s refused: %s", cred.product_key, cred.device_key,
+                     session.asset_id, err.message)
+            failed.append(device_entry(session, cred.product_key, cred.device_key))
+    if session.dialect == "alink":
+        if failed and not logged:
+            raise InvalidArgument("deviceList: no sub-device could log in", field="deviceList")
+        return logged
+    return {"loginedSubDevices": logged, "failedSubDevices": failed}
+
+
+async def combine_logout(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    own_target(session, target)
+    entries = [req.params] if isinstance(req.params, dict) else as_list(req.params, "params", MAX_BATCH_LOGIN)
+    out = []
+    for entry in entries:
+        pk, dk = device_of(entry)
+        await door.sub_logout(session, pk, dk)
+        out.append(device_entry(session, pk, dk))
+    return out[0] if isinstance(req.params, dict) else out
+
+
+async def device_register(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    """EnOS ``thing.device.register``: deviceName a string or a StringI18n ``{defaultValue, i18nValue}``."""
+    own_target(session, target)
+    specs = []
+    for entry in as_list(req.params, "params", MAX_REGISTER):
+        name = entry.get("deviceName")
+        if isinstance(name, dict):
+            default = name.get("defaultValue")
+            i18n = name.get("i18nValue") or {}
+            if not isinstance(default, str) or not default or not isinstance(i18n, dict):
+                raise InvalidArgument("deviceName: defaultValue is required", field="deviceName")
+            label = I18nText(default, {str(k): str(v) for k, v in i18n.items()})
+        elif isinstance(name, str) and name:
+            label = I18nText(name)
+        else:
+            raise InvalidArgument("deviceName: missing", field="deviceName")
+        attributes = entry.get("deviceAttributes")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise InvalidArgument("deviceAttributes: must be an object", field="deviceAttributes")
+        specs.append(DeviceSpec(
+            text(entry, "productKey"), label, text(entry, "timezone", required=False) or "+00:00",
+            device_key=text(entry, "deviceKey", required=False) or None, attributes=attributes,
+            description=text(entry, "deviceDesc", required=False) or None))
+    created = await door.services.connectivity.register_devices(session.asset_id, specs)
+    return [{"assetId": d.asset_id, "productKey": d.product_key, "deviceKey": d.device_key,
+             "deviceSecret": d.secret} for d in created]
+
+
+async def sub_register(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    own_target(session, target)
+    refs = [device_of(e) for e in as_list(req.params, "params", MAX_REGISTER)]
+    devices = await door.services.connectivity.sub_register(session.asset_id, refs)
+    return [device_entry(session, d.product_key, d.device_key, deviceSecret=d.secret, iotId=d.asset_id)
+            for d in devices]
+
+
+async def product_register(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    """Alink gateway-proxied dynamic registration: each sub-device signed with its product secret."""
+    own_target(session, target)
+    out = []
+    entries = as_list(req.params, "proxieds", MAX_REGISTER, key="proxieds")
+    for entry in entries:
+        pk, dk = device_of(entry)
+        reg = await door.services.connectivity.register(
+            pk, dk, text(entry, "random"), text(entry, "signMethod", "signmethod"), text(entry, "sign"))
+        out.append(device_entry(session, pk, dk, deviceSecret=reg.device.secret))
+    return {"proxieds": out}
+
+
+async def list_found(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    own_target(session, target)
+    refs = [device_of(e) for e in as_list(req.params, "params", MAX_REGISTER)]
+    found = await door.services.connectivity.report_found(session.asset_id, refs)
+    return [device_entry(session, d.product_key, d.device_key) for d in found]
+
+
+_CORE: dict[tuple[str, str], Handler] = {
+    ("sys", "thing/topo/add"): topo_add,
+    ("sys", "thing/topo/delete"): topo_delete,
+    ("sys", "thing/topo/get"): topo_get,
+    ("sys", "thing/device/register"): device_register,
+    ("sys", "thing/sub/register"): sub_register,
+    ("sys", "thing/proxy/provisioning/product_register"): product_register,
+    ("sys", "thing/list/found"): list_found,
+    ("ext/session", "combine/login"): combine_login,
+    ("ext/session", "combine/login/batch"): combine_login_batch,
+    ("ext/session", "combine/batch_login"): combine_login_batch,
+    ("ext/session", "combine/logout"): combine_logout,
+    ("ext/session", "combine/batch_logout"): combine_logout,
+}

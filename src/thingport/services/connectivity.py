@@ -1,0 +1,247 @@
+"""What devices do over MQTT, decided once for every front door (embedded broker or external hooks).
+
+Logins, gateways vouching for their sub-devices, registration through a gateway, topology reports.
+The front door parses the wire and calls these; they know nothing of topics or CONNACK codes.
+
+A *signed* login or request verifies against the device secret (static) or, where the product
+allows dynamic activation and the device was never activated, the product secret. The family of
+the signature (EnOS plain hash or Alink HMAC, :mod:`thingport.crypto.device_sign`) is returned so
+the front door can answer in the same dialect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from thingport.crypto import device_sign
+from thingport.crypto.device_sign import Family
+from thingport.domain.errors import (
+    DeviceNotFound,
+    DeviceStatusInvalid,
+    DomainError,
+    InvalidArgument,
+    TopologyConflict,
+    Unauthenticated,
+)
+from thingport.domain.models import Device, I18nText, Product
+from thingport.services import events
+from thingport.services.context import Caller, Core
+from thingport.services.devices import DeviceRef, DeviceService, DeviceSpec
+from thingport.services.topology import TopologyService
+
+DEFAULT_TIMEZONE = "+00:00"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A device's claim: its key, product, what it signed, how, and the signature."""
+
+    product_key: str
+    device_key: str
+    fields: dict[str, str]  # signed besides the device key: clientId, productKey, timestamp ...
+    method: str
+    sign: str = field(repr=False)
+    #: "2" = device secret; "3" = EnOS dynamic activation with the product secret.
+    secure_mode: str = "2"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLogin:
+    device: Device
+    product: Product
+    family: Family
+    #: Logged in with the product secret: the device must be handed its own secret now.
+    activating: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    device: Device
+    product: Product
+
+
+class ConnectivityService:
+    def __init__(self, core: Core, devices: DeviceService, topology: TopologyService) -> None:
+        self.core = core
+        self.devices = devices
+        self.topology = topology
+
+    # logins --------------------------------------------------------------------------------
+    async def login(self, cred: Credential, *, dynamic: bool) -> DeviceLogin:
+        """Check a device's signed login. ``dynamic``: the scheme allows the product secret."""
+        async with self.core.read() as conn:
+            device, product = await self._find(conn, cred.product_key, cred.device_key)
+        return self._verify(device, product, cred, dynamic=dynamic)
+
+    async def login_by_id(self, asset_id: str) -> tuple[Device, Product] | None:
+        """A device named by its identity alone (OceanConnect deviceId logins)."""
+        async with self.core.read() as conn:
+            device = await self.core.devices.by_id(conn, asset_id)
+            if device is None:
+                return None
+            product = await self.core.products.get(conn, device.org_id, device.product_key)
+        return (device, product) if product is not None else None
+
+    async def register(self, product_key: str, device_key: str, random: str, method: str,
+                       sign: str) -> Registered:
+        """Alink dynamic registration: a pre-registered, never activated device gets its secret.
+
+        The device proves it knows the product secret by signing ``deviceName``, ``productKey``
+        and ``random`` with it (reference/living.md §4.2).
+        """
+        async with self.core.read() as conn:
+            device, product = await self._find(conn, product_key, device_key)
+        if not product.dynamic_activate_enabled:
+            raise Unauthenticated(f"productKey: product {product_key} does not allow dynamic registration",
+                                  field="productKey")
+        fields = {"productKey": product_key, "random": random}
+        if device_sign.verify(product.secret, fields, device_key, method, sign) is None:
+            raise Unauthenticated("sign: does not match the product secret", field="sign")
+        if device.active_time:
+            raise DeviceStatusInvalid(f"deviceName: {device_key} is already activated", field="deviceName")
+        return Registered(device, product)
+
+    def _verify(self, device: Device, product: Product, cred: Credential, *, dynamic: bool) -> DeviceLogin:
+        if not device.enabled:
+            raise DeviceStatusInvalid(f"deviceKey: {device.device_key} is disabled", field="deviceKey")
+        family = device_sign.verify(device.secret, cred.fields, device.device_key, cred.method, cred.sign)
+        if family is not None:
+            return DeviceLogin(device, product, family)
+        if dynamic and cred.secure_mode == "3" and product.dynamic_activate_enabled:
+            family = device_sign.verify(product.secret, cred.fields, device.device_key, cred.method, cred.sign)
+            if family is not None:
+                if device.active_time:
+                    raise DeviceStatusInvalid(
+                        f"deviceKey: {device.device_key} is already activated; log in with its device secret",
+                        field="deviceKey")
+                return DeviceLogin(device, product, family, activating=True)
+        if device_sign.algorithm(cred.method) is None:
+            raise InvalidArgument(f"signMethod: {cred.method!r} is not one of sha1, sha256, md5 "
+                                  "(or their hmac names)", field="signMethod")
+        raise Unauthenticated("sign: does not match the device's credentials", field="sign")
+
+    async def _find(self, conn: Any, product_key: str, device_key: str) -> tuple[Device, Product]:
+        device = await self.core.devices.by_login(conn, product_key, device_key)
+        product = None if device is None else await self.core.products.get(conn, device.org_id, product_key)
+        if device is None or product is None:
+            raise DeviceNotFound(f"deviceKey: no device {device_key} in product {product_key}", field="deviceKey")
+        return device, product
+
+    # gateways ------------------------------------------------------------------------------
+    async def sub_login(self, gateway_id: str, cred: Credential) -> DeviceLogin:
+        """A gateway logs in one of its sub-devices; the sub-device must be in its topology."""
+        async with self.core.read() as conn:
+            gateway = await self._device(conn, gateway_id)
+            device, product = await self._find(conn, cred.product_key, cred.device_key)
+        if device.org_id != gateway.org_id or device.gateway_asset_id != gateway.asset_id:
+            raise TopologyConflict(f"deviceKey: {cred.device_key} is not a sub-device of this gateway",
+                                   field="deviceKey")
+        login = self._verify(device, product, cred, dynamic=True)
+        await self.devices.mark_connected(device.asset_id)
+        return login
+
+    async def add_topology(self, gateway_id: str, creds: list[Credential]) -> list[Device]:
+        """Attach sub-devices the gateway proves it knows (each signed with its own secret)."""
+        subs: list[Device] = []
+        async with self.core.read() as conn:
+            gateway = await self._device(conn, gateway_id)
+            for cred in creds:
+                device, product = await self._find(conn, cred.product_key, cred.device_key)
+                if device.org_id != gateway.org_id:
+                    raise DeviceNotFound(f"deviceKey: no device {cred.device_key} in product {cred.product_key}",
+                                         field="deviceKey")
+                self._verify(device, product, cred, dynamic=False)
+                subs.append(device)
+        await self.topology.add_sub_devices(
+            self._caller(gateway), DeviceRef(asset_id=gateway.asset_id),
+            [DeviceRef(asset_id=d.asset_id) for d in subs], origin=gateway.asset_id)
+        return subs
+
+    async def remove_topology(self, gateway_id: str, refs: list[tuple[str, str]]) -> list[Device]:
+        devices: list[Device] = []
+        async with self.core.read() as conn:
+            gateway = await self._device(conn, gateway_id)
+            for pk, dk in refs:
+                device = await self.core.devices.by_login(conn, pk, dk)
+                if device is None or device.org_id != gateway.org_id:
+                    raise DeviceNotFound(f"deviceKey: no device {dk} in product {pk}", field="deviceKey")
+                devices.append(device)
+        await self.topology.remove_sub_devices(
+            self._caller(gateway), DeviceRef(asset_id=gateway.asset_id),
+            [DeviceRef(asset_id=d.asset_id) for d in devices], origin=gateway.asset_id)
+        return devices
+
+    async def sub_devices(self, gateway_asset_id: str) -> list[Device]:
+        async with self.core.read() as conn:
+            return await self.core.devices.sub_devices(conn, gateway_asset_id)
+
+    async def register_devices(self, gateway_id: str, specs: list[DeviceSpec]) -> list[Device]:
+        """``thing.device.register`` from a device: create devices in the gateway's organization."""
+        async with self.core.read() as conn:
+            gateway = await self._device(conn, gateway_id)
+        created: list[Device] = []
+        for spec in specs:
+            view = await self.devices.create(self._caller(gateway), spec)
+            created.append(view.device)
+        return created
+
+    async def sub_register(self, gateway_id: str, refs: list[tuple[str, str]]) -> list[Device]:
+        """Alink ``thing/sub/register``: hand a gateway the secrets of sub-devices it may register.
+
+        Allowed only where the product allows dynamic registration and the device was never
+        activated, the same rule as :meth:`register`; a device that does not exist yet is created
+        (``deviceName`` as its key) in the gateway's organization.
+        """
+        async with self.core.read() as conn:
+            gateway = await self._device(conn, gateway_id)
+        caller = self._caller(gateway)
+        out: list[Device] = []
+        for pk, dk in refs:
+            async with self.core.read() as conn:
+                product = await self.core.products.get(conn, gateway.org_id, pk)
+                device = await self.core.devices.by_login(conn, pk, dk)
+            if product is None:
+                raise DeviceNotFound(f"productKey: no product {pk}", field="productKey")
+            if not product.dynamic_activate_enabled:
+                raise Unauthenticated(f"productKey: product {pk} does not allow dynamic registration",
+                                      field="productKey")
+            if device is None:
+                device = (await self.devices.create(
+                    caller, DeviceSpec(pk, I18nText(dk), DEFAULT_TIMEZONE, device_key=dk))).device
+            elif device.org_id != gateway.org_id or device.active_time:
+                raise DeviceStatusInvalid(f"deviceName: {dk} is already activated", field="deviceName")
+            out.append(device)
+        return out
+
+    async def report_found(self, gateway_id: str, refs: list[tuple[str, str]]) -> list[Device]:
+        """``thing/list/found``: a gateway saw these sub-devices; recorded as an event for apps."""
+        found: list[Device] = []
+        async with self.core.read() as conn:
+            gateway = await self._device(conn, gateway_id)
+            for pk, dk in refs:
+                device = await self.core.devices.by_login(conn, pk, dk)
+                if device is None or device.org_id != gateway.org_id:
+                    raise DeviceNotFound(f"deviceName: no device {dk} in product {pk}", field="deviceName")
+                found.append(device)
+        async with self.core.write(gateway.org_id) as tx:
+            await tx.emit(events.SUB_DEVICES_FOUND, gateway.asset_id,
+                          {"subDevices": [{"assetId": d.asset_id, "productKey": d.product_key,
+                                           "deviceKey": d.device_key} for d in found]})
+        return found
+
+    async def _device(self, conn: Any, asset_id: str) -> Device:
+        device = await self.core.devices.by_id(conn, asset_id)
+        if device is None:
+            raise DeviceNotFound(f"assetId: device {asset_id} no longer exists", field="assetId")
+        return device
+
+    @staticmethod
+    def _caller(device: Device) -> Caller:
+        """A device acts within its own organization, as the platform (no application)."""
+        return Caller.operator(device.org_id)
+
+
+def credential_error(err: DomainError) -> str:
+    """A log line for a refused login that never carries the secret or the signature."""
+    return f"{err.kind.value}: {err.message}"

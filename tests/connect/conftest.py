@@ -1,0 +1,71 @@
+"""The MQTT front door on an embedded broker (ephemeral port) over the test services."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_product
+from tests.support.mqtt_client import Device as MqttDevice
+from thingport.connect.frontdoor import FrontDoor
+from thingport.connect.mqtt.broker import Broker
+from thingport.domain.models import Device, I18nText, ProductType
+from thingport.services.container import Services
+from thingport.services.context import Caller
+from thingport.services.devices import DeviceSpec
+from thingport.services.products import ProductSpec
+
+
+@dataclass
+class Door:
+    door: FrontDoor
+    broker: Broker
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
+
+    async def client(self, client_id: str, username: str, password: str) -> MqttDevice:
+        return MqttDevice(self.port, client_id, username=username, password=password)
+
+
+@pytest.fixture
+async def door(services: Services) -> AsyncIterator[Door]:
+    front = FrontDoor(services)
+    broker = Broker(front)
+    front.attach(broker)
+    await broker.start("127.0.0.1", 0)
+    yield Door(front, broker)
+    await broker.stop()
+    front.close()
+
+
+MakeDevice = Callable[..., Awaitable[Device]]
+
+
+@pytest.fixture
+def make_device(services: Services, caller: Caller) -> MakeDevice:
+    async def make(product_key: str, key: str | None = None) -> Device:
+        spec = DeviceSpec(product_key, I18nText(key or "device"), "+08:00", device_key=key)
+        return (await services.devices.create(caller, spec)).device
+    return make
+
+
+@pytest.fixture
+async def gateway_product(services: Services, caller: Caller) -> str:
+    return await make_product(services, caller, ProductType.GATEWAY)
+
+
+@pytest.fixture
+async def dynamic_product(services: Services, caller: Caller) -> str:
+    spec = ProductSpec(I18nText("Dynamic"), ProductType.DEVICE, "Json", "model1", False,
+                       dynamic_activate_enabled=True)
+    return (await services.products.create(caller, spec)).product_key
+
+
+def request(method: str, params: Any, rid: str = "1") -> bytes:
+    return json.dumps({"id": rid, "version": "1.0", "method": method, "params": params}).encode()
