@@ -44,7 +44,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(tmp_path: Path, backend: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=PG_URL if backend == "postgresql" else "",
-                    operator_token="operator-secret-token")
+                    operator_token="operator-secret-token", mqtt_port=0)
 
 
 @pytest.fixture

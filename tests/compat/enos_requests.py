@@ -69,6 +69,11 @@ class CreateProductV21Request(ConnectServiceRequest):
         super().__init__(org_id, Const.request_post, "v2.1", "products", "create", body=body)
 
 
+class GetProductRequest(ConnectServiceRequest):
+    def __init__(self, org_id: str, product_key: str) -> None:
+        super().__init__(org_id, Const.request_get, "v2.1", "products", "get", query={"productKey": product_key})
+
+
 class CreateDeviceRequest(ConnectServiceRequest):
     def __init__(self, org_id: str, product_key: str, device_key: str | None = None, *, version: str = "v2.1",
                  timezone: str = "+08:00", **extra: Any) -> None:

@@ -24,6 +24,8 @@ from thingport.settings import Settings
 class LiveServer:
     url: str
     operator_token: str
+    #: The embedded broker's plain port (0: off).
+    mqtt_port: int = 0
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         """Call the admin API (``/admin/v1``) as the operator; fails on any non-2xx answer."""
@@ -46,7 +48,7 @@ def live_server(settings: Settings, *, start_timeout_s: float = 20.0) -> Iterato
     try:
         wait_for_health(url, thread.is_alive, what="the Thingport test server",
                         timeout_s=start_timeout_s)
-        yield LiveServer(url, settings.operator_token)
+        yield LiveServer(url, settings.operator_token, settings.mqtt_port)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
