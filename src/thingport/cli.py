@@ -238,6 +238,45 @@ def master_key_rotate(data_dir: DataDir = None, as_json: AsJson = False) -> None
     emit([{"key_id": kid, "reencrypted": count}], as_json, ["key_id", "reencrypted"])
 
 
+@cli.command()
+def sim(org_id: Annotated[str, typer.Option("--org", help="Organization the simulated devices belong to.")],
+        devices: Annotated[int, typer.Option(help="Directly connected devices.")] = 10,
+        gateways: Annotated[int, typer.Option(help="Gateways, each logging its sub-devices in.")] = 0,
+        subs: Annotated[int, typer.Option("--subs-per-gateway", help="Sub-devices per gateway.")] = 0,
+        mqtt_host: Annotated[str, typer.Option(help="Broker host.")] = "127.0.0.1",
+        mqtt_port: Annotated[int | None, typer.Option(help="Broker port [default: the mqtt_port setting].")] = None,
+        duration: Annotated[float, typer.Option(help="Seconds to stay connected; 0 = until Ctrl-C.")] = 0,
+        concurrency: Annotated[int, typer.Option(help="Logins in flight at once.")] = 100,
+        data_dir: DataDir = None, config: Config = None, as_json: AsJson = False) -> None:
+    """Simulate devices (and gateways with sub-devices) of new products logging in and staying connected."""
+    from thingport.connect import sim as simulation
+
+    settings = settings_for(data_dir, config)
+    fleet = run_op(settings, lambda s: simulation.create_fleet(s, org_id, devices=devices, gateways=gateways,
+                                                               subs_per_gateway=subs))
+
+    async def go() -> dict[str, Any]:
+        result = await simulation.storm(mqtt_host, mqtt_port or settings.mqtt_port, fleet, concurrency=concurrency)
+        summary = {"connected": result.connected, "refused": result.refused, "failed": result.failed,
+                   "subDeviceLogins": result.sub_logins, "seconds": round(result.seconds, 3),
+                   "loginsPerSecond": round(result.logins_per_s, 1)}
+        if not as_json:
+            out.print(summary)
+            out.print("connected; Ctrl-C to stop" if not duration else f"staying connected for {duration:g} s")
+        try:
+            await asyncio.sleep(duration or float("inf"))
+        finally:
+            await result.close()
+        return summary
+
+    try:
+        summary = asyncio.run(go())
+    except KeyboardInterrupt:
+        return
+    if as_json:
+        out.print_json(json.dumps(summary))
+
+
 @cli.command("decrypt-secret")
 def decrypt_secret(
     private_key: Annotated[Path, typer.Option("--private-key", help="The application's RSA private key (PEM).")],
