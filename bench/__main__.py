@@ -40,8 +40,9 @@ CREATE_PATH = "/connect-service/v2.4/devices"
 
 
 @contextmanager
-def server(argv: list[str], port: int, env: dict[str, str], name: str, log: Path) -> Iterator[str]:
-    """Run a server subprocess until the block ends; yields its base URL once /health answers."""
+def server(argv: list[str], port: int, env: dict[str, str], name: str, log: Path
+           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run a server subprocess until the block ends; yields its base URL and process once /health answers."""
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
@@ -50,7 +51,7 @@ def server(argv: list[str], port: int, env: dict[str, str], name: str, log: Path
                 wait_for_health(url, lambda: proc.poll() is None, what=name)
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}:\n{log.read_text()[-2000:]}") from exc
-            yield url
+            yield url, proc
         finally:
             stop(proc, signal.SIGINT)
 
@@ -125,6 +126,10 @@ def show(name: str, r: Result) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["connect-storm"]:
+        from bench.connect_storm import main as storm_main
+
+        return storm_main(sys.argv[2:])
     p = argparse.ArgumentParser(prog="./run bench", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--requests", type=int, default=3000, help="timed create-device requests per target")
     p.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive clients")
@@ -155,7 +160,7 @@ def main() -> int:
         profile = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())] if args.profile else []
         argv = [sys.executable, *profile, "-m", "thingport.cli", "serve", "--data-dir", f"{tmp}/thingport",
                 "--host", "127.0.0.1", "--http-port", str(port)]
-        with server(argv, port, env, "thingport", Path(tmp) / "thingport.log") as url:
+        with server(argv, port, env, "thingport", Path(tmp) / "thingport.log") as (url, _):
             setup = Setup(url, operator, products=-(-total // DEVICES_PER_PRODUCT))
             requests = setup.requests(total, run_id)
             thingport = measure(port, requests, args.warmup, args.concurrency, args.time_limit)
