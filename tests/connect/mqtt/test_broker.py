@@ -7,7 +7,6 @@ and the broker keeps running on the test's event loop meanwhile.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -15,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.support.mqtt_client import HOST, WAIT, Device
+from tests.support.tls import self_signed
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import AllowAllHooks, AuthResult, Broker, BrokerLimits, ConnectInfo
 from thingport.connect.mqtt.codec import Connack, Connect, Publish, Suback, Subscribe, Will
@@ -475,15 +471,7 @@ async def test_platform_publish_validates_the_topic(broker: Broker) -> None:
 
 
 async def test_tls_listener(hooks: Hooks, tmp_path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
+    self_signed(tmp_path)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
     b = Broker(hooks)
