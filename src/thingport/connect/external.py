@@ -64,20 +64,45 @@ class BrokerUrl:
 
 
 class EmqxKick:
-    """Closes a client through the EMQX 5 REST API: ``DELETE /api/v5/clients/{clientid}`` (API key auth)."""
+    """Closes clients through the EMQX 5 REST API (API key and secret as HTTP basic auth).
 
-    def __init__(self, api_url: str, key: str, secret: str) -> None:
+    ``DELETE /api/v5/clients/{clientid}`` kicks one client; ``GET /api/v5/clients?username=…`` finds
+    the clients of a device whose connection no session of this node knows.
+    """
+
+    def __init__(self, api_url: str, key: str, secret: str,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.api_url = api_url.rstrip("/")
         self._auth = (key, secret)
+        self._transport = transport
 
     async def __call__(self, client_id: str) -> bool:
-        url = f"{self.api_url}/api/v5/clients/{quote(client_id, safe='')}"
         try:
-            async with httpx.AsyncClient(timeout=5.0) as http:
-                r = await http.delete(url, auth=self._auth)
+            async with self._http() as http:
+                return await self._delete(http, client_id)
         except httpx.HTTPError as exc:
             log.warning("EMQX kick of %r failed: %s", client_id, exc)
             return False
+
+    async def by_username(self, username: str) -> bool:
+        try:
+            async with self._http() as http:
+                r = await http.get(f"{self.api_url}/api/v5/clients", params={"username": username, "limit": 100})
+                if r.status_code != 200:
+                    log.warning("EMQX client lookup of user %r answered HTTP %s", username, r.status_code)
+                    return False
+                clients = [c.get("clientid") for c in r.json().get("data", []) if isinstance(c, dict)]
+                kicked = [await self._delete(http, c) for c in clients if isinstance(c, str)]
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            log.warning("EMQX kick of user %r failed: %s", username, exc)
+            return False
+        return any(kicked)
+
+    def _http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=5.0, auth=self._auth, transport=self._transport)
+
+    async def _delete(self, http: httpx.AsyncClient, client_id: str) -> bool:
+        r = await http.delete(f"{self.api_url}/api/v5/clients/{quote(client_id, safe='')}")
         if r.status_code == 204:
             return True
         if r.status_code != 404:  # 404: already gone
@@ -117,9 +142,7 @@ class ExternalBroker:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        for task in list(self._tasks):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 2.0)
+        await self._drain()
         if self.client is not None:
             await self.client.close()
         self.door.close()
@@ -141,9 +164,20 @@ class ExternalBroker:
             log.info("cannot close %r (%s) over plain MQTT: refused at its next login or rights check",
                      client_id, reason)
             return False
+        await self._drain()  # the notification on its way to the device goes first
         return await self.kick(client_id)
 
+    async def disconnect_user(self, username: str, reason: str = "") -> bool:
+        if self.kick is None:
+            return False
+        await self._drain()
+        return await self.kick.by_username(username)
+
     # --- internals --------------------------------------------------------------------------------
+    async def _drain(self, timeout: float = 2.0) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
     async def _publish(self, client: MqttClient, topic: str, payload: bytes, qos: int) -> None:
         try:
             await client.publish(topic, payload, qos)

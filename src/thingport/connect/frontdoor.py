@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from thingport.connect import login as logins
 from thingport.connect import messages
@@ -55,6 +55,17 @@ class Downlink(Protocol):
 
     async def disconnect_client(self, client_id: str, reason: str = "", *,
                                 discard_session: bool = False) -> bool: ...
+
+
+@runtime_checkable
+class TopicRoutedDownlink(Downlink, Protocol):
+    """A broker this node is only a client of: messages are routed by topic, sessions closed by user name.
+
+    The device may be connected through any node, so notifications go to its topics even when no
+    session of this node knows it, and a session to close is found by the device's user name.
+    """
+
+    async def disconnect_user(self, username: str, reason: str = "") -> bool: ...
 
 
 class FrontDoor:
@@ -364,7 +375,7 @@ class FrontDoor:
         if ev.kind in events.SESSION_ENDING:
             await self._end_sessions(ev)
         elif ev.kind == events.DEVICE_ENABLED:
-            self._notify_via_gateway(ev.asset_id, "enable", ev.payload)
+            await self._notify_via_gateway(ev.asset_id, "enable", ev.payload)
         elif ev.kind == events.TOPOLOGY_CHANGED:
             await self._topology_changed(ev)
 
@@ -378,23 +389,58 @@ class FrontDoor:
                           messages.command(f"thing.{action}", {}), 1)
             if self.downlink is not None:
                 await self.downlink.disconnect_client(session.client_id, f"device {ev.kind}")
+        elif isinstance(self.downlink, TopicRoutedDownlink):
+            pk, dk = ev.payload.get("productKey"), ev.payload.get("deviceKey")
+            if pk and dk:
+                if action is not None:
+                    self.downlink.send_to("", f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}),
+                                          1)
+                await self.downlink.disconnect_user(f"{dk}&{pk}", f"device {ev.kind}")
+            await self.downlink.disconnect_user(ev.asset_id, f"device {ev.kind}")  # OceanConnect user name
         gateway = self._via.get(ev.asset_id)
         if gateway is not None:
             if action is not None:
-                self._notify_via_gateway(ev.asset_id, action, ev.payload)
+                await self._notify_via_gateway(ev.asset_id, action, ev.payload)
             await self._drop_sub(gateway, ev.asset_id)
+        elif action == "disable" and isinstance(self.downlink, TopicRoutedDownlink):
+            await self._notify_via_gateway(ev.asset_id, action, ev.payload)
 
-    def _notify_via_gateway(self, asset_id: str, action: str, payload: dict[str, Any]) -> None:
-        """Tell a sub-device's live gateway: EnOS ``combine/{action}``, Alink the sub's ``thing/{action}``."""
+    async def _notify_via_gateway(self, asset_id: str, action: str, payload: dict[str, Any]) -> None:
+        """Tell a sub-device's live gateway: EnOS ``combine/{action}``, Alink the sub's ``thing/{action}``.
+
+        Behind an external broker the gateway may be connected through another node: it is found in
+        the topology, and unless this node learnt its family both families' topics are used (the
+        gateway listens on one of them, nobody on the other).
+        """
         gateway = next((s for s in self._live.values() if asset_id in s.subs), None)
-        if gateway is None:
+        families: set[Dialect] = {gateway.dialect} if gateway is not None else set()
+        if gateway is None and isinstance(self.downlink, TopicRoutedDownlink):
+            gateway, families = await self._gateway_of(asset_id)
+        if gateway is None or asset_id not in gateway.subs:
             return
         pk, dk = gateway.subs[asset_id]
-        if gateway.dialect == "alink":
+        if "alink" in families:
             self.send(gateway, f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}), 1)
-        else:
+        if "enos" in families:
             self.send(gateway, f"/ext/session/{gateway.product_key}/{gateway.device_key}/combine/{action}",
                       messages.command(f"combine.{action}", {"productKey": pk, "deviceKey": dk}), 1)
+
+    async def _gateway_of(self, sub_asset_id: str) -> tuple[DeviceSession | None, set[Dialect]]:
+        """A sub-device's gateway from the topology, and the families it may speak."""
+        found = await self.services.connectivity.login_by_id(sub_asset_id)
+        if found is None or found[0].gateway_asset_id is None:
+            return None, set()
+        gw = await self.services.connectivity.login_by_id(found[0].gateway_asset_id)
+        if gw is None:
+            return None, set()
+        device, product = gw
+        username = f"{device.device_key}&{device.product_key}"
+        known = self._derived.get(username)
+        families: set[Dialect] = {known[1].dialect} if known is not None and known[1] is not None else {"enos", "alink"}
+        session = DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
+                                min(families), is_gateway=product.is_gateway, client_id=username)
+        await self.refresh_subs(session)
+        return session, families
 
     async def _topology_changed(self, ev: events.Event) -> None:
         assert ev.asset_id is not None
