@@ -14,9 +14,10 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from thingport import __version__
-from thingport.connect import embedded
+from thingport.connect import embedded, external
 from thingport.crypto.keyring import Keyring
 from thingport.dialects.admin.routes import router as admin_router
+from thingport.dialects.emqx.routes import router as emqx_router
 from thingport.dialects.enos.routes import router as enos_router
 from thingport.services.container import Services
 from thingport.services.context import Core
@@ -71,8 +72,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         svc = await open_services(settings)
         app.state.services = svc
         await svc.devices.reset_online_state()
-        mqtt = await embedded.start(svc)
+        # external-broker mode replaces the embedded broker (docs/mqtt.md)
+        mqtt = await external.start(svc) if settings.mqtt_external_url else await embedded.start(svc)
         app.state.mqtt = mqtt
+        app.state.door = mqtt.door if mqtt is not None else None
         try:
             yield
         finally:
@@ -82,7 +85,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             await svc.core.db.close()
 
     return Litestar(
-        route_handlers=[enos_router, admin_router, health],
+        route_handlers=[enos_router, admin_router, emqx_router, health],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token}),
         openapi_config=OpenAPIConfig(

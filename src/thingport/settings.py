@@ -27,6 +27,17 @@ class Settings:
     #: for the rest of the window (0 = never).
     mqtt_login_failures: int = 5
     mqtt_login_failure_window_s: int = 60
+    #: External-broker mode: ``mqtt://user:pass@host:1883`` (``mqtts://`` for TLS). When set, the
+    #: embedded broker stays off and Thingport answers device requests as a privileged client of
+    #: that broker, through the shared subscription group below (docs/mqtt.md).
+    mqtt_external_url: str = ""
+    mqtt_external_group: str = "thingport"
+    #: Shared secret EMQX sends (``Authorization: Bearer …``) to the ``/mqtt/emqx`` hooks; empty = hooks off.
+    emqx_hook_token: str = ""
+    #: EMQX REST API (``http://emqx:18083``) and an API key/secret, to kick replaced or disabled devices.
+    emqx_api_url: str = ""
+    emqx_api_key: str = ""
+    emqx_api_secret: str = ""
     #: SQLAlchemy URL; empty means SQLite in ``data_dir``. PostgreSQL: ``postgresql+asyncpg://…``.
     database_url: str = ""
     #: Master key file; empty means ``data_dir/master.key``.

@@ -8,6 +8,11 @@ documented topics) and closes its session at once.
 
 One connection per device: a second login of the same device closes the first, as cloud brokers
 do, and the device stays online throughout.
+
+Behind an external broker (:mod:`thingport.connect.external`, :mod:`thingport.dialects.emqx`) the
+node answering a hook or a request usually did not see the device's CONNECT: the ``*_remote`` and
+``bridged_*`` methods derive the device's session from its user name or its request topic and then
+take the very same paths as the embedded hooks.
 """
 
 from __future__ import annotations
@@ -15,15 +20,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from thingport.connect import login as logins
 from thingport.connect import messages
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import Action, AuthResult, ConnectInfo
-from thingport.connect.requests import DeviceRequests
-from thingport.connect.session import DeviceSession
+from thingport.connect.requests import DeviceRequests, parse_topic
+from thingport.connect.session import DeviceSession, Dialect
 from thingport.connect.throttle import LoginThrottle
 from thingport.crypto import device_sign
 from thingport.crypto.signing import equal
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 OCEANCONNECT_SKEW = timedelta(hours=1)
 #: Time a registering client has to read its secret before the platform closes the session.
 REGISTER_GRACE_S = 1.0
+#: Disconnect reasons (EMQX) that mean a newer connection of the same client took over.
+TAKEOVER_REASONS = frozenset({"takenover", "takeovered", "discarded"})
 
 
 class Downlink(Protocol):
@@ -47,6 +55,17 @@ class Downlink(Protocol):
 
     async def disconnect_client(self, client_id: str, reason: str = "", *,
                                 discard_session: bool = False) -> bool: ...
+
+
+@runtime_checkable
+class TopicRoutedDownlink(Downlink, Protocol):
+    """A broker this node is only a client of: messages are routed by topic, sessions closed by user name.
+
+    The device may be connected through any node, so notifications go to its topics even when no
+    session of this node knows it, and a session to close is found by the device's user name.
+    """
+
+    async def disconnect_user(self, username: str, reason: str = "") -> bool: ...
 
 
 class FrontDoor:
@@ -61,6 +80,9 @@ class FrontDoor:
         #: sub-device asset id → the gateway session it is logged in through.
         self._via: dict[str, DeviceSession] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Sessions derived for clients whose CONNECT another node (or the broker) saw:
+        #: user name → (expiry on the monotonic clock, session or None for "no such device").
+        self._derived: dict[str, tuple[float, DeviceSession | None]] = {}
         self._unsubscribe = services.core.bus.subscribe(self._on_event)
 
     def attach(self, downlink: Downlink) -> None:
@@ -115,7 +137,7 @@ class FrontDoor:
             return
         older = self._live.get(session.asset_id)
         self._live[session.asset_id] = session
-        if older is not None and older is not session and self.downlink is not None:
+        if older is not None and older is not session and older.client_id != client_id and self.downlink is not None:
             await self.downlink.disconnect_client(older.client_id, "a newer connection of the same device")
         if session.purpose == "activate":
             found = await self.services.connectivity.login_by_id(session.asset_id)
@@ -136,6 +158,138 @@ class FrontDoor:
         if self._live.get(session.asset_id) is session:
             del self._live[session.asset_id]
             await self.services.devices.mark_disconnected(session.asset_id)
+
+    # --- external broker: nodes that did not see the CONNECT --------------------------------------
+    async def authenticate_remote(self, conn: ConnectInfo) -> AuthResult:
+        """A login the external broker asks about: the embedded check, minus the secret pushes.
+
+        Dynamic activation and registration hand the device its secret on a downlink right after
+        CONNACK, which only works when the broker is ours; behind an external broker they are refused.
+        """
+        result = await self.authenticate(conn)
+        session = result.principal
+        if isinstance(session, DeviceSession):
+            if session.purpose != "device":
+                log.info("MQTT login of %r refused: dynamic %s needs the embedded broker", conn.username,
+                         "registration" if session.purpose == "register" else "activation")
+                return AuthResult.refuse(codec.REFUSED_NOT_AUTHORIZED)
+            self._derived[conn.username or ""] = (self._expiry(), session)
+        return result
+
+    async def session_for(self, username: str) -> DeviceSession | None:
+        """The device a broker client's user name names (``dk&pk`` or an OceanConnect device id).
+
+        Only the rights are derived, not the login: the broker asked the authentication hook first.
+        Cached for ``auth_cache_ttl_s``; changes made through this node drop the cache at once.
+        """
+        hit = self._derived.get(username)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        device_key, amp, product_key = username.partition("&")
+        if amp:
+            session = await self._derive(product_key, device_key, None)
+        else:
+            session = await self._derive_by_id(username)
+        self._derived[username] = (self._expiry(), session)
+        return session
+
+    async def authorize_remote(self, username: str, topic: str, action: Action) -> bool:
+        session = await self.session_for(username)
+        return session is not None and await self.authorize(session, topic, action)
+
+    async def connected_remote(self, client_id: str, username: str) -> bool:
+        """The broker reports a device connected: online, as :meth:`on_connected` does."""
+        found = await self.session_for(username)
+        if found is None:
+            return False
+        session = DeviceSession(found.asset_id, found.org_id, found.product_key, found.device_key, found.dialect,
+                                is_gateway=found.is_gateway, subs=dict(found.subs))
+        await self.on_connected(session, client_id)
+        return True
+
+    async def disconnected_remote(self, client_id: str, username: str, reason: str) -> bool:
+        """The broker reports a device gone: offline, with the sub-devices it had logged in.
+
+        A takeover (the same client connected again) leaves the device online. The node that saw the
+        connect may not be this one, so the device and its online sub-devices are marked offline from
+        the database's view, not only from this node's sessions.
+        """
+        if reason in TAKEOVER_REASONS:
+            return True
+        found = await self.session_for(username)
+        if found is None:
+            return False
+        live = self._live.get(found.asset_id)
+        if live is not None and live.client_id == client_id:
+            await self.on_disconnected(live, client_id, reason)
+        else:
+            await self.services.devices.mark_disconnected(found.asset_id)
+        if found.is_gateway:
+            for sub in await self.services.connectivity.sub_devices(found.asset_id):
+                if sub.online and sub.asset_id not in self._via:
+                    await self.services.devices.mark_disconnected(sub.asset_id)
+        return True
+
+    async def on_bridged_publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """A device request the privileged client received: answered as if the gateway were connected here.
+
+        The session is the one of the device the topic names (the broker checked with the ACL hook
+        that the publisher may use that topic); a live session of this node is reused when present.
+        """
+        target = parse_topic(topic)
+        if target is None:
+            return False
+        session = self._live.get(await self._asset_of(target.product_key, target.device_key) or "")
+        if session is None:
+            session = await self._derive(target.product_key, target.device_key, payload)
+            if session is None:
+                log.info("bridged request on %s: no enabled device %s/%s", topic, target.product_key,
+                         target.device_key)
+                return False
+            session = self._bridged(session)
+        return await self.requests.handle(self, session, topic, payload, qos)
+
+    def _bridged(self, derived: DeviceSession) -> DeviceSession:
+        """One session per gateway for bridged requests, so its sub-device logins are remembered."""
+        key = f"bridge:{derived.asset_id}"
+        hit = self._derived.get(key)
+        if hit is not None and hit[1] is not None and hit[0] > time.monotonic():
+            return hit[1]
+        derived.client_id = f"{derived.device_key}&{derived.product_key}"
+        if hit is not None and hit[1] is not None:
+            derived.online_subs = hit[1].online_subs
+        self._derived[key] = (self._expiry(), derived)
+        return derived
+
+    async def _asset_of(self, product_key: str, device_key: str) -> str | None:
+        found = await self.services.connectivity.device_by_key(product_key, device_key)
+        return found[0].asset_id if found is not None else None
+
+    async def _derive(self, product_key: str, device_key: str, payload: bytes | None) -> DeviceSession | None:
+        found = await self.services.connectivity.device_by_key(product_key, device_key)
+        if found is None or not found[0].enabled:
+            return None
+        device, product = found
+        dialect: Dialect = "alink" if payload is not None and b'"deviceName"' in payload else "enos"
+        known = self._derived.get(f"{device_key}&{product_key}")
+        if known is not None and known[1] is not None:
+            dialect = known[1].dialect  # learnt from its signature at login on this node
+        session = DeviceSession(device.asset_id, device.org_id, product_key, device_key, dialect,
+                                is_gateway=product.is_gateway)
+        if session.is_gateway:
+            await self.refresh_subs(session)
+        return session
+
+    async def _derive_by_id(self, asset_id: str) -> DeviceSession | None:
+        found = await self.services.connectivity.login_by_id(asset_id)
+        if found is None or not found[0].enabled:
+            return None
+        device, product = found
+        return DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
+                             "oceanconnect", is_gateway=product.is_gateway)
+
+    def _expiry(self) -> float:
+        return time.monotonic() + self.services.core.settings.auth_cache_ttl_s
 
     # --- logins ---------------------------------------------------------------------------------
     async def _login(self, request: logins.SignedLogin | logins.OceanConnectLogin) -> DeviceSession:
@@ -194,6 +348,11 @@ class FrontDoor:
             if ref == (product_key, device_key):
                 await self._drop_sub(gateway, asset_id)
                 return
+        # Logged in through another node (external broker): no session here knows it, the topology does.
+        for asset_id, ref in gateway.subs.items():
+            if ref == (product_key, device_key) and asset_id not in self._via:
+                await self.services.devices.mark_disconnected(asset_id)
+                return
 
     async def _drop_sub(self, gateway: DeviceSession, asset_id: str) -> None:
         gateway.online_subs.pop(asset_id, None)
@@ -209,10 +368,14 @@ class FrontDoor:
     async def _on_event(self, ev: events.Event) -> None:
         if ev.asset_id is None:
             return
+        if ev.kind in events.SESSION_ENDING or ev.kind in (events.DEVICE_ENABLED, events.TOPOLOGY_CHANGED):
+            # rights changed: derive again (other nodes: after the cache time); bridged gateway
+            # sessions stay, they hold the sub-device logins and re-read their topology on expiry
+            self._derived = {k: v for k, v in self._derived.items() if k.startswith("bridge:")}
         if ev.kind in events.SESSION_ENDING:
             await self._end_sessions(ev)
         elif ev.kind == events.DEVICE_ENABLED:
-            self._notify_via_gateway(ev.asset_id, "enable", ev.payload)
+            await self._notify_via_gateway(ev.asset_id, "enable", ev.payload)
         elif ev.kind == events.TOPOLOGY_CHANGED:
             await self._topology_changed(ev)
 
@@ -226,23 +389,58 @@ class FrontDoor:
                           messages.command(f"thing.{action}", {}), 1)
             if self.downlink is not None:
                 await self.downlink.disconnect_client(session.client_id, f"device {ev.kind}")
+        elif isinstance(self.downlink, TopicRoutedDownlink):
+            pk, dk = ev.payload.get("productKey"), ev.payload.get("deviceKey")
+            if pk and dk:
+                if action is not None:
+                    self.downlink.send_to("", f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}),
+                                          1)
+                await self.downlink.disconnect_user(f"{dk}&{pk}", f"device {ev.kind}")
+            await self.downlink.disconnect_user(ev.asset_id, f"device {ev.kind}")  # OceanConnect user name
         gateway = self._via.get(ev.asset_id)
         if gateway is not None:
             if action is not None:
-                self._notify_via_gateway(ev.asset_id, action, ev.payload)
+                await self._notify_via_gateway(ev.asset_id, action, ev.payload)
             await self._drop_sub(gateway, ev.asset_id)
+        elif action == "disable" and isinstance(self.downlink, TopicRoutedDownlink):
+            await self._notify_via_gateway(ev.asset_id, action, ev.payload)
 
-    def _notify_via_gateway(self, asset_id: str, action: str, payload: dict[str, Any]) -> None:
-        """Tell a sub-device's live gateway: EnOS ``combine/{action}``, Alink the sub's ``thing/{action}``."""
+    async def _notify_via_gateway(self, asset_id: str, action: str, payload: dict[str, Any]) -> None:
+        """Tell a sub-device's live gateway: EnOS ``combine/{action}``, Alink the sub's ``thing/{action}``.
+
+        Behind an external broker the gateway may be connected through another node: it is found in
+        the topology, and unless this node learnt its family both families' topics are used (the
+        gateway listens on one of them, nobody on the other).
+        """
         gateway = next((s for s in self._live.values() if asset_id in s.subs), None)
-        if gateway is None:
+        families: set[Dialect] = {gateway.dialect} if gateway is not None else set()
+        if gateway is None and isinstance(self.downlink, TopicRoutedDownlink):
+            gateway, families = await self._gateway_of(asset_id)
+        if gateway is None or asset_id not in gateway.subs:
             return
         pk, dk = gateway.subs[asset_id]
-        if gateway.dialect == "alink":
+        if "alink" in families:
             self.send(gateway, f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}), 1)
-        else:
+        if "enos" in families:
             self.send(gateway, f"/ext/session/{gateway.product_key}/{gateway.device_key}/combine/{action}",
                       messages.command(f"combine.{action}", {"productKey": pk, "deviceKey": dk}), 1)
+
+    async def _gateway_of(self, sub_asset_id: str) -> tuple[DeviceSession | None, set[Dialect]]:
+        """A sub-device's gateway from the topology, and the families it may speak."""
+        found = await self.services.connectivity.login_by_id(sub_asset_id)
+        if found is None or found[0].gateway_asset_id is None:
+            return None, set()
+        gw = await self.services.connectivity.login_by_id(found[0].gateway_asset_id)
+        if gw is None:
+            return None, set()
+        device, product = gw
+        username = f"{device.device_key}&{device.product_key}"
+        known = self._derived.get(username)
+        families: set[Dialect] = {known[1].dialect} if known is not None and known[1] is not None else {"enos", "alink"}
+        session = DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
+                                min(families), is_gateway=product.is_gateway, client_id=username)
+        await self.refresh_subs(session)
+        return session, families
 
     async def _topology_changed(self, ev: events.Event) -> None:
         assert ev.asset_id is not None

@@ -74,6 +74,10 @@ class DeviceRequests:
     def add(self, root: str, path: str, handler: Handler) -> None:
         self._handlers[(root, path)] = handler
 
+    def filters(self) -> list[str]:
+        """Topic filters matching every request handled here, any device (``/sys/+/+/thing/topo/add`` …)."""
+        return sorted(f"/{root}/+/+/{path}" for root, path in self._handlers)
+
     async def handle(self, door: FrontDoor, session: DeviceSession, topic: str, payload: bytes, qos: int) -> bool:
         """Answer a platform request; True when the message was the platform's (not to be routed)."""
         target = parse_topic(topic)

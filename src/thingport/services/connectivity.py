@@ -83,6 +83,14 @@ class ConnectivityService:
             product = await self.core.products.get(conn, device.org_id, device.product_key)
         return (device, product) if product is not None else None
 
+    async def device_by_key(self, product_key: str, device_key: str) -> tuple[Device, Product] | None:
+        """A device named by its product and key, unchecked (an external broker already logged it in)."""
+        async with self.core.read() as conn:
+            try:
+                return await self._find(conn, product_key, device_key)
+            except DeviceNotFound:
+                return None
+
     async def register(self, product_key: str, device_key: str, random: str, method: str,
                        sign: str) -> Registered:
         """Alink dynamic registration: a pre-registered, never activated device gets its secret.

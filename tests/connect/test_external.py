@@ -1,0 +1,221 @@
+"""External-broker mode against a real Mosquitto: Thingport as a privileged client on shared subscriptions.
+
+A plain MQTT client plays the gateway: it talks only to Mosquitto, and the answers come from
+Thingport nodes consuming the request topics through ``$share/thingport/…``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.connect.conftest import MakeDevice, request
+from tests.connect.test_frontdoor import reply_to, status_is
+from tests.support import mosquitto
+from tests.support.device_login import enos_sub_sign
+from tests.support.mqtt_client import Device as Client
+from thingport.connect.external import BrokerUrl, EmqxKick, ExternalBroker
+from thingport.connect.frontdoor import FrontDoor
+from thingport.domain.models import Device, DeviceStatus
+from thingport.services.container import Services
+from thingport.services.context import Caller
+from thingport.services.devices import DeviceRef
+
+
+@pytest.fixture
+def broker_port(tmp_path: Path) -> Iterator[int]:
+    if mosquitto.binary() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it: apt-get install mosquitto)")
+    with mosquitto.running(tmp_path) as port:
+        yield port
+
+
+async def start_node(services: Services, port: int, name: str) -> ExternalBroker:
+    node = ExternalBroker(FrontDoor(services), BrokerUrl("127.0.0.1", port, False), "thingport", client_id=name)
+    await node.start()
+    return node
+
+
+@pytest.fixture
+async def node(services: Services, broker_port: int) -> AsyncIterator[ExternalBroker]:
+    n = await start_node(services, broker_port, "thingport-a")
+    yield n
+    await n.stop()
+
+
+def sub_entry(pk: str, sub: Device, cid: str = "c1", ts: str = "1700000000000") -> dict[str, Any]:
+    return {"productKey": pk, "deviceKey": sub.device_key, "clientId": cid, "timestamp": ts, "signMethod": "sha256",
+            "sign": enos_sub_sign(pk, sub.device_key, sub.secret, cid=cid, ts=ts)}
+
+
+async def gateway_client(port: int, gw: Device, gateway_product: str) -> Client:
+    client = Client(port, f"gw-{gw.device_key}")
+    assert await client.connect() == 0
+    await client.subscribe((f"/sys/{gateway_product}/{gw.device_key}/#", 1),
+                           (f"/ext/session/{gateway_product}/{gw.device_key}/#", 1))
+    return client
+
+
+async def test_the_shared_subscriptions_cover_every_request_topic(node: ExternalBroker) -> None:
+    assert "$share/thingport//sys/+/+/thing/topo/add" in node.filters
+    assert "$share/thingport//ext/session/+/+/combine/login" in node.filters
+    assert len(node.filters) == len(node.door.requests.filters()) >= 10
+
+
+async def test_a_gateway_on_mosquitto_is_answered_by_thingport(
+        node: ExternalBroker, broker_port: int, services: Services, caller: Caller, service_product: str,
+        gateway_product: str, make_device: MakeDevice) -> None:
+    gw = await make_device(gateway_product)
+    sub = await make_device(service_product)
+    client = await gateway_client(broker_port, gw, gateway_product)
+    base = f"/sys/{gateway_product}/{gw.device_key}"
+    session = f"/ext/session/{gateway_product}/{gw.device_key}"
+
+    await client.publish(f"{base}/thing/topo/add", request("thing.topo.add", [sub_entry(service_product, sub)]), 1)
+    r = await reply_to(client, f"{base}/thing/topo/add_reply")
+    assert (r["id"], r["code"]) == ("1", 200), r
+    assert (await services.topology.gateway_of(caller, DeviceRef(asset_id=sub.asset_id))).device.asset_id \
+        == gw.asset_id
+
+    await client.publish(f"{session}/combine/login", request("combine.login", sub_entry(service_product, sub), "2"),
+                         1)
+    r = await reply_to(client, f"{session}/combine/login_reply")
+    assert r["code"] == 200 and r["data"]["assetId"] == sub.asset_id, r
+    await status_is(services, caller, sub.asset_id, DeviceStatus.ONLINE)
+
+    # malformed requests get an error reply, the consumer keeps going
+    await client.publish(f"{session}/combine/login", b"not json", 1)
+    assert (await reply_to(client, f"{session}/combine/login_reply"))["code"] == 460
+
+    # a platform downlink reaches the gateway through the broker: disabling the sub-device
+    await services.devices.set_enabled(caller, DeviceRef(asset_id=sub.asset_id), False)
+    msg = await client.receive()
+    assert msg.topic == f"{session}/combine/disable"
+    assert json.loads(msg.payload)["params"] == {"productKey": service_product, "deviceKey": sub.device_key}
+    await services.devices.set_enabled(caller, DeviceRef(asset_id=sub.asset_id), True)
+    await status_is(services, caller, sub.asset_id, DeviceStatus.OFFLINE)
+
+    await client.publish(f"{session}/combine/login", request("combine.login", sub_entry(service_product, sub), "3"),
+                         1)
+    assert (await reply_to(client, f"{session}/combine/login_reply"))["code"] == 200
+    await status_is(services, caller, sub.asset_id, DeviceStatus.ONLINE)
+    await client.publish(f"{session}/combine/logout",
+                         request("combine.logout", {"productKey": service_product, "deviceKey": sub.device_key}, "4"))
+    assert (await reply_to(client, f"{session}/combine/logout_reply"))["code"] == 200
+    await status_is(services, caller, sub.asset_id, DeviceStatus.OFFLINE)
+    await client.close()
+
+
+async def test_nodes_in_one_share_group_split_the_requests(
+        node: ExternalBroker, broker_port: int, services: Services, gateway_product: str,
+        make_device: MakeDevice) -> None:
+    other = await start_node(services, broker_port, "thingport-b")
+    handled: dict[str, int] = {"thingport-a": 0, "thingport-b": 0}
+    for n in (node, other):
+        original = n.door.on_bridged_publish
+
+        async def counting(topic: str, payload: bytes, qos: int = 1, *, _n: ExternalBroker = n,
+                           _orig: Any = original) -> bool:
+            handled[_n.client_id] += 1
+            return bool(await _orig(topic, payload, qos))
+
+        n.door.on_bridged_publish = counting  # type: ignore[method-assign]
+    try:
+        gw = await make_device(gateway_product)
+        client = await gateway_client(broker_port, gw, gateway_product)
+        base = f"/sys/{gateway_product}/{gw.device_key}"
+        total = 20
+        for i in range(total):
+            await client.publish(f"{base}/thing/topo/get", request("thing.topo.get", {}, str(i)), 1)
+        ids = set()
+        for _ in range(total):
+            r = await reply_to(client, f"{base}/thing/topo/get_reply")
+            assert r["code"] == 200
+            ids.add(r["id"])
+        assert ids == {str(i) for i in range(total)}  # every request answered exactly once
+        await client.nothing_more()
+        assert sum(handled.values()) == total
+        assert handled["thingport-a"] > 0 and handled["thingport-b"] > 0, handled
+        await client.close()
+    finally:
+        await other.stop()
+
+
+async def test_the_consumer_reconnects_after_losing_the_broker(
+        services: Services, tmp_path: Path, gateway_product: str, make_device: MakeDevice) -> None:
+    if mosquitto.binary() is None:
+        pytest.skip("mosquitto is not installed")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with mosquitto.running(first) as port:
+        n = await start_node(services, port, "thingport-a")
+    # the broker is gone; a new one on the same port: the node finds it again and resubscribes
+    try:
+        with mosquitto.running(second, port=port):
+            gw = await make_device(gateway_product)
+            async with asyncio.timeout(10):
+                while n.client is None or n.client.closed.is_set():
+                    await asyncio.sleep(0.1)
+            client = await gateway_client(port, gw, gateway_product)
+            base = f"/sys/{gateway_product}/{gw.device_key}"
+            await client.publish(f"{base}/thing/topo/get", request("thing.topo.get", {}), 1)
+            assert (await reply_to(client, f"{base}/thing/topo/get_reply"))["code"] == 200
+            await client.close()
+    finally:
+        await n.stop()
+
+
+async def test_emqx_kick_uses_the_rest_api() -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append((req.method, req.url.raw_path.decode(), req.headers.get("authorization", "")))
+        if req.method == "GET":
+            return httpx.Response(200, json={"data": [{"clientid": "dk|securemode=2|"}], "meta": {"count": 1}})
+        return httpx.Response(204 if "dk" in req.url.path else 404)
+
+    kick = EmqxKick("http://emqx:18083/", "key", "secret", transport=httpx.MockTransport(handler))
+    assert await kick.by_username("dk&pk")
+    assert not await kick("gone")
+    basic = "Basic " + base64.b64encode(b"key:secret").decode()
+    assert seen == [("GET", "/api/v5/clients?username=dk%26pk&limit=100", basic),
+                    ("DELETE", "/api/v5/clients/dk%7Csecuremode%3D2%7C", basic),
+                    ("DELETE", "/api/v5/clients/gone", basic)]
+
+
+async def test_a_disabled_device_is_told_and_kicked_through_emqx_rest(
+        services: Services, broker_port: int, caller: Caller, service_product: str, make_device: MakeDevice) -> None:
+    dev = await make_device(service_product)
+    calls: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(f"{req.method} {req.url.raw_path.decode()}")
+        found = req.url.params.get("username") == f"{dev.device_key}&{service_product}"
+        return httpx.Response(200, json={"data": [{"clientid": "meter-1"}] if found else [], "meta": {}})
+
+    kick = EmqxKick("http://emqx:18083", "k", "s", transport=httpx.MockTransport(handler))
+    n = ExternalBroker(FrontDoor(services), BrokerUrl("127.0.0.1", broker_port, False), "thingport", kick,
+                       client_id="thingport-a")
+    await n.start()
+    try:
+        device = Client(broker_port, "meter-1")
+        assert await device.connect() == 0
+        await device.subscribe((f"/sys/{service_product}/{dev.device_key}/#", 1))
+        # no session of this node knows the device: the notice goes to its topic, the kick by user name
+        await services.devices.set_enabled(caller, DeviceRef(asset_id=dev.asset_id), False)
+        msg = await device.receive()
+        assert msg.topic == f"/sys/{service_product}/{dev.device_key}/thing/disable"
+        assert json.loads(msg.payload)["method"] == "thing.disable"
+        assert calls[:2] == [f"GET /api/v5/clients?username={dev.device_key}%26{service_product}&limit=100",
+                             "DELETE /api/v5/clients/meter-1"]
+        await device.close()
+    finally:
+        await n.stop()
