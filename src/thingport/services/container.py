@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from thingport.services.accounts import AccountService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
+from thingport.services.oceanconnect import OceanConnectService
 from thingport.services.products import ProductService
 from thingport.services.topology import TopologyService
 
@@ -18,9 +19,12 @@ class Services:
     products: ProductService
     devices: DeviceService
     topology: TopologyService
+    oceanconnect: OceanConnectService
 
     @classmethod
     def build(cls, core: Core) -> Services:
         products = ProductService(core)
         devices = DeviceService(core, products)
-        return cls(core, AccountService(core), products, devices, TopologyService(core, devices))
+        accounts = AccountService(core)
+        return cls(core, accounts, products, devices, TopologyService(core, devices),
+                   OceanConnectService(core, accounts, devices))

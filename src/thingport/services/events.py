@@ -25,6 +25,10 @@ DEVICE_DISABLED = "device.disabled"
 DEVICE_CONNECTED = "device.connected"
 DEVICE_DISCONNECTED = "device.disconnected"
 TOPOLOGY_CHANGED = "topology.changed"
+#: A device registered by verify code completed its bind (OceanConnect): it has its secret now.
+DEVICE_BOUND = "device.bound"
+#: A pending bind was not completed in time (OceanConnect): the registration lapsed.
+DEVICE_BIND_EXPIRED = "device.bind_expired"
 PRODUCT_CREATED = "product.created"
 PRODUCT_UPDATED = "product.updated"
 PRODUCT_DELETED = "product.deleted"
