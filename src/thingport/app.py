@@ -17,6 +17,8 @@ from thingport import __version__
 from thingport.crypto.keyring import Keyring
 from thingport.dialects.admin.routes import router as admin_router
 from thingport.dialects.enos.routes import router as enos_router
+from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
+from thingport.dialects.oceanconnect.routes import router as oceanconnect_router
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
@@ -70,14 +72,17 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         svc = await open_services(settings)
         app.state.services = svc
         await svc.devices.reset_online_state()
+        oceanconnect = OceanConnectWorker(svc)
+        oceanconnect.start()
         try:
             yield
         finally:
+            await oceanconnect.stop()
             await svc.accounts.nonces.flush()
             await svc.core.db.close()
 
     return Litestar(
-        route_handlers=[enos_router, admin_router, health],
+        route_handlers=[enos_router, oceanconnect_router, admin_router, health],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token}),
         openapi_config=OpenAPIConfig(
