@@ -61,7 +61,7 @@ def json_response(body: Any, status: int = 200) -> Response[bytes]:
 
 
 def no_content() -> Response[bytes]:
-    return Response(b"", status_code=200)
+    return Response(b"", status_code=204)
 
 
 async def handle(request: Request[Any, Any, Any], operation: str, fn: Handler, *,
