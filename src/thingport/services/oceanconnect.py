@@ -584,10 +584,13 @@ class OceanConnectService:
         queued = 0
         async with self.core.write() as tx:
             cursor = await self.store.cursor(tx.conn)
-            if cursor is None or not await self.store.any_subscription(tx.conn):
+            if not await self.store.any_subscription(tx.conn):
                 # nobody listens: start (or stay) at the end of the stream
                 await self.store.set_cursor(tx.conn, await self.store.last_event_id(tx.conn), create=cursor is None)
                 return 0
+            if cursor is None:  # subscriptions filter out what happened before them
+                await self.store.set_cursor(tx.conn, 0, create=True)
+                cursor = 0
             rows = await event_store.since(tx.conn, cursor, limit)
             subs: dict[tuple[str, str], list[Subscription]] = {}
             for s in await self.store.org_subscriptions(tx.conn, {r["org_id"] for r in rows}):

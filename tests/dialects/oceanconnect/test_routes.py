@@ -232,7 +232,8 @@ async def test_subscriptions(oc: OcClient, services: Services, org: Organization
     oc_error(await oc.call("POST", SUB, {**body, "notifyType": "bindDevice", "channel": "MQTT"}), 400, "50400",
              "channel")
     for t in ("bindDevice", "deviceInfoChanged", "deviceDeleted"):
-        assert (await oc.call("POST", SUB, {"notifyType": t, "callbackUrl": "http://127.0.0.1:9/cb"})).status_code == 201
+        r = await oc.call("POST", SUB, {"notifyType": t, "callbackUrl": "http://127.0.0.1:9/cb"})
+        assert r.status_code == 201
     assert (await oc.call("GET", f"{SUB}/{sid}")).json() == {"subscriptionId": sid, **body}
     oc_error(await oc.call("GET", f"{SUB}/nope"), 404, "100225")
     page = (await oc.call("GET", SUB, params={"pageNo": "0", "pageSize": "2"})).json()

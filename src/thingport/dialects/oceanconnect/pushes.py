@@ -55,8 +55,16 @@ class OceanConnectWorker:
             batch = await self.oc.claim_pushes()
             if not batch:
                 return sent
-            await asyncio.gather(*(self.send(p) for p in batch))
+            by_url: dict[str, list[Push]] = {}
+            for p in batch:
+                by_url.setdefault(p.callback_url, []).append(p)
+            await asyncio.gather(*(self._send_in_order(pushes) for pushes in by_url.values()))
             sent += len(batch)
+
+    async def _send_in_order(self, pushes: list[Push]) -> None:
+        """One callback receives its pushes in event order; different callbacks in parallel."""
+        for p in pushes:
+            await self.send(p)
 
     async def run_once(self) -> int:
         """Fan out new events, then deliver what is due (tests drive this directly)."""

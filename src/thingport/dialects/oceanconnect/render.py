@@ -80,29 +80,31 @@ def query_device(view: OcView, *, imsi: bool = False) -> dict[str, Any]:
     }
 
 
-def _fallback_info(ev: Event) -> dict[str, Any]:
-    """deviceInfo of a device that no longer exists, from what the event recorded."""
+def _fallback_info(ev: Event, status: str | None = None, detail: str | None = None) -> dict[str, Any]:
+    """deviceInfo of a device deleted before its event was pushed, from what the event recorded."""
     info: dict[str, Any] = dict.fromkeys(INFO_KEYS)
-    info.update({"nodeId": ev.payload.get("nodeId") or ev.payload.get("deviceKey"), "name": ev.payload.get("name"),
-                 "status": "OFFLINE", "statusDetail": "NOT_ACTIVE"})
+    info.update({"nodeId": ev.payload.get("nodeId") or ev.payload.get("newDeviceKey") or ev.payload.get("deviceKey"),
+                 "name": ev.payload.get("name"), "status": status, "statusDetail": detail})
     return info
 
 
 def push(ev: Event, view: OcView | None) -> tuple[str, dict[str, Any]] | None:
-    """The push an event gives, as ``(notifyType, body)``; None for events that push nothing."""
+    """The push an event gives, as ``(notifyType, body)``; None for events that push nothing.
+
+    The device is read when the push is queued; one deleted by then is described from the event.
+    """
     did = ev.asset_id
     gw = gateway_id(view) if view else did
     if ev.kind == events.DEVICE_CREATED:
-        if view is None:
-            return None  # deleted before the fan-out saw it: its deviceDeleted follows
+        info = device_info(view, push=True) if view else _fallback_info(ev, "OFFLINE", "NOT_ACTIVE")
         return "deviceAdded", {"notifyType": "deviceAdded", "deviceId": did, "gatewayId": gw,
-                               "nodeType": node_type(view), "deviceInfo": device_info(view, push=True)}
+                               "nodeType": node_type(view) if view else "UNKNOWN", "deviceInfo": info}
     if ev.kind == events.DEVICE_BOUND:
-        info = device_info(view, status_override=("ONLINE", "NONE")) if view else _fallback_info(ev)
+        info = device_info(view, status_override=("ONLINE", "NONE")) if view else _fallback_info(ev, "ONLINE", "NONE")
         return "bindDevice", {"notifyType": "bindDevice", "deviceId": did, "resultCode": "succeeded",
                               "deviceInfo": info}
     if ev.kind == events.DEVICE_BIND_EXPIRED:
-        info = device_info(view, push=True) if view else _fallback_info(ev)
+        info = device_info(view, push=True) if view else _fallback_info(ev, "OFFLINE", "NOT_ACTIVE")
         return "bindDevice", {"notifyType": "bindDevice", "deviceId": did, "resultCode": "expired",
                               "deviceInfo": info}
     if ev.kind in (events.DEVICE_CONNECTED, events.DEVICE_DISCONNECTED):
@@ -111,10 +113,9 @@ def push(ev: Event, view: OcView | None) -> tuple[str, dict[str, Any]] | None:
         return "deviceInfoChanged", {"notifyType": "deviceInfoChanged", "deviceId": did, "gatewayId": gw,
                                      "deviceInfo": info, "networkStatus": None}
     if ev.kind in (events.DEVICE_UPDATED, events.DEVICE_REPLACED, events.DEVICE_ENABLED, events.DEVICE_DISABLED):
-        if view is None:
-            return None
+        info = device_info(view, push=True) if view else _fallback_info(ev)
         return "deviceInfoChanged", {"notifyType": "deviceInfoChanged", "deviceId": did, "gatewayId": gw,
-                                     "deviceInfo": device_info(view, push=True), "networkStatus": None}
+                                     "deviceInfo": info, "networkStatus": None}
     if ev.kind == events.DEVICE_DELETED:
         return "deviceDeleted", {"notifyType": "deviceDeleted", "deviceId": did,
                                  "gatewayId": ev.payload.get("gatewayId") or did}
