@@ -19,6 +19,8 @@ from thingport.crypto.keyring import Keyring
 from thingport.dialects.admin.routes import router as admin_router
 from thingport.dialects.emqx.routes import router as emqx_router
 from thingport.dialects.enos.routes import router as enos_router
+from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
+from thingport.dialects.oceanconnect.routes import router as oceanconnect_router
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
@@ -76,16 +78,19 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         mqtt = await external.start(svc) if settings.mqtt_external_url else await embedded.start(svc)
         app.state.mqtt = mqtt
         app.state.door = mqtt.door if mqtt is not None else None
+        oceanconnect = OceanConnectWorker(svc)
+        oceanconnect.start()
         try:
             yield
         finally:
+            await oceanconnect.stop()
             if mqtt is not None:
                 await mqtt.stop()
             await svc.accounts.nonces.flush()
             await svc.core.db.close()
 
     return Litestar(
-        route_handlers=[enos_router, admin_router, emqx_router, health],
+        route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, health],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token}),
         openapi_config=OpenAPIConfig(

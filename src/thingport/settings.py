@@ -62,6 +62,20 @@ class Settings:
     #: SQLite ``synchronous``: NORMAL survives a killed process; FULL also survives power loss.
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    # OceanConnect (docs/oceanconnect.md)
+    #: How long a verify-code registration waits for its bind when the request gives no timeout.
+    oceanconnect_bind_timeout_s: int = 180
+    #: Per-application flow control: at most this many calls per window, then 403 1010009.
+    oceanconnect_throttle_calls: int = 100
+    oceanconnect_throttle_window_s: int = 60
+    #: Lifetime of a refreshToken (the vendor docs say 24 h or 1 month depending on the version).
+    oceanconnect_refresh_token_ttl_s: int = 86_400
+    #: Push delivery: per-attempt timeout, attempts before a push is dropped, longest back-off.
+    oceanconnect_push_timeout_s: int = 10
+    oceanconnect_push_max_attempts: int = 15
+    oceanconnect_push_backoff_max_s: int = 300
+    #: How often lapsed registrations are looked for, seconds.
+    oceanconnect_expiry_interval_s: int = 2
 
     @property
     def db_url(self) -> str:

@@ -28,6 +28,10 @@ class ErrorKind(Enum):
     PUBLIC_KEY_MISSING = "public_key_missing"
     CONFLICT = "conflict"
     INTERNAL = "internal"
+    # OceanConnect
+    DEVICE_ONLINE = "device_online"
+    VERIFY_CODE_EXISTS = "verify_code_exists"
+    REGISTRATION_NOT_FOUND = "registration_not_found"
 
 
 class DomainError(Exception):
@@ -107,3 +111,23 @@ class PublicKeyMissing(DomainError):
 
 class Conflict(DomainError):
     kind = ErrorKind.CONFLICT
+
+
+# --- OceanConnect -------------------------------------------------------------------------------
+
+class DeviceOnline(DomainError):
+    """The change needs the device offline (OceanConnect refresh device key)."""
+
+    kind = ErrorKind.DEVICE_ONLINE
+
+
+class VerifyCodeExists(DomainError):
+    """Another pending registration waits with this verify code."""
+
+    kind = ErrorKind.VERIFY_CODE_EXISTS
+
+
+class RegistrationNotFound(DomainError):
+    """The device exists but was not registered through OceanConnect (no nodeId/verify code)."""
+
+    kind = ErrorKind.REGISTRATION_NOT_FOUND

@@ -8,6 +8,7 @@ from thingport.services.accounts import AccountService
 from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
+from thingport.services.oceanconnect import OceanConnectService
 from thingport.services.products import ProductService
 from thingport.services.topology import TopologyService
 
@@ -20,11 +21,13 @@ class Services:
     devices: DeviceService
     topology: TopologyService
     connectivity: ConnectivityService
+    oceanconnect: OceanConnectService
 
     @classmethod
     def build(cls, core: Core) -> Services:
         products = ProductService(core)
         devices = DeviceService(core, products)
+        accounts = AccountService(core)
         topology = TopologyService(core, devices)
-        return cls(core, AccountService(core), products, devices, topology,
-                   ConnectivityService(core, devices, topology))
+        return cls(core, accounts, products, devices, topology, ConnectivityService(core, devices, topology),
+                   OceanConnectService(core, accounts, devices))

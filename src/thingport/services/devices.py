@@ -122,6 +122,11 @@ class DeviceService:
                     results.append(err)
         return results
 
+    async def create_in(self, tx: Tx, caller: Caller, spec: DeviceSpec) -> DeviceView:
+        """Create inside the caller's transaction, so a dialect can add its own rows atomically."""
+        caller.require(Permission.DEVICE_FULL)
+        return await self._create(tx, caller, spec, "v2.1")
+
     async def _create(self, tx: Tx, caller: Caller, spec: DeviceSpec, key_version: str) -> DeviceView:
         product = await self.products.load(tx.conn, caller, spec.product_key, for_update=True)
         limit = self.core.settings.product_device_limit
@@ -211,9 +216,14 @@ class DeviceService:
         caller.require(Permission.DEVICE_FULL)
         async with self.core.write(caller.org_id) as tx:
             device = await self.load(tx.conn, caller, ref, for_update=True)
-            await self.core.devices.delete(tx.conn, device.asset_id)
-            await tx.emit(events.DEVICE_DELETED, device.asset_id, _session(device))
+            await self.delete_in(tx, device)
         return device
+
+    async def delete_in(self, tx: Tx, device: Device) -> None:
+        """Delete inside the caller's transaction (a dialect deleting several devices at once)."""
+        await self.core.devices.delete(tx.conn, device.asset_id)
+        await tx.emit(events.DEVICE_DELETED, device.asset_id,
+                      {**_session(device), "gatewayId": device.gateway_asset_id}, org_id=device.org_id)
 
     async def set_enabled(self, caller: Caller, ref: DeviceRef, enabled: bool) -> Device:
         """Enable a disabled device, or disable an enabled one (11794 otherwise)."""

@@ -27,6 +27,10 @@ DEVICE_DISCONNECTED = "device.disconnected"
 TOPOLOGY_CHANGED = "topology.changed"
 #: A gateway reported sub-devices it discovered (Alink ``thing/list/found``).
 SUB_DEVICES_FOUND = "topology.found"
+#: A device registered by verify code completed its bind (OceanConnect): it has its secret now.
+DEVICE_BOUND = "device.bound"
+#: A pending bind was not completed in time (OceanConnect): the registration lapsed.
+DEVICE_BIND_EXPIRED = "device.bind_expired"
 PRODUCT_CREATED = "product.created"
 PRODUCT_UPDATED = "product.updated"
 PRODUCT_DELETED = "product.deleted"

@@ -153,3 +153,84 @@ events = Table(
     Column("create_time", BigInteger, nullable=False),
     Index("ix_events_org_id", "org_id", "id"),
 )
+
+
+# --- OceanConnect northbound API (dialects/oceanconnect) -------------------------------------
+
+#: OceanConnect state of a device, beside its ``devices`` row. ``node_id`` is unique across the
+#: whole server (an MQTT login names only the nodeId); a device created by another dialect gets a
+#: row with no node_id the first time OceanConnect-only fields are set on it.
+oc_devices = Table(
+    "oc_devices",
+    metadata,
+    Column("asset_id", String(32), ForeignKey("devices.asset_id", ondelete="CASCADE"), primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column("app_key", String(64), nullable=True),
+    Column("node_id", String(64), nullable=True, unique=True),
+    Column("mode", String(16), nullable=True),
+    Column("pending", Boolean, nullable=False),
+    Column("verify_code_enc", Text, nullable=True),
+    Column("verify_code_hash", String(64), nullable=True, unique=True),
+    Column("expire_time", BigInteger, nullable=True, index=True),
+    Column("activated", Boolean, nullable=False),
+    Column("psk_enc", Text, nullable=True),
+    Column("device_type", String(256), nullable=True),
+    Column("location", String(1024), nullable=True),
+    Column("info", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+#: The organization's product that registrations without a productId go to.
+oc_default_products = Table(
+    "oc_default_products",
+    metadata,
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), primary_key=True),
+    Column("product_key", String(32), ForeignKey("products.product_key"), nullable=False),
+)
+
+#: One row per application: only its latest access token is valid. Tokens are kept as hashes.
+oc_tokens = Table(
+    "oc_tokens",
+    metadata,
+    Column("app_key", String(64), ForeignKey("applications.app_key"), primary_key=True),
+    Column("access_hash", String(64), nullable=False, unique=True),
+    Column("refresh_hash", String(64), nullable=False, unique=True),
+    Column("access_expire", BigInteger, nullable=False),
+    Column("refresh_expire", BigInteger, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+oc_subscriptions = Table(
+    "oc_subscriptions",
+    metadata,
+    Column("subscription_id", String(32), primary_key=True),
+    Column("org_id", String(64), nullable=False, index=True),
+    Column("app_key", String(64), ForeignKey("applications.app_key"), nullable=False),
+    Column("notify_type", String(64), nullable=False),
+    Column("callback_url", String(1024), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    UniqueConstraint("app_key", "notify_type"),
+)
+
+#: How far the push fan-out has read the ``events`` table (one row, id 1).
+oc_push_cursor = Table(
+    "oc_push_cursor",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_event_id", BigInteger, nullable=False),
+)
+
+#: Pushes waiting for delivery (deleted once the callback answered 2xx).
+oc_pushes = Table(
+    "oc_pushes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("subscription_id", String(32), nullable=False, index=True),
+    Column("callback_url", String(1024), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_time", BigInteger, nullable=False, index=True),
+    Column("last_error", Text, nullable=True),
+    Column("create_time", BigInteger, nullable=False),
+)

@@ -1,0 +1,122 @@
+"""Devices and events in OceanConnect shapes: ``deviceInfo``, QueryDeviceDTOCloud2NA, push bodies.
+
+Every documented key is present, ``null`` when unset (reference §6, §8.2). Times are UTC
+``yyyyMMdd'T'HHmmss'Z'``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from thingport.services import events
+from thingport.services.events import Event
+from thingport.services.oceanconnect import OcView
+
+TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+INFO_KEYS = ("nodeId", "name", "description", "manufacturerId", "manufacturerName", "mac", "location",
+             "deviceType", "model", "swVersion", "fwVersion", "hwVersion", "protocolType", "bridgeId", "status",
+             "statusDetail", "mute", "supportedSecurity", "isSecurity", "signalStrength", "sigVersion",
+             "serialNumber", "batteryLevel", "isHD")
+
+
+def wire_time(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(value: str, field: str) -> int:
+    """``yyyyMMdd'T'HHmmss'Z'`` to epoch ms; ValueError names the field."""
+    try:
+        return int(datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC).timestamp() * 1000)
+    except ValueError:
+        raise ValueError(f"{field}: must be yyyyMMdd'T'HHmmss'Z', e.g. 20151212T121212Z") from None
+
+
+def status(view: OcView, *, push: bool = False) -> tuple[str, str]:
+    """ONLINE/NONE, OFFLINE/NONE, or for a never-bound device INACTIVE/NOT_ACTIVE (queries) and
+    OFFLINE/NOT_ACTIVE (pushes, as captured); a disabled (muted) device is OFFLINE."""
+    if not view.activated:
+        return ("OFFLINE" if push else "INACTIVE"), "NOT_ACTIVE"
+    if view.device.online and view.device.enabled:
+        return "ONLINE", "NONE"
+    return "OFFLINE", "NONE"
+
+
+def device_info(view: OcView, *, push: bool = False, imsi: bool = False,
+                status_override: tuple[str, str] | None = None) -> dict[str, Any]:
+    d, reg = view.device, view.reg
+    info: dict[str, Any] = dict.fromkeys(INFO_KEYS)
+    stored = reg.info if reg else {}
+    for key in INFO_KEYS:
+        if isinstance(stored.get(key), str):
+            info[key] = stored[key]
+    st, detail = status_override or status(view, push=push)
+    info.update({
+        "nodeId": view.node_id, "name": d.name.default, "description": d.description,
+        "location": reg.location if reg else None, "deviceType": reg.device_type if reg else None,
+        "status": st, "statusDetail": detail, "mute": "FALSE" if d.enabled else "TRUE",
+    })
+    if imsi:
+        info["imsi"] = stored.get("imsi")
+    return info
+
+
+def gateway_id(view: OcView) -> str:
+    return view.device.gateway_asset_id or view.device.asset_id
+
+
+def node_type(view: OcView) -> str:
+    return "GATEWAY" if view.product.is_gateway else "ENDPOINT"
+
+
+def query_device(view: OcView, *, imsi: bool = False) -> dict[str, Any]:
+    d = view.device
+    return {
+        "deviceId": d.asset_id, "gatewayId": gateway_id(view), "nodeType": node_type(view),
+        "createTime": wire_time(d.create_time), "lastModifiedTime": wire_time(d.update_time),
+        "deviceInfo": device_info(view, imsi=imsi), "services": [], "alarmInfo": None,
+    }
+
+
+def _fallback_info(ev: Event, status: str | None = None, detail: str | None = None) -> dict[str, Any]:
+    """deviceInfo of a device deleted before its event was pushed, from what the event recorded."""
+    info: dict[str, Any] = dict.fromkeys(INFO_KEYS)
+    info.update({"nodeId": ev.payload.get("nodeId") or ev.payload.get("newDeviceKey") or ev.payload.get("deviceKey"),
+                 "name": ev.payload.get("name"), "status": status, "statusDetail": detail})
+    return info
+
+
+def push(ev: Event, view: OcView | None) -> tuple[str, dict[str, Any]] | None:
+    """The push an event gives, as ``(notifyType, body)``; None for events that push nothing.
+
+    The device is read when the push is queued; one deleted by then is described from the event.
+    """
+    did = ev.asset_id
+    gw = gateway_id(view) if view else did
+    if ev.kind == events.DEVICE_CREATED:
+        info = device_info(view, push=True) if view else _fallback_info(ev, "OFFLINE", "NOT_ACTIVE")
+        return "deviceAdded", {"notifyType": "deviceAdded", "deviceId": did, "gatewayId": gw,
+                               "nodeType": node_type(view) if view else "UNKNOWN", "deviceInfo": info}
+    if ev.kind == events.DEVICE_BOUND:
+        info = device_info(view, status_override=("ONLINE", "NONE")) if view else _fallback_info(ev, "ONLINE", "NONE")
+        return "bindDevice", {"notifyType": "bindDevice", "deviceId": did, "resultCode": "succeeded",
+                              "deviceInfo": info}
+    if ev.kind == events.DEVICE_BIND_EXPIRED:
+        info = device_info(view, push=True) if view else _fallback_info(ev, "OFFLINE", "NOT_ACTIVE")
+        return "bindDevice", {"notifyType": "bindDevice", "deviceId": did, "resultCode": "expired",
+                              "deviceInfo": info}
+    if ev.kind in (events.DEVICE_CONNECTED, events.DEVICE_DISCONNECTED):
+        info = dict.fromkeys(INFO_KEYS)
+        info["status"], info["statusDetail"] = ("ONLINE" if ev.kind == events.DEVICE_CONNECTED else "OFFLINE"), "NONE"
+        return "deviceInfoChanged", {"notifyType": "deviceInfoChanged", "deviceId": did, "gatewayId": gw,
+                                     "deviceInfo": info, "networkStatus": None}
+    if ev.kind in (events.DEVICE_UPDATED, events.DEVICE_REPLACED, events.DEVICE_ENABLED, events.DEVICE_DISABLED):
+        info = device_info(view, push=True) if view else _fallback_info(ev)
+        return "deviceInfoChanged", {"notifyType": "deviceInfoChanged", "deviceId": did, "gatewayId": gw,
+                                     "deviceInfo": info, "networkStatus": None}
+    if ev.kind == events.DEVICE_DELETED:
+        return "deviceDeleted", {"notifyType": "deviceDeleted", "deviceId": did,
+                                 "gatewayId": ev.payload.get("gatewayId") or did}
+    return None
