@@ -10,9 +10,9 @@ One connection per device: a second login of the same device closes the first, a
 do, and the device stays online throughout.
 
 Behind an external broker (:mod:`thingport.connect.external`, :mod:`thingport.dialects.emqx`) the
-node answering a hook or a request usually did not see the device's CONNECT: the ``*_remote`` and
-``bridged_*`` methods derive the device's session from its user name or its request topic and then
-take the very same paths as the embedded hooks.
+node answering a hook or a request usually did not see the device's CONNECT: the ``*_remote``
+methods and :meth:`FrontDoor.on_bridged_publish` derive the device's session from its user name or
+its request topic and then take the very same paths as the embedded hooks.
 """
 
 from __future__ import annotations
@@ -220,7 +220,9 @@ class FrontDoor:
         if found is None:
             return False
         live = self._live.get(found.asset_id)
-        if live is not None and live.client_id == client_id:
+        if live is not None and live.client_id != client_id:
+            return True  # a newer connection of the device is live here: the old one's end changes nothing
+        if live is not None:
             await self.on_disconnected(live, client_id, reason)
         else:
             await self.services.devices.mark_disconnected(found.asset_id)
