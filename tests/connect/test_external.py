@@ -10,23 +10,27 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import PG_URL, make_product, reset_postgres
 from tests.connect.conftest import MakeDevice, request
 from tests.connect.test_frontdoor import reply_to, status_is
 from tests.support import mosquitto
-from tests.support.device_login import enos_sub_sign
+from tests.support.device_login import alink_sub, enos_sub_sign
 from tests.support.mqtt_client import Device as Client
+from thingport.app import create_app
 from thingport.connect.external import BrokerUrl, EmqxKick, ExternalBroker
 from thingport.connect.frontdoor import FrontDoor
-from thingport.domain.models import Device, DeviceStatus
+from thingport.domain.models import Device, DeviceStatus, I18nText, ProductType
 from thingport.services.container import Services
 from thingport.services.context import Caller
-from thingport.services.devices import DeviceRef
+from thingport.services.devices import DeviceRef, DeviceSpec
+from thingport.settings import Settings
 
 
 @pytest.fixture
@@ -219,3 +223,49 @@ async def test_a_disabled_device_is_told_and_kicked_through_emqx_rest(
         await device.close()
     finally:
         await n.stop()
+
+
+async def test_serve_in_external_mode_consumes_and_answers_hooks(
+        settings: Settings, backend: str, broker_port: int, tmp_path: Path) -> None:
+    if backend == "postgresql":
+        await reset_postgres(PG_URL)
+    cfg = replace(settings, mqtt_port=1, mqtt_external_url=f"mqtt://127.0.0.1:{broker_port}",
+                  emqx_hook_token="hook-token")
+    app = create_app(cfg)
+    async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                 base_url="http://thingport.test") as http:
+        svc: Services = app.state.services
+        external = app.state.mqtt
+        assert isinstance(external, ExternalBroker) and app.state.door is external.door  # no embedded broker
+        org = await svc.accounts.create_org("Acme", "o-acme")
+        await svc.accounts.create_model(org.org_id, "model1")
+        caller = Caller.operator(org.org_id)
+        gateway_product = await make_product(svc, caller, ProductType.GATEWAY)
+        gw = (await svc.devices.create(caller, DeviceSpec(gateway_product, I18nText("gw"), "+00:00"))).device
+        client = await gateway_client(broker_port, gw, gateway_product)
+        base = f"/sys/{gateway_product}/{gw.device_key}"
+        await client.publish(f"{base}/thing/topo/get", request("thing.topo.get", {}), 1)
+        assert (await reply_to(client, f"{base}/thing/topo/get_reply"))["code"] == 200
+        await client.close()
+        r = await http.post("/mqtt/emqx/events", headers={"Authorization": "Bearer hook-token"},
+                            json={"event": "client.connected", "clientid": "gw-1",
+                                  "username": f"{gw.device_key}&{gateway_product}"})
+        assert r.json() == {"result": "ok"}
+        await status_is(svc, caller, gw.asset_id, DeviceStatus.ONLINE)
+
+
+async def test_alink_requests_are_answered_in_alink_form(
+        node: ExternalBroker, broker_port: int, service_product: str, gateway_product: str,
+        make_device: MakeDevice) -> None:
+    gw = await make_device(gateway_product)
+    sub = await make_device(service_product)
+    client = await gateway_client(broker_port, gw, gateway_product)
+    base = f"/sys/{gateway_product}/{gw.device_key}"
+    entry = alink_sub(service_product, sub.device_key, sub.secret)
+    await client.publish(f"{base}/thing/topo/add", request("thing.topo.add", [entry]), 1)
+    r = await reply_to(client, f"{base}/thing/topo/add_reply")
+    assert r["code"] == 200 and r["data"] == [{"productKey": service_product, "deviceName": sub.device_key}], r
+    await client.publish(f"{base}/thing/topo/delete",
+                         request("thing.topo.delete", [{"productKey": service_product, "deviceName": "nobody"}]), 1)
+    assert (await reply_to(client, f"{base}/thing/topo/delete_reply"))["code"] == 6100  # Alink: device not found
+    await client.close()

@@ -10,9 +10,9 @@ One connection per device: a second login of the same device closes the first, a
 do, and the device stays online throughout.
 
 Behind an external broker (:mod:`thingport.connect.external`, :mod:`thingport.dialects.emqx`) the
-node answering a hook or a request usually did not see the device's CONNECT: the ``*_remote`` and
-``bridged_*`` methods derive the device's session from its user name or its request topic and then
-take the very same paths as the embedded hooks.
+node answering a hook or a request usually did not see the device's CONNECT: the ``*_remote``
+methods and :meth:`FrontDoor.on_bridged_publish` derive the device's session from its user name or
+its request topic and then take the very same paths as the embedded hooks.
 """
 
 from __future__ import annotations
@@ -220,7 +220,9 @@ class FrontDoor:
         if found is None:
             return False
         live = self._live.get(found.asset_id)
-        if live is not None and live.client_id == client_id:
+        if live is not None and live.client_id != client_id:
+            return True  # a newer connection of the device is live here: the old one's end changes nothing
+        if live is not None:
             await self.on_disconnected(live, client_id, reason)
         else:
             await self.services.devices.mark_disconnected(found.asset_id)
@@ -239,31 +241,28 @@ class FrontDoor:
         target = parse_topic(topic)
         if target is None:
             return False
-        session = self._live.get(await self._asset_of(target.product_key, target.device_key) or "")
+        session = await self._bridged(target.product_key, target.device_key, payload)
         if session is None:
-            session = await self._derive(target.product_key, target.device_key, payload)
-            if session is None:
-                log.info("bridged request on %s: no enabled device %s/%s", topic, target.product_key,
-                         target.device_key)
-                return False
-            session = self._bridged(session)
+            log.info("bridged request on %s: no enabled device %s/%s", topic, target.product_key, target.device_key)
+            return False
         return await self.requests.handle(self, session, topic, payload, qos)
 
-    def _bridged(self, derived: DeviceSession) -> DeviceSession:
-        """One session per gateway for bridged requests, so its sub-device logins are remembered."""
-        key = f"bridge:{derived.asset_id}"
+    async def _bridged(self, product_key: str, device_key: str, payload: bytes) -> DeviceSession | None:
+        """The session answering a device's bridged requests: its live one on this node, else one per
+        device kept for ``auth_cache_ttl_s`` (so a gateway's sub-device logins are remembered)."""
+        key = f"bridge:{device_key}&{product_key}"
         hit = self._derived.get(key)
-        if hit is not None and hit[1] is not None and hit[0] > time.monotonic():
-            return hit[1]
-        derived.client_id = f"{derived.device_key}&{derived.product_key}"
-        if hit is not None and hit[1] is not None:
-            derived.online_subs = hit[1].online_subs
-        self._derived[key] = (self._expiry(), derived)
-        return derived
-
-    async def _asset_of(self, product_key: str, device_key: str) -> str | None:
-        found = await self.services.connectivity.device_by_key(product_key, device_key)
-        return found[0].asset_id if found is not None else None
+        if hit is None or hit[1] is None or hit[0] <= time.monotonic():
+            derived = await self._derive(product_key, device_key, payload)
+            if derived is None:
+                self._derived.pop(key, None)
+                return None
+            derived.client_id = f"{device_key}&{product_key}"
+            if hit is not None and hit[1] is not None:
+                derived.online_subs = hit[1].online_subs
+            self._derived[key] = hit = (self._expiry(), derived)
+        assert hit[1] is not None
+        return self._live.get(hit[1].asset_id, hit[1])
 
     async def _derive(self, product_key: str, device_key: str, payload: bytes | None) -> DeviceSession | None:
         found = await self.services.connectivity.device_by_key(product_key, device_key)
@@ -371,7 +370,10 @@ class FrontDoor:
         if ev.kind in events.SESSION_ENDING or ev.kind in (events.DEVICE_ENABLED, events.TOPOLOGY_CHANGED):
             # rights changed: derive again (other nodes: after the cache time); bridged gateway
             # sessions stay, they hold the sub-device logins and re-read their topology on expiry
-            self._derived = {k: v for k, v in self._derived.items() if k.startswith("bridge:")}
+            # (except the device's own, once it is replaced, disabled or deleted)
+            ending = ev.asset_id if ev.kind in events.SESSION_ENDING else None
+            self._derived = {k: v for k, v in self._derived.items()
+                             if k.startswith("bridge:") and (v[1] is None or v[1].asset_id != ending)}
         if ev.kind in events.SESSION_ENDING:
             await self._end_sessions(ev)
         elif ev.kind == events.DEVICE_ENABLED:

@@ -169,3 +169,19 @@ async def test_disconnect_seen_by_another_node_marks_offline(http: httpx.AsyncCl
                         headers=AUTH)
     assert r.json() == {"result": "ok"}
     await status_is(services, caller, dev.asset_id, DeviceStatus.OFFLINE)
+
+
+async def test_the_end_of_an_older_connection_keeps_the_newer_online(
+        http: httpx.AsyncClient, services: Services, caller: Caller, service_product: str,
+        make_device: MakeDevice) -> None:  # noqa: F811
+    dev = await make_device(service_product)
+    user = f"{dev.device_key}&{service_product}"
+    for cid in ("old-client", "new-client"):
+        r = await http.post("/mqtt/emqx/events", json=event("client.connected", cid, user), headers=AUTH)
+        assert r.json() == {"result": "ok"}
+    r = await http.post("/mqtt/emqx/events", json=event("client.disconnected", "old-client", user, reason="kicked"),
+                        headers=AUTH)
+    await status_is(services, caller, dev.asset_id, DeviceStatus.ONLINE)
+    r = await http.post("/mqtt/emqx/events", json=event("client.disconnected", "new-client", user, reason="normal"),
+                        headers=AUTH)
+    await status_is(services, caller, dev.asset_id, DeviceStatus.OFFLINE)
