@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from thingport.services.accounts import AccountService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
+from thingport.services.living_accounts import LivingAccountService
 from thingport.services.products import ProductService
+from thingport.services.provisioning import ProvisioningService
 from thingport.services.topology import TopologyService
 
 
@@ -18,9 +20,14 @@ class Services:
     products: ProductService
     devices: DeviceService
     topology: TopologyService
+    living: LivingAccountService
+    provisioning: ProvisioningService
 
     @classmethod
     def build(cls, core: Core) -> Services:
         products = ProductService(core)
         devices = DeviceService(core, products)
-        return cls(core, AccountService(core), products, devices, TopologyService(core, devices))
+        topology = TopologyService(core, devices)
+        living = LivingAccountService(core, devices)
+        return cls(core, AccountService(core), products, devices, topology, living,
+                   ProvisioningService(core, devices, living, topology))
