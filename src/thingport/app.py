@@ -17,6 +17,8 @@ from thingport import __version__
 from thingport.crypto.keyring import Keyring
 from thingport.dialects.admin.routes import router as admin_router
 from thingport.dialects.enos.routes import router as enos_router
+from thingport.dialects.living.admin import router as living_admin_router
+from thingport.dialects.living.routes import router as living_router
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
@@ -77,7 +79,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             await svc.core.db.close()
 
     return Litestar(
-        route_handlers=[enos_router, admin_router, health],
+        route_handlers=[enos_router, admin_router, health, living_router, living_admin_router],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token}),
         openapi_config=OpenAPIConfig(
