@@ -25,6 +25,8 @@ class LivingClient:
     def __init__(self, http: httpx.AsyncClient, app_key: str, app_secret: str) -> None:
         self.http, self.app_key, self.app_secret = http, app_key, app_secret
         self.iot_token: str | None = None
+        self.identity_id = ""  # set by the tests' sign-in helper
+        self.home = ""
 
     def signed(self, path: str, body: bytes, *, nonce: str | None = None, date: str | None = None,
                secret: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -40,7 +42,7 @@ class LivingClient:
     async def raw(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         return await self.http.post(path, content=body, headers=headers)
 
-    def body(self, params: dict[str, Any], api_ver: str = "1.0.2", token: str | None | bool = True) -> bytes:
+    def body(self, params: dict[str, Any], api_ver: str = "1.0.2", token: str | bool | None = True) -> bytes:
         request: dict[str, Any] = {"apiVer": api_ver, "language": "en-US"}
         tok = self.iot_token if token is True else token
         if tok:
@@ -48,7 +50,7 @@ class LivingClient:
         return json.dumps({"id": str(uuid.uuid4()), "version": "1.0", "request": request, "params": params}).encode()
 
     async def call(self, path: str, params: dict[str, Any] | None = None, *, api_ver: str = "1.0.2",
-                   token: str | None | bool = True) -> dict[str, Any]:
+                   token: str | bool | None = True) -> dict[str, Any]:
         """The answer body of a signed call (any business code)."""
         body = self.body(params or {}, api_ver, token)
         r = await self.raw(path, body, self.signed(path, body))

@@ -15,7 +15,7 @@ from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceSpec
 from thingport.services.events import Event
-from thingport.services.living_accounts import MetaPatch
+from thingport.services.living_accounts import EndUser, MetaPatch
 
 
 @dataclass
@@ -43,9 +43,12 @@ class World:
         code, _ = await self.services.living.mint_auth_code(u.identity_id)
         client = LivingClient(self.http, self.app.app_key, self.app.secret)
         await client.sign_in(code)
-        client.identity_id = u.identity_id  # type: ignore[attr-defined]
-        client.home = await client.ok("/living/home/create", {"name": f"{login} home"}, api_ver="1.1.0")  # type: ignore[attr-defined]
+        client.identity_id = u.identity_id
+        client.home = await client.ok("/living/home/create", {"name": f"{login} home"}, api_ver="1.1.0")
         return client
+
+    def end_user(self, client: LivingClient) -> EndUser:
+        return EndUser(client.identity_id, self.caller.org_id, self.app.app_key)
 
     def kinds(self, kind: str) -> list[Event]:
         return [e for e in self.events if e.kind == kind]
