@@ -52,7 +52,7 @@ async def test_enrollee_reports_keep_only_verified_unbound_same_org_devices(serv
     async with services.core.read() as conn:
         row = await store.get_enrollee(conn, hub, bulb)
     assert row is not None and (row.type, row.status, row.rssi) == (1, 0, "-3")
-    with pytest.raises(InvalidArgument, match="params.type"):
+    with pytest.raises(InvalidArgument, match=r"params\.type"):
         await prov.report_enrollees(hub, [], reporter_type=7)
     with pytest.raises(DeviceNotFound):
         await prov.report_enrollees("missing", payloads)
