@@ -352,3 +352,21 @@ async def test_cross_organization_access_is_refused(world: World) -> None:
     # an iotToken of org B is not accepted through org A's app
     mine.iot_token = stranger.iot_token
     assert (await mine.call("/living/home/query", {"pageNo": 1, "pageSize": 10}))["code"] == 401
+
+
+async def test_paging_limits_and_deleted_devices(world: World) -> None:
+    c = await world.user("tess")
+    for params, field in [({"pageNum": 1, "pageSize": 101}, "pageSize"), ({"pageNum": 0, "pageSize": 5}, "pageNum"),
+                          ({"pageSize": 5}, "pageNum"), ({"pageNum": 1, "pageSize": 5, "productStatusEnv": "x"},
+                                                         "productStatusEnv")]:
+        r = await c.call("/awss/enrollee/list/get", params)
+        assert r["code"] == 460 and field in r["message"], r
+    r = await c.call("/awss/enrollee/product/filter", {"iotDevices": [{"productKey": "p"}]})
+    assert r["code"] == 460 and "iotDevices[0].deviceName" in r["message"]
+    assert (await c.call("/awss/enrollee/product/filter", {"iotDevices": []}))["code"] == 460
+    pk = await world.product()
+    d = await world.device(pk, "gone-1", online=True)
+    await c.ok("/awss/time/window/user/bind", {"homeId": c.home, "productKey": pk, "deviceName": "gone-1"})
+    await world.services.devices.delete(world.caller, DeviceRef(asset_id=d))  # through EnOS, say
+    assert (await c.ok("/uc/listBindingByAccount", {"pageNo": 1, "pageSize": 10}))["total"] == 0
+    assert (await c.call("/uc/unbindAccountAndDev", {"iotId": d}))["code"] == 6100
