@@ -19,6 +19,8 @@ from thingport.crypto.keyring import Keyring
 from thingport.dialects.admin.routes import router as admin_router
 from thingport.dialects.emqx.routes import router as emqx_router
 from thingport.dialects.enos.routes import router as enos_router
+from thingport.dialects.living.admin import router as living_admin_router
+from thingport.dialects.living.routes import router as living_router
 from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
 from thingport.dialects.oceanconnect.routes import router as oceanconnect_router
 from thingport.services.container import Services
@@ -90,7 +92,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             await svc.core.db.close()
 
     return Litestar(
-        route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, health],
+        route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, living_router,
+                        living_admin_router, health],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token}),
         openapi_config=OpenAPIConfig(

@@ -310,6 +310,69 @@ def _decrypt_tree(node: Any, pem: str) -> Any:
     return node
 
 
+# --- Living Platform: end users, auth codes, product metadata -----------------------------------
+living_cli = typer.Typer(help="Living Platform end users, auth codes and product metadata.", no_args_is_help=True)
+living_user_cli = typer.Typer(help="End users of an organization.", no_args_is_help=True)
+living_product_cli = typer.Typer(help="Living metadata of products.", no_args_is_help=True)
+cli.add_typer(living_cli, name="living")
+living_cli.add_typer(living_user_cli, name="user")
+living_cli.add_typer(living_product_cli, name="product")
+
+
+@living_user_cli.command("create")
+def living_user_create(org: Annotated[str, typer.Option("--org")], login: Annotated[str, typer.Option("--login")],
+                       data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    user = run_op(settings_for(data_dir), lambda s: s.living.create_user(org, login))
+    emit([plain(user)], as_json, ["identity_id", "org_id", "login", "create_time"])
+
+
+@living_user_cli.command("list")
+def living_user_list(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = None,
+                     as_json: AsJson = False) -> None:
+    users = run_op(settings_for(data_dir), lambda s: s.living.list_users(org))
+    emit([plain(u) for u in users], as_json, ["identity_id", "org_id", "login", "create_time"])
+
+
+@living_user_cli.command("auth-code")
+def living_auth_code(identity_id: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Mint a single-use auth code for /account/createSessionByAuthCode."""
+    code, expire = run_op(settings_for(data_dir), lambda s: s.living.mint_auth_code(identity_id))
+    if as_json:
+        emit([{"auth_code": code, "identity_id": identity_id, "expire_time": expire}], True, [])
+        return
+    typer.echo(f"auth code: {code}  (single use, expires at {expire} ms)")
+
+
+@living_user_cli.command("logout")
+def living_logout(identity_id: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """End every session (iotToken and refreshToken) of a user."""
+    ended = run_op(settings_for(data_dir), lambda s: s.living.end_sessions(identity_id))
+    emit([{"identity_id": identity_id, "ended": ended}], as_json, ["identity_id", "ended"])
+
+
+@living_product_cli.command("set")
+def living_product_set(
+    org: Annotated[str, typer.Option("--org")], product_key: Annotated[str, typer.Option("--product-key")],
+    status: Annotated[str | None, typer.Option(help="development or published")] = None,
+    net_type: Annotated[int | None, typer.Option(help="0 LoRa, 3 Wi-Fi, 4 ZigBee, 5 BT, 6 cellular, "
+                                                      "7 Ethernet, 8 other")] = None,
+    category_key: Annotated[str | None, typer.Option()] = None,
+    category_name: Annotated[str | None, typer.Option()] = None,
+    category_id: Annotated[int | None, typer.Option()] = None,
+    bind_window: Annotated[int | None, typer.Option(help="time-window bind, seconds after connect")] = None,
+    require_permit_join: Annotated[bool | None, typer.Option("--require-permit-join/--no-require-permit-join")
+                                   ] = None,
+    data_dir: DataDir = None, as_json: AsJson = False,
+) -> None:
+    from thingport.services.living_accounts import MetaPatch
+
+    patch = MetaPatch(status, net_type, None, category_key, category_name, category_id, bind_window,
+                      require_permit_join)
+    meta = run_op(settings_for(data_dir), lambda s: s.living.set_product_meta(org, product_key, patch))
+    emit([plain(meta)], as_json, ["product_key", "status", "net_type", "category_key", "bind_window_s",
+                                  "require_permit_join"])
+
+
 def main() -> None:
     cli()
 

@@ -76,6 +76,21 @@ class Settings:
     oceanconnect_push_backoff_max_s: int = 300
     #: How often lapsed registrations are looked for, seconds.
     oceanconnect_expiry_interval_s: int = 2
+    # Living Platform (docs/living.md)
+    #: How long a device's reported bind token stays valid, seconds (the device SDK renews at 90 s).
+    living_bind_token_ttl_s: int = 120
+    #: Time-window binding: seconds after a device's last connect, unless its product sets its own.
+    living_bind_window_s: int = 600
+    #: Operator-minted auth code lifetime, seconds (single use).
+    living_auth_code_ttl_s: int = 300
+    #: iotToken and refreshToken lifetimes, seconds (the values seen from the vendor's cloud).
+    living_iot_token_ttl_s: int = 72_000
+    living_refresh_token_ttl_s: int = 720_000
+    #: API-gateway signatures: how far X-Ca-Timestamp / Date may be from the server clock, and how
+    #: long a nonce stays used, seconds.
+    living_signature_window_s: int = 900
+    #: ``timeout`` sent with enrollee found_reply and checkin, seconds.
+    living_enrollee_timeout_s: int = 60
 
     @property
     def db_url(self) -> str:

@@ -32,6 +32,14 @@ class ErrorKind(Enum):
     DEVICE_ONLINE = "device_online"
     VERIFY_CODE_EXISTS = "verify_code_exists"
     REGISTRATION_NOT_FOUND = "registration_not_found"
+    # Living Platform binding and provisioning
+    REFRESH_TOKEN_INVALID = "refresh_token_invalid"
+    BIND_TOKEN_NOT_FOUND = "bind_token_not_found"
+    NOT_IN_BIND_WINDOW = "not_in_bind_window"
+    NOT_BOUND = "not_bound"
+    NOT_OWNER = "not_owner"
+    BOUND_TO_OTHER = "bound_to_other"
+    PERMIT_JOIN_CLOSED = "permit_join_closed"
 
 
 class DomainError(Exception):
@@ -131,3 +139,33 @@ class RegistrationNotFound(DomainError):
     """The device exists but was not registered through OceanConnect (no nodeId/verify code)."""
 
     kind = ErrorKind.REGISTRATION_NOT_FOUND
+# --- Living Platform binding and provisioning ---------------------------------------------------
+
+class RefreshTokenInvalid(DomainError):
+    kind = ErrorKind.REFRESH_TOKEN_INVALID
+
+
+class BindTokenNotFound(DomainError):
+    """The token is unknown, not the device's latest, expired or already used."""
+
+    kind = ErrorKind.BIND_TOKEN_NOT_FOUND
+
+
+class NotInBindWindow(DomainError):
+    kind = ErrorKind.NOT_IN_BIND_WINDOW
+
+
+class NotBound(DomainError):
+    kind = ErrorKind.NOT_BOUND
+
+
+class NotOwner(DomainError):
+    kind = ErrorKind.NOT_OWNER
+
+
+class BoundToOther(DomainError):
+    kind = ErrorKind.BOUND_TO_OTHER
+
+
+class PermitJoinClosed(DomainError):
+    kind = ErrorKind.PERMIT_JOIN_CLOSED

@@ -8,8 +8,10 @@ from thingport.services.accounts import AccountService
 from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
+from thingport.services.living_accounts import LivingAccountService
 from thingport.services.oceanconnect import OceanConnectService
 from thingport.services.products import ProductService
+from thingport.services.provisioning import ProvisioningService
 from thingport.services.topology import TopologyService
 
 
@@ -22,6 +24,8 @@ class Services:
     topology: TopologyService
     connectivity: ConnectivityService
     oceanconnect: OceanConnectService
+    living: LivingAccountService
+    provisioning: ProvisioningService
 
     @classmethod
     def build(cls, core: Core) -> Services:
@@ -29,5 +33,7 @@ class Services:
         devices = DeviceService(core, products)
         accounts = AccountService(core)
         topology = TopologyService(core, devices)
+        living = LivingAccountService(core, devices)
         return cls(core, accounts, products, devices, topology, ConnectivityService(core, devices, topology),
-                   OceanConnectService(core, accounts, devices))
+                   OceanConnectService(core, accounts, devices), living,
+                   ProvisioningService(core, devices, living, topology))

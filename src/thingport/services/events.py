@@ -34,9 +34,25 @@ DEVICE_BIND_EXPIRED = "device.bind_expired"
 PRODUCT_CREATED = "product.created"
 PRODUCT_UPDATED = "product.updated"
 PRODUCT_DELETED = "product.deleted"
+#: A sub-device left its gateway: its (gateway-proxied) session must end. Payload: productKey, deviceKey,
+#: gatewayAssetId, gatewayProductKey, gatewayDeviceKey.
+DEVICE_DETACHED = "device.detached"
+
+# Living Platform downlinks: the asset id is the device the message goes to; every payload carries
+# orgId, productKey and deviceKey of that device plus the message fields (docs/living.md).
+#: ``/sys/{pk}/{dn}/_thing/event/notify`` identifier ``awss.BindNotify``; payload adds iotId, identityId,
+#: owned (0/1), operation ("Bind" | "Unbind").
+LIVING_BIND_NOTIFY = "living.bind_notify"
+#: ``/sys/{pk}/{dn}/thing/gateway/permit``; payload adds permit = {productKey, time}.
+LIVING_GATEWAY_PERMIT = "living.gateway_permit"
+#: ``/sys/{pk}/{dn}/thing/topo/change``; payload adds status (1 = deleted) and subList [{productKey, deviceName}].
+LIVING_TOPO_CHANGE = "living.topo_change"
+#: ``/sys/{pk}/{dn}/thing/awss/enrollee/checkin`` to the registrar; payload adds enrollee =
+#: {productKey, deviceName, timeout}.
+LIVING_ENROLLEE_CHECKIN = "living.enrollee_checkin"
 
 #: Events after which a live device session must be closed at once.
-SESSION_ENDING = frozenset({DEVICE_REPLACED, DEVICE_DELETED, DEVICE_DISABLED})
+SESSION_ENDING = frozenset({DEVICE_REPLACED, DEVICE_DELETED, DEVICE_DISABLED, DEVICE_DETACHED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from thingport.domain.errors import InvalidArgument, LimitExceeded, TopologyConflict
 from thingport.domain.expression import Expr
-from thingport.domain.models import Page, Permission
+from thingport.domain.models import Device, Page, Permission
 from thingport.services import events
-from thingport.services.context import Caller, Core
+from thingport.services.context import Caller, Core, Tx
 from thingport.services.devices import DeviceRef, DeviceService, DeviceView, require_gateway
 
 MAX_SUB_DEVICES_PER_CALL = 1000
@@ -55,16 +55,34 @@ class TopologyService:
         async with self.core.write(caller.org_id) as tx:
             gw = await self.devices.load(tx.conn, caller, gateway, for_update=True)
             require_gateway(await self.devices.view_of(tx.conn, caller, gw))
-            ids: list[str] = []
-            for ref in subs:
-                sub = await self.devices.load(tx.conn, caller, ref, for_update=True)
-                if sub.gateway_asset_id != gw.asset_id:
-                    raise TopologyConflict(f"subDevices: {ref.describe()} is not a sub-device of this gateway",
-                                           field="subDevices")
-                ids.append(sub.asset_id)
-            await self.core.devices.set_gateway(tx.conn, ids, None, tx.now)
-            await tx.emit(events.TOPOLOGY_CHANGED, gw.asset_id, {"added": [], "removed": ids, "origin": origin})
-            return ids
+            return [d.asset_id for d in await self.detach(tx, caller, gw, subs, origin=origin)]
+
+    async def detach(self, tx: Tx, caller: Caller, gw: Device, subs: list[DeviceRef], *,
+                     origin: str = "api") -> list[Device]:
+        """Inside the caller's transaction: cut sub-devices loose from ``gw`` and end their sessions.
+
+        Every dialect's removal goes through here, so all of them see the same relations and the
+        device front door gets one ``topology.changed`` plus a ``device.detached`` per sub-device.
+        """
+        removed: list[Device] = []
+        for ref in subs:
+            sub = await self.devices.load(tx.conn, caller, ref, for_update=True)
+            if sub.gateway_asset_id != gw.asset_id:
+                raise TopologyConflict(f"subDevices: {ref.describe()} is not a sub-device of this gateway",
+                                       field="subDevices")
+            if all(d.asset_id != sub.asset_id for d in removed):
+                removed.append(sub)
+        ids = [d.asset_id for d in removed]
+        await self.core.devices.set_gateway(tx.conn, ids, None, tx.now)
+        await tx.emit(events.TOPOLOGY_CHANGED, gw.asset_id, {
+            "added": [], "removed": ids, "origin": origin, "productKey": gw.product_key, "deviceKey": gw.device_key,
+            "removedDevices": [{"assetId": d.asset_id, "productKey": d.product_key, "deviceKey": d.device_key}
+                               for d in removed]})
+        for d in removed:
+            await tx.emit(events.DEVICE_DETACHED, d.asset_id, {
+                "productKey": d.product_key, "deviceKey": d.device_key, "gatewayAssetId": gw.asset_id,
+                "gatewayProductKey": gw.product_key, "gatewayDeviceKey": gw.device_key})
+        return removed
 
     async def gateway_of(self, caller: Caller, sub: DeviceRef) -> DeviceView:
         caller.require(Permission.DEVICE_READ)

@@ -234,3 +234,108 @@ oc_pushes = Table(
     Column("last_error", Text, nullable=True),
     Column("create_time", BigInteger, nullable=False),
 )
+
+
+# --- Living Platform (Alibaba IoT): end users, sessions, homes, bindings, provisioning state ------
+
+living_users = Table(
+    "living_users",
+    metadata,
+    Column("identity_id", String(40), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), nullable=False),
+    Column("login", String(128), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    UniqueConstraint("org_id", "login"),
+)
+
+#: One-time auth codes and sessions are kept only as SHA-256 hashes: a database copy logs no one in.
+living_auth_codes = Table(
+    "living_auth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("identity_id", String(40), ForeignKey("living_users.identity_id"), nullable=False, index=True),
+    Column("expire_time", BigInteger, nullable=False),
+    Column("used_time", BigInteger, nullable=True),
+)
+
+living_sessions = Table(
+    "living_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("refresh_hash", String(64), nullable=False, unique=True),
+    Column("identity_id", String(40), ForeignKey("living_users.identity_id"), nullable=False, index=True),
+    Column("app_key", String(64), ForeignKey("applications.app_key"), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("token_expire", BigInteger, nullable=False),
+    Column("refresh_expire", BigInteger, nullable=False),
+)
+
+living_homes = Table(
+    "living_homes",
+    metadata,
+    Column("home_id", String(40), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), nullable=False),
+    Column("owner_id", String(40), ForeignKey("living_users.identity_id"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+)
+
+living_bindings = Table(
+    "living_bindings",
+    metadata,
+    Column("asset_id", String(32), ForeignKey("devices.asset_id", ondelete="CASCADE"), primary_key=True),
+    Column("identity_id", String(40), ForeignKey("living_users.identity_id"), primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column("home_id", String(40), ForeignKey("living_homes.home_id"), nullable=True),
+    Column("owned", Boolean, nullable=False),
+    Column("bind_time", BigInteger, nullable=False),
+    Index("ix_living_bindings_identity", "identity_id", "bind_time"),
+)
+
+living_products = Table(
+    "living_products",
+    metadata,
+    Column("product_key", String(32), ForeignKey("products.product_key", ondelete="CASCADE"), primary_key=True),
+    Column("status", Integer, nullable=False),
+    Column("net_type", Integer, nullable=False),
+    Column("category_key", String(64), nullable=True),
+    Column("category_name", String(128), nullable=True),
+    Column("category_id", BigInteger, nullable=True),
+    Column("bind_window_s", Integer, nullable=True),
+    Column("require_permit_join", Boolean, nullable=False),
+)
+
+#: Only the latest token a device reported counts (one row per device).
+living_bind_tokens = Table(
+    "living_bind_tokens",
+    metadata,
+    Column("asset_id", String(32), ForeignKey("devices.asset_id", ondelete="CASCADE"), primary_key=True),
+    Column("token_hash", String(64), nullable=False, index=True),
+    Column("report_time", BigInteger, nullable=False),
+    Column("expire_time", BigInteger, nullable=False),
+    Column("used_time", BigInteger, nullable=True),
+)
+
+living_enrollees = Table(
+    "living_enrollees",
+    metadata,
+    Column("registrar_id", String(32), ForeignKey("devices.asset_id", ondelete="CASCADE"), primary_key=True),
+    Column("enrollee_id", String(32), ForeignKey("devices.asset_id", ondelete="CASCADE"), primary_key=True),
+    Column("org_id", String(64), nullable=False, index=True),
+    Column("ssid", String(64), nullable=False),
+    Column("bssid", String(32), nullable=False),
+    Column("rssi", String(16), nullable=False),
+    Column("type", Integer, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+)
+
+living_permits = Table(
+    "living_permits",
+    metadata,
+    Column("gateway_id", String(32), ForeignKey("devices.asset_id", ondelete="CASCADE"), primary_key=True),
+    Column("product_key", String(32), nullable=True),
+    Column("time", Integer, nullable=False),
+    Column("open_time", BigInteger, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Alibaba IoT Living Platform app API (``/awss/…``, ``/thing/…``, ``/living/home/…``, ``/uc/…``, ``/account/…``)."""

@@ -1,0 +1,377 @@
+"""Living Platform app API: one POST route per API path, the vendor's envelope on every one.
+
+The dispatcher does what all APIs share (gateway signature, envelope, ``apiVer``, iotToken,
+errors); each API is one small function: decode ``params``, call one service, shape ``data``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request, Response, Router, post
+from litestar.exceptions import HTTPException
+
+from thingport.dialects.common import query_pairs, request_id
+from thingport.dialects.living import errors, schemas
+from thingport.dialects.living.auth import GatewayError, authenticate
+from thingport.domain.errors import DomainError, InvalidArgument
+from thingport.domain.models import Application, DeviceStatus, Page
+from thingport.services.container import Services
+from thingport.services.living_accounts import NET_TYPES, BoundDevice, EndUser, SessionTokens
+from thingport.services.provisioning import CipherRequest
+
+log = logging.getLogger(__name__)
+JSON = "application/json;charset=UTF-8"
+API_VER = re.compile(r"^1\.\d+\.\d+$")
+S = TypeVar("S")
+STATUS = {DeviceStatus.INACTIVE: 0, DeviceStatus.ONLINE: 1, DeviceStatus.OFFLINE: 3, DeviceStatus.DISABLED: 8}
+
+
+@dataclass(slots=True)
+class Call:
+    services: Services
+    app: Application
+    user: EndUser | None
+    params: dict[str, Any]
+
+    @property
+    def me(self) -> EndUser:
+        assert self.user is not None
+        return self.user
+
+    def decode(self, kind: type[S]) -> S:
+        """``params`` as ``kind``; a type error names the field (``params.time``)."""
+        try:
+            return msgspec.convert(self.params, kind)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            m = re.search(r"at `\$\.?([^`]*)`", text)
+            path = "params" + ("." + m.group(1) if m and m.group(1) else "")
+            msg = text.split(" - at ")[0]
+            raise InvalidArgument(f"{path}: {msg}", field=path) from exc
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    path: str
+    handler: Handler
+    user: bool  # needs an iotToken
+    summary: str
+
+
+APIS: list[Api] = []
+
+
+def api(path: str, summary: str, *, user: bool = True) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        APIS.append(Api(path, fn, user, summary))
+        return fn
+    return register
+
+
+def page_of(number: int | None, size: int | None, max_size: int, *, names: tuple[str, str] = ("pageNo", "pageSize")
+            ) -> Page:
+    if number is None or number < 1:
+        raise InvalidArgument(f"params.{names[0]}: is required and must be 1 or more", field=names[0])
+    if size is None or not 1 <= size <= max_size:
+        raise InvalidArgument(f"params.{names[1]}: is required and must be 1-{max_size}", field=names[1])
+    return Page(number, size)
+
+
+def required(value: str | None, name: str) -> str:
+    if not value:
+        raise InvalidArgument(f"params.{name}: is required", field=name)
+    return value
+
+
+def development(env: str | None) -> bool:
+    if env not in (None, "", "dev", "release"):
+        raise InvalidArgument("params.productStatusEnv: 'dev' or 'release'", field="productStatusEnv")
+    return env == "dev"
+
+
+# ---------------------------------------------------------------------------------------------
+# accounts
+
+def session_data(s: SessionTokens) -> dict[str, Any]:
+    return {"identityId": s.identity_id, "iotToken": s.iot_token, "iotTokenExpire": s.iot_token_expire_s,
+            "refreshToken": s.refresh_token, "refreshTokenExpire": s.refresh_token_expire_s}
+
+
+@api("/account/createSessionByAuthCode", "Exchange an operator-minted auth code for an iotToken session", user=False)
+async def create_session(c: Call) -> Any:
+    p = c.decode(schemas.CreateSession)
+    code = (p.request.authCode if p.request else None) or p.authCode
+    return session_data(await c.services.living.create_session(c.app, code or ""))
+
+
+@api("/account/checkOrRefreshSession", "Renew a session with its refreshToken", user=False)
+async def refresh_session(c: Call) -> Any:
+    p = c.decode(schemas.Refresh)
+    r = p.request or schemas.RefreshRequest()
+    refresh = r.refreshToken or p.refreshToken
+    identity = r.identityId or p.identityId or ""
+    return session_data(await c.services.living.refresh_session(c.app, refresh or "", identity))
+
+
+@api("/iotx/account/invalidSession", "End a session (log out)", user=False)
+async def invalidate_session(c: Call) -> Any:
+    p = c.decode(schemas.Refresh)
+    r = p.request or schemas.RefreshRequest()
+    await c.services.living.invalidate_session(c.app, r.iotToken or p.iotToken or "",
+                                               r.identityId or p.identityId or "")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# homes and bindings
+
+@api("/living/home/create", "Create a home")
+async def home_create(c: Call) -> Any:
+    p = c.decode(schemas.HomeCreate)
+    if p.name is None:
+        raise InvalidArgument("params.name: is required", field="name")
+    return (await c.services.living.create_home(c.me, p.name)).home_id
+
+
+@api("/living/home/query", "The caller's homes, paged")
+async def home_query(c: Call) -> Any:
+    p = c.decode(schemas.Paging)
+    page = page_of(p.pageNo, p.pageSize, 20)
+    homes, total, current = await c.services.living.homes(c.me, page)
+    return {"total": total, "pageNo": page.number, "pageSize": page.size,
+            "data": [{"homeId": h.home_id, "name": h.name, "myRole": "ADMIN", "currentHome": h.home_id == current,
+                      "createMillis": h.create_time} for h in homes]}
+
+
+@api("/living/home/get", "One home with its device counts")
+async def home_get(c: Call) -> Any:
+    p = c.decode(schemas.HomeGet)
+    home, current, devices, online = await c.services.living.home(c.me, required(p.homeId, "homeId"))
+    return {"homeId": home.home_id, "name": home.name, "myRole": "ADMIN", "currentHome": current,
+            "createMillis": home.create_time, "roomCnt": 0, "deviceCnt": devices, "deviceOnlineCnt": online}
+
+
+def binding_data(b: BoundDevice) -> dict[str, Any]:
+    d, p, m = b.device, b.product, b.meta
+    return {
+        "identityId": b.binding.identity_id, "iotId": d.asset_id, "productKey": d.product_key,
+        "deviceName": d.device_key, "productName": p.name.default, "nickName": d.name.default,
+        "netType": NET_TYPES.get(m.net_type, "NET_OTHER"), "thingType": "DEVICE",
+        "nodeType": "GATEWAY" if p.is_gateway else "DEVICE", "status": STATUS[d.status],
+        "owned": 1 if b.binding.owned else 0, "subDevice": d.gateway_asset_id is not None,
+        "categoryKey": m.category_key, "categoryName": m.category_name, "homeId": b.binding.home_id,
+        "bindTime": b.binding.bind_time, "gmtModified": d.update_time,
+    }
+
+
+@api("/uc/listBindingByAccount", "Devices bound to the caller, paged")
+async def list_by_account(c: Call) -> Any:
+    p = c.decode(schemas.BindingsByAccount)
+    page = page_of(p.pageNo, p.pageSize, 100)
+    if p.owned not in (None, 0, 1):
+        raise InvalidArgument("params.owned: 0, 1 or absent", field="owned")
+    if p.nodeType not in (None, "DEVICE", "GATEWAY"):
+        raise InvalidArgument("params.nodeType: 'DEVICE' or 'GATEWAY'", field="nodeType")
+    if p.thingType not in (None, "DEVICE"):  # Thingport binds real devices only
+        return {"total": 0, "pageNo": page.number, "pageSize": page.size, "data": []}
+    found, total = await c.services.living.bindings(c.me, page, owned=None if p.owned is None else bool(p.owned),
+                                                    node_type=p.nodeType)
+    return {"total": total, "pageNo": page.number, "pageSize": page.size, "data": [binding_data(b) for b in found]}
+
+
+@api("/uc/listBindingByDev", "Users bound to a device the caller is bound to")
+async def list_by_device(c: Call) -> Any:
+    p = c.decode(schemas.BindingsByDevice)
+    page = page_of(p.pageNo, p.pageSize, 100)
+    rows, total = await c.services.living.device_users(c.me, required(p.iotId, "iotId"), page)
+    return {"total": total, "pageNo": page.number, "pageSize": page.size,
+            "data": [{"identityId": b.identity_id, "identityAlias": u.login, "owned": 1 if b.owned else 0,
+                      "bindTime": b.bind_time} for b, u in rows]}
+
+
+@api("/uc/unbindAccountAndDev", "Unbind: a member their own binding, the owner everyone's")
+async def unbind(c: Call) -> Any:
+    p = c.decode(schemas.Unbind)
+    await c.services.living.unbind(c.me, required(p.iotId, "iotId"), unbind_sub_devices=p.unbindSubdevice)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the provisioning service (seed document)
+
+@api("/awss/enrollee/list/get", "Devices discovered nearby by the caller's devices")
+async def enrollee_list(c: Call) -> Any:
+    p = c.decode(schemas.EnrolleeList)
+    page = page_of(p.pageNum, p.pageSize, 100, names=("pageNum", "pageSize"))
+    found, total = await c.services.provisioning.enrollees(c.me, page,
+                                                           include_development=development(p.productStatusEnv))
+    return {"totalNum": total, "items": [{
+        "gmtCreate": v.row.create_time, "gmtModified": v.row.update_time,
+        "regIotId": v.registrar.asset_id, "regProductKey": v.registrar.product_key,
+        "regDeviceName": v.registrar.device_key, "regProductName": v.registrar_product.name.default,
+        "enrolleeIotId": v.enrollee.asset_id, "enrolleeProductKey": v.enrollee.product_key,
+        "enrolleeDeviceName": v.enrollee.device_key, "enrolleeProductName": v.enrollee_product.name.default,
+        "bssid": v.row.bssid, "ssid": v.row.ssid, "rssi": v.row.rssi, "type": v.row.type, "status": v.row.status,
+    } for v in found]}
+
+
+MAX_FILTER = 100
+
+
+@api("/awss/enrollee/product/filter", "Keep the locally found devices that may be bound")
+async def product_filter(c: Call) -> Any:
+    p = c.decode(schemas.ProductFilter)
+    if not p.iotDevices:
+        raise InvalidArgument("params.iotDevices: is required and must not be empty", field="iotDevices")
+    if len(p.iotDevices) > MAX_FILTER:
+        raise InvalidArgument(f"params.iotDevices: at most {MAX_FILTER} devices", field="iotDevices")
+    items = [(required(d.productKey, f"iotDevices[{i}].productKey"),
+              required(d.deviceName, f"iotDevices[{i}].deviceName")) for i, d in enumerate(p.iotDevices)]
+    found = await c.services.provisioning.filter_devices(c.me, items, reset=p.reset,
+                                                         include_development=development(p.productStatusEnv))
+    return [{"productKey": f.product_key, "deviceName": f.device_name, "productName": f.product.name.default,
+             "netType": f.meta.net_type, "nodeType": 1 if f.product.is_gateway else 0,
+             "categoryKey": f.meta.category_key, "categoryName": f.meta.category_name,
+             "categoryId": f.meta.category_id} for f in found]
+
+
+@api("/awss/token/check", "Which device reported this bind token")
+async def token_check(c: Call) -> Any:
+    p = c.decode(schemas.TokenCheck)
+    d = await c.services.provisioning.check_token(c.me, required(p.token, "token"), p.productKey, p.deviceName)
+    return {"productKey": d.product_key, "deviceName": d.device_key, "iotId": d.asset_id}
+
+
+@api("/awss/token/user/bind", "Bind a device by the token it reported")
+async def token_bind(c: Call) -> Any:
+    p = c.decode(schemas.TokenBind)
+    d = await c.services.provisioning.bind_by_token(c.me, required(p.productKey, "productKey"),
+                                                    required(p.deviceName, "deviceName"),
+                                                    required(p.token, "token"), p.homeId)
+    return d.asset_id
+
+
+@api("/awss/time/window/user/bind", "Bind a device within its bind window after power-on")
+async def window_bind(c: Call) -> Any:
+    p = c.decode(schemas.WindowBind)
+    d = await c.services.provisioning.bind_by_window(c.me, required(p.productKey, "productKey"),
+                                                     required(p.deviceName, "deviceName"), p.homeId)
+    return d.asset_id
+
+
+@api("/awss/cipher/get", "The provisioning key for a device")
+async def cipher_get(c: Call) -> Any:
+    p = c.decode(schemas.CipherGet)
+    info = p.deviceInfoForCipher
+    if info is None:
+        raise InvalidArgument("params.deviceInfoForCipher: is required", field="deviceInfoForCipher")
+    if not info.productKey:
+        what = "productId lookup (Bluetooth) is not supported; send productKey" if info.productId else "is required"
+        raise InvalidArgument(f"params.deviceInfoForCipher.productKey: {what}", field="deviceInfoForCipher.productKey")
+    req = CipherRequest(info.productKey, info.deviceName or None, 3 if info.cipherType is None else info.cipherType,
+                        info.random or "", info.params.mac if info.params else None)
+    try:
+        return await c.services.provisioning.app_cipher(c.me, req)
+    except InvalidArgument as err:  # name the field where the client put it
+        raise InvalidArgument(f"params.deviceInfoForCipher.{err.message}",
+                              field=f"deviceInfoForCipher.{err.field}") from err
+
+
+@api("/thing/gateway/permit", "Let a gateway accept sub-devices for a while (owner only)")
+async def gateway_permit(c: Call) -> Any:
+    p = c.decode(schemas.Permit)
+    if p.time is None:
+        raise InvalidArgument("params.time: is required", field="time")
+    await c.services.provisioning.permit(c.me, required(p.iotId, "iotId"), p.productKey, p.time)
+    return None
+
+
+@api("/thing/topo/remove", "Remove a sub-device from a gateway (owner only)")
+async def topo_remove(c: Call) -> Any:
+    p = c.decode(schemas.TopoRemove)
+    await c.services.provisioning.remove_sub_device(c.me, required(p.iotId, "iotId"),
+                                                    required(p.subIotId or p.subIotid, "subIotId"))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the dispatcher
+
+def respond(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(msgspec.json.encode(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def failure(code: int, message: str, rid: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, "localizedMsg": errors.TEXTS.get(code, message), "data": None, "id": rid}
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    try:
+        body = await request.body()
+    except HTTPException:
+        body = b"x" * (limit + 1)
+    if len(body) > limit:
+        raise GatewayError(413, f"Request Body Too Large: at most {limit} bytes")
+    return body
+
+
+async def dispatch(request: Request[Any, Any, Any], target: Api) -> Response[bytes]:
+    services: Services = request.app.state.services
+    rid: Any = request_id()
+    try:
+        body = await read_body(request, services.core.settings.max_body_bytes)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        app = await authenticate(services, request.method, request.url.path,
+                                 query_pairs(request.scope["query_string"]), headers, body)
+    except GatewayError as err:
+        msg = err.message.encode("latin-1", "replace").decode("latin-1")
+        return respond(failure(err.status, err.message, rid), err.status, {"X-Ca-Error-Message": msg})
+    try:
+        env = decode_envelope(body)
+        rid = env.id if env.id not in (None, "") else headers.get("x-ca-nonce", rid)
+        meta = env.request or schemas.CommonParams()
+        if not meta.apiVer or not API_VER.match(meta.apiVer):
+            raise InvalidArgument(f"request.apiVer: '{meta.apiVer or ''}' is not a 1.x.y version", field="apiVer")
+        user = await services.living.authenticate(app, meta.iotToken or "") if target.user else None
+        data = await target.handler(Call(services, app, user, env.params or {}))
+        return respond({"code": 200, "message": "success", "data": data, "id": rid})
+    except DomainError as err:
+        code = errors.code_for(err)
+        return respond(failure(code, err.message, rid))
+    except Exception:
+        log.exception("request %s failed", rid)
+        return respond(failure(500, "service error", rid))
+
+
+def decode_envelope(body: bytes) -> schemas.Envelope:
+    try:
+        return msgspec.json.decode(body or b"{}", type=schemas.Envelope)
+    except msgspec.ValidationError as exc:
+        m = re.search(r"at `\$\.?([^`]*)`", str(exc))
+        path = m.group(1) if m and m.group(1) else "body"
+        raise InvalidArgument(f"{path}: {str(exc).split(' - at ')[0]}", field=path) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidArgument(f"body: is not valid JSON ({exc})", field="body") from exc
+
+
+def _route(target: Api) -> Any:
+    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await dispatch(request, target)
+
+    name = "living" + "".join(part[:1].upper() + part[1:] for part in re.split(r"[/_]", target.path) if part)
+    handler.__name__ = name
+    return post(target.path, operation_id=name, summary=target.summary, status_code=200,
+                description="Signed with the API-gateway scheme (X-Ca-*); envelope "
+                            "{id, version, request: {apiVer, iotToken}, params}.")(handler)
+
+
+router = Router(path="/", route_handlers=[_route(a) for a in APIS], tags=["Living"])
