@@ -5,31 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
 from tests.support.enos_client import EnosClient
-from tests.support.processes import free_port, stop, wait_for_health
+from tests.support.processes import free_port, start_thingport, stop
 from thingport.app import ensure_initialised
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
 from thingport.store.db import Database
-
-
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    exe = Path(sys.executable).with_name("thingport")
-    proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_health(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, what="thingport serve")
-    except (RuntimeError, TimeoutError):
-        proc.kill()
-        raise
-    return proc
 
 
 async def provision(data_dir: Path) -> tuple[str, str]:
@@ -49,7 +35,7 @@ async def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     app_key, secret = await provision(data_dir)
     port = free_port()
-    proc = start_server(data_dir, port)
+    proc = start_thingport(data_dir, port)
     acked: list[str] = []
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
@@ -77,7 +63,7 @@ async def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert len(acked) >= 60
-    proc = start_server(data_dir, port)
+    proc = start_thingport(data_dir, port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             enos = EnosClient(http, app_key, secret, "o1")

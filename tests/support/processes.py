@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -45,3 +48,16 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: fl
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def start_thingport(data_dir: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``thingport serve`` as a real process on ``port``, returned once it answers /health."""
+    exe = Path(sys.executable).with_name("thingport")
+    proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, what="thingport serve")
+    except (RuntimeError, TimeoutError):
+        proc.kill()
+        raise
+    return proc

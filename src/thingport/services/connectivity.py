@@ -171,10 +171,7 @@ class ConnectivityService:
         async with self.core.read() as conn:
             gateway = await self._device(conn, gateway_id)
             for pk, dk in refs:
-                device = await self.core.devices.by_login(conn, pk, dk)
-                if device is None or device.org_id != gateway.org_id:
-                    raise DeviceNotFound(f"deviceKey: no device {dk} in product {pk}", field="deviceKey")
-                devices.append(device)
+                devices.append(await self._org_device(conn, gateway.org_id, pk, dk, "deviceKey"))
         await self.topology.remove_sub_devices(
             self._caller(gateway), DeviceRef(asset_id=gateway.asset_id),
             [DeviceRef(asset_id=d.asset_id) for d in devices], origin=gateway.asset_id)
@@ -228,15 +225,19 @@ class ConnectivityService:
         async with self.core.read() as conn:
             gateway = await self._device(conn, gateway_id)
             for pk, dk in refs:
-                device = await self.core.devices.by_login(conn, pk, dk)
-                if device is None or device.org_id != gateway.org_id:
-                    raise DeviceNotFound(f"deviceName: no device {dk} in product {pk}", field="deviceName")
-                found.append(device)
+                found.append(await self._org_device(conn, gateway.org_id, pk, dk, "deviceName"))
         async with self.core.write(gateway.org_id) as tx:
             await tx.emit(events.SUB_DEVICES_FOUND, gateway.asset_id,
                           {"subDevices": [{"assetId": d.asset_id, "productKey": d.product_key,
                                            "deviceKey": d.device_key} for d in found]})
         return found
+
+    async def _org_device(self, conn: Any, org_id: str, product_key: str, device_key: str, field: str) -> Device:
+        """A device a gateway names by key; one of another organization is as unknown as a missing one."""
+        device = await self.core.devices.by_login(conn, product_key, device_key)
+        if device is None or device.org_id != org_id:
+            raise DeviceNotFound(f"{field}: no device {device_key} in product {product_key}", field=field)
+        return device
 
     async def _device(self, conn: Any, asset_id: str) -> Device:
         device = await self.core.devices.by_id(conn, asset_id)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import httpx
 
 from tests.support.oc_client import OcClient
-from tests.support.processes import free_port, stop, wait_for_health
+from tests.support.processes import free_port, start_thingport, stop
 from tests.support.receiver import receiver
 from thingport.app import ensure_initialised
 from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
@@ -126,18 +124,8 @@ async def test_unsubscribed_types_and_other_orgs_get_nothing(oc: OcClient, servi
 
 # --------------------------------------------------------------------------------------------- restart
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    exe = Path(sys.executable).with_name("thingport")
-    env = {**os.environ, "THINGPORT_OCEANCONNECT_PUSH_BACKOFF_MAX_S": "1",
-           "THINGPORT_OCEANCONNECT_EXPIRY_INTERVAL_S": "1"}
-    proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        wait_for_health(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, what="thingport serve")
-    except (RuntimeError, TimeoutError):
-        proc.kill()
-        raise
-    return proc
+#: Short back-off and expiry scans, so the restart test does not wait minutes.
+FAST_RETRIES = {"THINGPORT_OCEANCONNECT_PUSH_BACKOFF_MAX_S": "1", "THINGPORT_OCEANCONNECT_EXPIRY_INTERVAL_S": "1"}
 
 
 async def provision(data_dir: Path) -> tuple[str, str]:
@@ -163,7 +151,7 @@ async def test_pushes_survive_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     app_key, secret = await provision(data_dir)
     port, callback_port = free_port(), free_port()
-    proc = start_server(data_dir, port)
+    proc = start_thingport(data_dir, port, FAST_RETRIES)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             oc = OcClient(http, app_key, secret)
@@ -175,7 +163,7 @@ async def test_pushes_survive_a_restart(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         with receiver(callback_port) as rec:
-            proc = start_server(data_dir, port)
+            proc = start_thingport(data_dir, port, FAST_RETRIES)
             await wait_for(lambda: {b["deviceId"] for b in rec.of("deviceAdded")} == {did, late})
             # the lapsed registration is deleted by the restarted server's expiry task
             await wait_for(lambda: [b["resultCode"] for b in rec.of("bindDevice")] == ["expired"])
