@@ -25,11 +25,6 @@ def test_enos_documented_example() -> None:
     assert device_sign.verify("deviceSecretxxx", fields, "test", "hmacsha1", sign.lower()) == "enos"
 
 
-def test_oceanconnect_published_vector() -> None:
-    assert device_sign.oceanconnect_password("12345678", "2025041401") == \
-        "c75150e6cb841417396819e4d2ee4358a416344a03a083e3a8567074ddec820a"
-
-
 def test_unknown_method_verifies_nothing() -> None:
     assert device_sign.algorithm("sha512") is None
     assert device_sign.verify("s", {}, "d", "sha512", "00") is None

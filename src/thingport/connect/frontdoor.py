@@ -18,10 +18,8 @@ its request topic and then take the very same paths as the embedded hooks.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from thingport.connect import login as logins
@@ -31,8 +29,7 @@ from thingport.connect.mqtt.broker import Action, AuthResult, ConnectInfo
 from thingport.connect.requests import DeviceRequests, parse_topic
 from thingport.connect.session import DeviceSession, Dialect
 from thingport.connect.throttle import LoginThrottle
-from thingport.crypto import device_sign
-from thingport.crypto.signing import equal
+from thingport.crypto import oceanconnect
 from thingport.domain.errors import DomainError, Unauthenticated
 from thingport.services import events
 from thingport.services.connectivity import Credential, DeviceLogin
@@ -40,8 +37,6 @@ from thingport.services.container import Services
 
 log = logging.getLogger(__name__)
 
-#: An OceanConnect sigType 1 timestamp may be this far from the server's hour (clock skew).
-OCEANCONNECT_SKEW = timedelta(hours=1)
 #: Time a registering client has to read its secret before the platform closes the session.
 REGISTER_GRACE_S = 1.0
 #: Disconnect reasons (EMQX) that mean a newer connection of the same client took over.
@@ -130,7 +125,7 @@ class FrontDoor:
         if session.purpose == "register":
             registered = await self.services.connectivity.login_by_id(session.asset_id)
             if registered is not None:
-                self.send(session, "/ext/register", _json({"productKey": session.product_key,
+                self.send(session, "/ext/register", messages.encode({"productKey": session.product_key,
                                                           "deviceName": session.device_key,
                                                           "deviceSecret": registered[0].secret}), 1)
             self._spawn(self._close_later(client_id, "dynamic registration done"))
@@ -308,7 +303,7 @@ class FrontDoor:
         return _session(login)
 
     async def _oceanconnect_login(self, request: logins.OceanConnectLogin) -> DeviceSession:
-        if request.check_time and not _current_hour(request.timestamp):
+        if request.check_time and not oceanconnect.timestamp_is_current(request.timestamp):
             raise Unauthenticated("timestamp: not the current hour (UTC)", field="timestamp")
         if request.by_node_id:
             raise Unauthenticated("clientId: nodeId logins need an OceanConnect registration", field="clientId")
@@ -316,8 +311,8 @@ class FrontDoor:
         if found is None:
             raise Unauthenticated("deviceId: unknown", field="deviceId")
         device, product = found
-        if not device.enabled or not equal(device_sign.oceanconnect_password(device.secret, request.timestamp),
-                                           request.password):
+        if not device.enabled or not oceanconnect.verify_mqtt_password(device.secret, request.timestamp,
+                                                                        request.password):
             raise Unauthenticated("password: does not match", field="password")
         return DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
                              "oceanconnect", is_gateway=product.is_gateway)
@@ -476,15 +471,3 @@ def _session(login: DeviceLogin) -> DeviceSession:
     d = login.device
     return DeviceSession(d.asset_id, d.org_id, d.product_key, d.device_key, login.family,
                          is_gateway=login.product.is_gateway, purpose="activate" if login.activating else "device")
-
-
-def _current_hour(timestamp: str) -> bool:
-    try:
-        stamp = datetime.strptime(timestamp, "%Y%m%d%H").replace(tzinfo=UTC)
-    except ValueError:
-        return False
-    return abs(datetime.now(UTC) - stamp) <= OCEANCONNECT_SKEW + timedelta(hours=1)
-
-
-def _json(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()

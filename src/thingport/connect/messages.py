@@ -69,9 +69,13 @@ def parse_request(payload: bytes) -> Request:
     return Request(rid, method if isinstance(method, str) else "", body["params"])
 
 
-def reply(request_id: str, code: int = OK, data: Any = None, message: str = "success") -> bytes:
-    body = {"id": request_id, "code": code, "data": {} if data is None else data, "message": message}
+def encode(body: Any) -> bytes:
+    """Compact JSON, as every payload to a device is sent."""
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def reply(request_id: str, code: int = OK, data: Any = None, message: str = "success") -> bytes:
+    return encode({"id": request_id, "code": code, "data": {} if data is None else data, "message": message})
 
 
 def error_code(family: Family, err: DomainError) -> int:
@@ -80,5 +84,4 @@ def error_code(family: Family, err: DomainError) -> int:
 
 def command(method: str, params: Any) -> bytes:
     """A request from the platform to a device, with a fresh id."""
-    body = {"id": str(next(_ids)), "version": "1.0", "method": method, "params": params}
-    return json.dumps(body, separators=(",", ":")).encode()
+    return encode({"id": str(next(_ids)), "version": "1.0", "method": method, "params": params})

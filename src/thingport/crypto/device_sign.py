@@ -66,8 +66,3 @@ def verify(secret: str, fields: Mapping[str, str], device_key: str, method: str,
     if equal(alink_sign(secret, {**fields, "deviceName": device_key}, method), sign):
         return "alink"
     return None
-
-
-def oceanconnect_password(secret: str, timestamp: str) -> str:
-    """OceanConnect MQTT password: ``HMAC-SHA256(key=timestamp, msg=secret)``, lower-case hex."""
-    return hmac.new(timestamp.encode(), secret.encode(), hashlib.sha256).hexdigest()

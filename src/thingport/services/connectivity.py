@@ -19,7 +19,6 @@ from thingport.crypto.device_sign import Family
 from thingport.domain.errors import (
     DeviceNotFound,
     DeviceStatusInvalid,
-    DomainError,
     InvalidArgument,
     TopologyConflict,
     Unauthenticated,
@@ -249,8 +248,3 @@ class ConnectivityService:
     def _caller(device: Device) -> Caller:
         """A device acts within its own organization, as the platform (no application)."""
         return Caller.operator(device.org_id)
-
-
-def credential_error(err: DomainError) -> str:
-    """A log line for a refused login that never carries the secret or the signature."""
-    return f"{err.kind.value}: {err.message}"
