@@ -26,8 +26,10 @@ def test_register_and_oceanconnect_logins() -> None:
     assert isinstance(reg, login.SignedLogin) and reg.auth_type == "register" and reg.options["random"] == "42"
     oc = login.parse(info("D39564861q3gDa_0_1_2018072417", "D39564861q3gDa"))
     assert isinstance(oc, login.OceanConnectLogin)
-    assert (oc.identifier, oc.by_node_id, oc.check_time, oc.timestamp) == ("D39564861q3gDa", False, True,
+    assert (oc.identifier, oc.auth_type, oc.check_time, oc.timestamp) == ("D39564861q3gDa", 0, True,
                                                                           "2018072417")
+    node = login.parse(info("urn:imei:8612_3_2_0_2018072417", "urn:imei:8612_3"))
+    assert isinstance(node, login.OceanConnectLogin) and (node.identifier, node.auth_type) == ("urn:imei:8612_3", 2)
 
 
 @pytest.mark.parametrize(("client_id", "username", "password"), [
@@ -38,6 +40,8 @@ def test_register_and_oceanconnect_logins() -> None:
     ("|signmethod=sha256|", "dk&pk", b"pw"),  # empty client id
     ("plain-client", "dk&pk", b"pw"),  # no scheme
     ("D1_0_1_2018072417", "D2", b"pw"),  # OceanConnect user name differs from the id
+    ("D1_1_1_2018072417", "D1", b"pw"),  # OceanConnect authType 1: never described by the vendor
+    ("D1_0_2_2018072417", "D1", b"pw"),  # OceanConnect sigType 2: no such type
 ])
 def test_unreadable(client_id: str, username: str, password: bytes | None) -> None:
     with pytest.raises(login.UnreadableLogin):

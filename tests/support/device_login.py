@@ -47,8 +47,10 @@ def alink_sub(pk: str, dn: str, secret: str, ts: str = "1000") -> dict[str, str]
             "sign": sign}
 
 
-def oceanconnect_connect(device_id: str, secret: str, *, ts: str | None = None, sig_type: int = 1
-                         ) -> tuple[str, str, str]:
+def oceanconnect_connect(identifier: str, secret: str, *, ts: str | None = None, sig_type: int = 1,
+                         auth_type: int = 0) -> tuple[str, str, str]:
+    """CONNECT fields of an OceanConnect device: by deviceId (auth_type 0) or nodeId (2), with its
+    secret or, to bind, its verify code."""
     ts = ts or time.strftime("%Y%m%d%H", time.gmtime())
     password = hmac.new(ts.encode(), secret.encode(), hashlib.sha256).hexdigest()
-    return f"{device_id}_0_{sig_type}_{ts}", device_id, password
+    return f"{identifier}_{auth_type}_{sig_type}_{ts}", identifier, password

@@ -27,7 +27,7 @@ from thingport.connect import messages
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import Action, AuthResult, ConnectInfo
 from thingport.connect.requests import DeviceRequests, parse_topic
-from thingport.connect.session import DeviceSession, Dialect
+from thingport.connect.session import DeviceSession, Dialect, Purpose, oceanconnect_bind_topic
 from thingport.connect.throttle import LoginThrottle
 from thingport.crypto import oceanconnect
 from thingport.domain.errors import DomainError, Unauthenticated
@@ -87,7 +87,8 @@ class FrontDoor:
         self._unsubscribe()
 
     # --- broker hooks ---------------------------------------------------------------------------
-    async def authenticate(self, conn: ConnectInfo) -> AuthResult:
+    async def authenticate(self, conn: ConnectInfo, *, remote: bool = False) -> AuthResult:
+        """Check a CONNECT; ``remote``: an external broker asks (no downlink can follow the CONNACK)."""
         key = (conn.peer[0] if conn.peer else "", conn.username or "")
         if self.throttle.blocked(key):
             log.info("MQTT login of %r from %s throttled after repeated failures", conn.username, key[0])
@@ -99,7 +100,7 @@ class FrontDoor:
             log.info("MQTT login refused for client %r: %s", conn.client_id, exc)
             return AuthResult.refuse(codec.REFUSED_IDENTIFIER_REJECTED)
         try:
-            session = await self._login(request)
+            session = await self._login(request, remote)
         except DomainError as err:
             self.throttle.failed(key)
             log.info("MQTT login refused for %r: %s", conn.username, err.message)
@@ -134,6 +135,8 @@ class FrontDoor:
         self._live[session.asset_id] = session
         if older is not None and older is not session and older.client_id != client_id and self.downlink is not None:
             await self.downlink.disconnect_client(older.client_id, "a newer connection of the same device")
+        if session.purpose == "bind":
+            await self._send_bind_result(session)
         if session.purpose == "activate":
             found = await self.services.connectivity.login_by_id(session.asset_id)
             if found is not None:
@@ -161,7 +164,7 @@ class FrontDoor:
         Dynamic activation and registration hand the device its secret on a downlink right after
         CONNACK, which only works when the broker is ours; behind an external broker they are refused.
         """
-        result = await self.authenticate(conn)
+        result = await self.authenticate(conn, remote=True)
         session = result.principal
         if isinstance(session, DeviceSession):
             if session.purpose != "device":
@@ -172,7 +175,7 @@ class FrontDoor:
         return result
 
     async def session_for(self, username: str) -> DeviceSession | None:
-        """The device a broker client's user name names (``dk&pk`` or an OceanConnect device id).
+        """The device a broker client's user name names (``dk&pk``, an OceanConnect deviceId or nodeId).
 
         Only the rights are derived, not the login: the broker asked the authentication hook first.
         Cached for ``auth_cache_ttl_s``; changes made through this node drop the cache at once.
@@ -274,8 +277,13 @@ class FrontDoor:
             await self.refresh_subs(session)
         return session
 
-    async def _derive_by_id(self, asset_id: str) -> DeviceSession | None:
-        found = await self.services.connectivity.login_by_id(asset_id)
+    async def _derive_by_id(self, identifier: str) -> DeviceSession | None:
+        """An OceanConnect user name: the deviceId, or the nodeId of a bound device (authType 2)."""
+        found = await self.services.connectivity.login_by_id(identifier)
+        if found is None:
+            cred = await self.services.oceanconnect.login_credential(identifier, oceanconnect.BY_NODE_ID)
+            if cred is not None and not cred.binding:
+                found = await self.services.connectivity.login_by_id(cred.asset_id)
         if found is None or not found[0].enabled:
             return None
         device, product = found
@@ -286,10 +294,10 @@ class FrontDoor:
         return time.monotonic() + self.services.core.settings.auth_cache_ttl_s
 
     # --- logins ---------------------------------------------------------------------------------
-    async def _login(self, request: logins.SignedLogin | logins.OceanConnectLogin) -> DeviceSession:
+    async def _login(self, request: logins.SignedLogin | logins.OceanConnectLogin, remote: bool) -> DeviceSession:
         conn = self.services.connectivity
         if isinstance(request, logins.OceanConnectLogin):
-            return await self._oceanconnect_login(request)
+            return await self._oceanconnect_login(request, remote)
         if request.auth_type == "register":
             reg = await conn.register(request.product_key, request.device_key, request.options.get("random", ""),
                                       request.sign_method, request.password)
@@ -302,20 +310,32 @@ class FrontDoor:
         login = await conn.login(cred, dynamic=True)
         return _session(login)
 
-    async def _oceanconnect_login(self, request: logins.OceanConnectLogin) -> DeviceSession:
+    async def _oceanconnect_login(self, request: logins.OceanConnectLogin, remote: bool) -> DeviceSession:
+        """deviceId or nodeId with the device secret, or nodeId with the verify code of a pending bind.
+
+        A bind is completed here, before CONNACK, so that two devices racing with one verify code
+        cannot both be accepted; :meth:`on_connected` then hands the device its deviceId and secret.
+        """
         if request.check_time and not oceanconnect.timestamp_is_current(request.timestamp):
             raise Unauthenticated("timestamp: not the current hour (UTC)", field="timestamp")
-        if request.by_node_id:
-            raise Unauthenticated("clientId: nodeId logins need an OceanConnect registration", field="clientId")
-        found = await self.services.connectivity.login_by_id(request.identifier)
-        if found is None:
-            raise Unauthenticated("deviceId: unknown", field="deviceId")
-        device, product = found
-        if not device.enabled or not oceanconnect.verify_mqtt_password(device.secret, request.timestamp,
-                                                                        request.password):
+        oc = self.services.oceanconnect
+        cred = await oc.login_credential(request.identifier, request.auth_type)
+        if cred is None or not oceanconnect.verify_mqtt_password(cred.secret, request.timestamp, request.password):
             raise Unauthenticated("password: does not match", field="password")
+        purpose: Purpose = "device"
+        if cred.binding:
+            if remote:  # the verify code must not be used up by a login that cannot get its answer
+                raise Unauthenticated("verifyCode: binding needs the embedded broker", field="verifyCode")
+            await oc.complete_bind(cred.asset_id)
+            purpose = "bind"
+        elif cred.first_login:
+            await oc.confirm_first_login(cred.asset_id)
+        found = await self.services.connectivity.login_by_id(cred.asset_id)
+        if found is None:
+            raise Unauthenticated("deviceId: no longer exists", field="deviceId")
+        device, product = found
         return DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
-                             "oceanconnect", is_gateway=product.is_gateway)
+                             "oceanconnect", is_gateway=product.is_gateway, purpose=purpose)
 
     # --- gateways -------------------------------------------------------------------------------
     async def refresh_subs(self, session: DeviceSession) -> None:
@@ -454,6 +474,15 @@ class FrontDoor:
             if subs:
                 self.send(session, f"/sys/{session.product_key}/{session.device_key}/thing/topo/change",
                           messages.command("thing.topo.change", {"status": status, "subList": subs}), 1)
+
+    async def _send_bind_result(self, session: DeviceSession) -> None:
+        """The bind answer, named after AgentLite's bind result (reference/oceanconnect.md §7.2)."""
+        found = await self.services.connectivity.login_by_id(session.asset_id)
+        if found is not None:
+            device = found[0]
+            self.send(session, oceanconnect_bind_topic(device.device_key), messages.encode({
+                "result": 0, "deviceId": device.asset_id, "nodeId": device.device_key,
+                "deviceSecret": device.secret}), 1)
 
     # --- helpers ----------------------------------------------------------------------------------
     async def _close_later(self, client_id: str, reason: str) -> None:

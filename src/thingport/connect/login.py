@@ -4,19 +4,19 @@
   password a signature over ``clientId``, the device key, ``productKey`` and ``timestamp``
   (reference/enos.md §5.2, living.md §4.1). ``authType=register`` is Alink's dynamic registration.
 * **OceanConnect**: client id ``{deviceId|nodeId}_{0|2}_{0|1}_{YYYYMMDDHH}``, user name the same id,
-  password ``HMAC-SHA256(key=timestamp, msg=secret)`` (reference/oceanconnect.md §7.5).
+  password ``HMAC-SHA256(key=timestamp, msg=secret)`` (reference/oceanconnect.md §7.5), split by
+  :func:`thingport.crypto.oceanconnect.parse_client_id`. authType ``1`` is mentioned but never
+  described by the vendor, so it is unreadable here (CONNACK 2), as is any other digit.
 
 Parsing decides nothing about who the device is; it only rejects what no scheme can read.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from thingport.connect.mqtt.broker import ConnectInfo
-
-_OCEANCONNECT = re.compile(r"^(?P<id>.+)_(?P<auth>[012])_(?P<sig>[01])_(?P<ts>\d{10})$")
+from thingport.crypto import oceanconnect
 
 
 class UnreadableLogin(ValueError):
@@ -60,7 +60,7 @@ class SignedLogin:
 @dataclass(frozen=True, slots=True)
 class OceanConnectLogin:
     identifier: str  # deviceId (auth type 0) or nodeId (auth type 2)
-    by_node_id: bool
+    auth_type: int  # oceanconnect.BY_DEVICE_ID or oceanconnect.BY_NODE_ID
     check_time: bool  # sigType 1: the timestamp must be the current hour
     timestamp: str  # YYYYMMDDHH, UTC
     password: str = field(repr=False)
@@ -72,12 +72,12 @@ def parse(conn: ConnectInfo) -> SignedLogin | OceanConnectLogin:
         raise UnreadableLogin("a device login needs a user name and a password")
     if "|" in conn.client_id:
         return _signed(conn.client_id, conn.username, password)
-    m = _OCEANCONNECT.match(conn.client_id)
-    if m is None:
+    oc = oceanconnect.parse_client_id(conn.client_id)
+    if oc is None:
         raise UnreadableLogin("client id follows no device login scheme")
-    if conn.username != m["id"]:
+    if conn.username != oc.identifier:
         raise UnreadableLogin("user name must be the id the client id starts with")
-    return OceanConnectLogin(m["id"], m["auth"] == "2", m["sig"] == "1", m["ts"], password)
+    return OceanConnectLogin(oc.identifier, oc.auth_type, oc.sig_type == 1, oc.timestamp, password)
 
 
 def _signed(client_id: str, username: str, password: str) -> SignedLogin:

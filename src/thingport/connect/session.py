@@ -3,7 +3,8 @@
 A device publishes and subscribes only under its own topics: those whose first segments after
 the root name its product and key (``/sys/{pk}/{dk}/…``, ``/ext/session/{pk}/{dk}/…``,
 ``/ext/ntp/{pk}/{dk}/…``, ``/{pk}/{dk}/user/…``), or, for OceanConnect devices, its device id
-(``/huawei/v1/devices/{deviceId}/…``, ``$oc/devices/{deviceId}/…``). A gateway may also use the
+(``/huawei/v1/devices/{deviceId}/…``, ``$oc/devices/{deviceId}/…``, and subscribing to its
+bind answer ``/huawei/v1/bind/{nodeId}``). A gateway may also use the
 topics of its sub-devices. Wildcards are allowed only after the part that names the device.
 """
 
@@ -15,7 +16,15 @@ from typing import Literal
 from thingport.connect.mqtt.broker import Action
 
 Dialect = Literal["enos", "alink", "oceanconnect"]
-Purpose = Literal["device", "activate", "register"]
+Purpose = Literal["device", "activate", "register", "bind"]
+
+
+def oceanconnect_bind_topic(node_id: str) -> str:
+    """Where an OceanConnect device that logged in with its verify code gets its deviceId and secret.
+
+    Named by the nodeId, the one name the device knows before its bind (docs/oceanconnect.md).
+    """
+    return f"/huawei/v1/bind/{node_id}"
 
 #: Where the device's own (productKey, deviceKey) pair may start among a topic's segments.
 _PAIR_AT = (1, 2, 3)
@@ -31,7 +40,9 @@ class DeviceSession:
     dialect: Dialect
     is_gateway: bool = False
     #: ``activate``: EnOS dynamic activation, the secret is pushed once connected; ``register``:
-    #: Alink dynamic registration, the secret goes to ``/ext/register`` and the session ends.
+    #: Alink dynamic registration, the secret goes to ``/ext/register`` and the session ends;
+    #: ``bind``: an OceanConnect device bound by its verify code, its deviceId and secret go to
+    #: :func:`oceanconnect_bind_topic` and the session goes on as the bound device's.
     purpose: Purpose = "device"
     client_id: str = ""
     #: Sub-devices in the gateway's topology: asset id → (productKey, deviceKey).
@@ -50,6 +61,8 @@ class DeviceSession:
             return action == "subscribe" and topic == "/ext/register"
         segs = topic.split("/")
         if self.dialect == "oceanconnect":
+            if topic == oceanconnect_bind_topic(self.device_key):
+                return action == "subscribe"
             prefixes = (["", "huawei", "v1", "devices", self.asset_id], ["$oc", "devices", self.asset_id])
             return any(segs[: len(p)] == p and len(segs) > len(p) for p in prefixes)
         if segs[0] != "":

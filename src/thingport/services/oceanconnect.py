@@ -150,7 +150,9 @@ class DeviceCredential:
 
     ``secret`` is the plain value of ``HMAC-SHA256(key=timestamp, msg=secret)``: the device secret,
     or, while ``binding`` is true, the verify code of the pending registration; after a successful
-    login with ``binding`` the front door calls :meth:`OceanConnectService.complete_bind`.
+    login with ``binding`` the front door calls :meth:`OceanConnectService.complete_bind`, and after
+    one with ``first_login`` (a password-mode device never seen before) :meth:`OceanConnectService.
+    confirm_first_login`.
     """
 
     asset_id: str
@@ -158,6 +160,7 @@ class DeviceCredential:
     node_id: str
     secret: str
     binding: bool
+    first_login: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,13 +487,15 @@ class OceanConnectService:
             if auth_type == 0 or reg.verify_code is None or (reg.expire_time and reg.expire_time <= now_ms()):
                 return None
             return DeviceCredential(device.asset_id, device.org_id, node_id, reg.verify_code, True)
-        return DeviceCredential(device.asset_id, device.org_id, node_id, device.secret, False)
+        first = reg is not None and reg.mode == PASSWORD and not reg.activated
+        return DeviceCredential(device.asset_id, device.org_id, node_id, device.secret, False, first)
 
     async def complete_bind(self, asset_id: str) -> BindResult:
         """Finish a pending bind: activated for ever, a new device secret, a ``device.bound`` event.
 
         The front door hands ``device_id`` and ``secret`` to the device, which logs in with them
-        from then on; it reports the session with ``DeviceService.mark_connected`` as usual.
+        from then on; it reports the session with ``DeviceService.mark_connected`` as usual. Two
+        logins racing with the same verify code: the second finds no pending bind and is refused.
         """
         async with self.core.write() as tx:
             device = await self.core.devices.by_id(tx.conn, asset_id, for_update=True)
@@ -502,12 +507,26 @@ class OceanConnectService:
             device.secret = device_secret()
             device.update_time = tx.now
             await self.core.devices.save(tx.conn, device, labels=False)
-            reg.pending, reg.verify_code, reg.expire_time, reg.activated = False, None, None, True
-            await self.store.save(tx.conn, reg)
-            await tx.emit(events.DEVICE_BOUND, asset_id, {"productKey": device.product_key,
-                                                          "deviceKey": device.device_key, "nodeId": reg.node_id},
-                          org_id=device.org_id)
+            await self._bound(tx, device, reg)
             return BindResult(asset_id, device.secret, reg.node_id or device.device_key, device.org_id)
+
+    async def confirm_first_login(self, asset_id: str) -> bool:
+        """A password-mode device logged in for the first time: that is its bind (activated for ever,
+        ``bindDevice`` succeeded). Returns False when another login got there first."""
+        async with self.core.write() as tx:
+            device = await self.core.devices.by_id(tx.conn, asset_id, for_update=True)
+            reg = await self.store.get(tx.conn, asset_id, for_update=True) if device else None
+            if device is None or reg is None or reg.activated or reg.pending:
+                return False
+            await self._bound(tx, device, reg)
+            return True
+
+    async def _bound(self, tx: Tx, device: Device, reg: Registration) -> None:
+        reg.pending, reg.verify_code, reg.expire_time, reg.activated = False, None, None, True
+        await self.store.save(tx.conn, reg)
+        await tx.emit(events.DEVICE_BOUND, device.asset_id, {"productKey": device.product_key,
+                                                             "deviceKey": device.device_key, "nodeId": reg.node_id},
+                      org_id=device.org_id)
 
     # expiry ------------------------------------------------------------------------------------
     async def expire_registrations(self, now: int | None = None) -> int:

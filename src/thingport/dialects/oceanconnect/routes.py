@@ -200,12 +200,12 @@ async def register_password(request: Request[Any, Any, Any]) -> Response[bytes]:
             raise InvalidArgument("mqttConnect: only true (deviceId + secret) is supported on v2.0.0; register "
                                   "verify-code devices with v1.1.0", field="mqttConnect")
         info = info_of(b.deviceInfo)
+        if not info.get("nodeId"):
+            raise InvalidArgument("deviceInfo.nodeId: is required", field="deviceInfo.nodeId")
         spec = spec_from(PASSWORD, info.get("nodeId"), info, b.productId, {
             "endUserId": text_field(b.endUserId, "endUserId"), "organization": text_field(b.organization,
                                                                                           "organization"),
             "region": text_field(b.region, "region"), "timezone": text_field(b.timezone, "timezone")})
-        if not info.get("nodeId"):
-            raise InvalidArgument("deviceInfo.nodeId: is required", field="deviceInfo.nodeId")
         spec.secret, spec.psk = b.secret, b.psk
         r = await c.oc.register(c.caller, spec)
         return json_response({"deviceId": r.asset_id, "psk": r.psk, "secret": r.secret})
