@@ -129,14 +129,16 @@ def downlink(ev: events.Event) -> tuple[str, bytes]:
 async def deliver(door: FrontDoor, ev: events.Event) -> None:
     """Send the event's downlink to the device through this node, or by topic behind an external broker.
 
-    Only Alink sessions get it (EnOS and OceanConnect devices know none of these topics). A live
-    gateway is not sent ``thing/topo/change`` here: the front door's ``topology.changed`` handling,
-    which runs first for the same removal, has told it already, so it gets exactly one.
+    Like the front door's own notices, it goes to any session but an OceanConnect one (those devices
+    use other topics); an EnOS-signed device shares the ``/sys`` tree. A live Alink gateway is not
+    sent ``thing/topo/change`` here: the front door's ``topology.changed`` handling, which runs first
+    for the same removal, told it already, so it gets exactly one.
     """
     assert ev.asset_id is not None
     topic, body = downlink(ev)
     session = door.downlink_session(ev.asset_id)
     if session is None:
         door.send_by_topic(topic, body, 1)
-    elif session.dialect == "alink" and ev.kind != events.LIVING_TOPO_CHANGE:
+    elif session.dialect != "oceanconnect" and not (ev.kind == events.LIVING_TOPO_CHANGE
+                                                     and session.dialect == "alink"):
         door.send(session, topic, body, 1)
