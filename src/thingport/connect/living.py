@@ -55,7 +55,7 @@ async def enrollee_found(door: FrontDoor, session: DeviceSession, req: Request, 
     """
     own_target(session, target)
     params = as_object(req.params)
-    if not isinstance(params.get("awssVer", {}), dict):
+    if params.get("awssVer") is not None and not isinstance(params["awssVer"], dict):
         raise InvalidArgument("awssVer: must be an object", field="awssVer")
     payloads = strings(params, "payload", MAX_ENROLLEES)
     rssi: int | str = integer(params, "rssi") if params.get("rssi") is not None else ""
