@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import make_product
+from tests.support import mosquitto
 from tests.support.mqtt_client import Device as MqttDevice
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.broker import Broker
@@ -18,6 +20,15 @@ from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceSpec
 from thingport.services.products import ProductSpec
+
+
+@pytest.fixture
+def broker_port(tmp_path: Path) -> Iterator[int]:
+    """A Mosquitto of its own (external-broker mode)."""
+    if mosquitto.binary() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it: apt-get install mosquitto)")
+    with mosquitto.running(tmp_path) as port:
+        yield port
 
 
 @dataclass

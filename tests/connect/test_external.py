@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,14 +31,6 @@ from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.settings import Settings
-
-
-@pytest.fixture
-def broker_port(tmp_path: Path) -> Iterator[int]:
-    if mosquitto.binary() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it: apt-get install mosquitto)")
-    with mosquitto.running(tmp_path) as port:
-        yield port
 
 
 async def start_node(services: Services, port: int, name: str) -> ExternalBroker:

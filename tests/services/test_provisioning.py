@@ -66,6 +66,8 @@ async def test_registrar_cipher_needs_a_checked_in_enrollee(services: Services, 
     await services.provisioning.report_enrollees(hub, [awss.build_enrollee_ie("bulb-2", service_product, bytes(16),
                                                                               secret)])
     req = CipherRequest(service_product, "bulb-2", 3, RANDOM)
+    with pytest.raises(InvalidArgument, match="random"):  # the request's form first, whatever the enrollee
+        await services.provisioning.registrar_cipher(hub, CipherRequest(service_product, "bulb-2", 3, "xyz"))
     with pytest.raises(DeviceNotFound, match="check in"):  # found, but the app has not started provisioning it
         await services.provisioning.registrar_cipher(hub, req)
     async with services.core.write() as tx:

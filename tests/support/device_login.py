@@ -1,7 +1,7 @@
-"""CONNECT fields and sub-device signs as device SDKs build them, written from the vendor docs.
+"""CONNECT fields, sub-device signs and enrollee IEs as device SDKs build them, written from the vendor docs.
 
-Independent of :mod:`thingport.crypto.device_sign` on purpose: these are the tests' own reading
-of the formulas (reference/enos.md §5.2, living.md §4.1, oceanconnect.md §7.5).
+Independent of :mod:`thingport.crypto.device_sign` and :mod:`thingport.crypto.awss` on purpose: these
+are the tests' own reading of the formulas (reference/enos.md §5.2, living.md §4.1, §4.4, oceanconnect.md §7.5).
 """
 
 from __future__ import annotations
@@ -54,3 +54,12 @@ def oceanconnect_connect(identifier: str, secret: str, *, ts: str | None = None,
     ts = ts or time.strftime("%Y%m%d%H", time.gmtime())
     password = hmac.new(ts.encode(), secret.encode(), hashlib.sha256).hexdigest()
     return f"{identifier}_{auth_type}_{sig_type}_{ts}", identifier, password
+
+
+def enrollee_ie(pk: str, dn: str, secret: str, random: bytes, security: int = 3) -> str:
+    """The hex IE body a registrar reports on ``thing/awss/enrollee/found`` (living.md §4.4): dn, pk,
+    random, security, sign method 0 and ``HMAC-SHA1(secret, random ‖ dn ‖ pk)``, each length-prefixed."""
+    sign = hmac.new(secret.encode(), random + dn.encode() + pk.encode(), hashlib.sha1).digest()
+    fields = (bytes([len(dn)]), dn.encode(), bytes([len(pk)]), pk.encode(), bytes([len(random)]), random,
+              bytes([security, 0, len(sign)]), sign)
+    return b"".join(fields).hex()

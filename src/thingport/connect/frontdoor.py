@@ -22,8 +22,8 @@ import logging
 import time
 from typing import Any, Protocol, runtime_checkable
 
+from thingport.connect import living, messages
 from thingport.connect import login as logins
-from thingport.connect import messages
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import Action, AuthResult, ConnectInfo
 from thingport.connect.requests import DeviceRequests, parse_topic
@@ -69,6 +69,7 @@ class FrontDoor:
         self.throttle = throttle or LoginThrottle(services.core.settings.mqtt_login_failures,
                                                   services.core.settings.mqtt_login_failure_window_s)
         self.requests = DeviceRequests()
+        living.register(self.requests)
         self.downlink: Downlink | None = None
         #: asset id → the session of its one live connection.
         self._live: dict[str, DeviceSession] = {}
@@ -379,6 +380,18 @@ class FrontDoor:
         if self.downlink is not None and session.client_id:
             self.downlink.send_to(session.client_id, topic, payload, min(qos, 1))
 
+    def downlink_session(self, asset_id: str) -> DeviceSession | None:
+        """The session a device's downlinks take on this node: its own, or the gateway it logged in through."""
+        return self._live.get(asset_id) or self._via.get(asset_id)
+
+    def send_by_topic(self, topic: str, payload: bytes, qos: int = 0) -> bool:
+        """Behind an external broker, publish to a device's topic: the broker finds the node holding it.
+
+        Our own broker has no route to a device without a session here: nothing is sent (False).
+        """
+        return isinstance(self.downlink, TopicRoutedDownlink) and self.downlink.send_to("", topic, payload,
+                                                                                        min(qos, 1))
+
     async def _on_event(self, ev: events.Event) -> None:
         if ev.asset_id is None:
             return
@@ -395,6 +408,8 @@ class FrontDoor:
             await self._notify_via_gateway(ev.asset_id, "enable", ev.payload)
         elif ev.kind == events.TOPOLOGY_CHANGED:
             await self._topology_changed(ev)
+        elif ev.kind in living.DOWNLINKS:
+            await living.deliver(self, ev)
 
     async def _end_sessions(self, ev: events.Event) -> None:
         assert ev.asset_id is not None

@@ -19,19 +19,22 @@ PARAM_ERROR = 460
 
 #: Domain error → reply code. EnOS: 401 auth failed, 402 device not exist, 460 parameter error,
 #: 400 internal (enos.md §5.4). Alink: 460, 6100 device not found, 6204 device disabled, 6250
-#: product not found, 400 (error codes for devices, living.md §4.5).
+#: product not found, 400 (error codes for devices, living.md §4.5). A closed permit-join window has no
+#: documented code in either family: 460, as the Living app API answers it (docs/living.md).
 _CODES: dict[str, dict[ErrorKind, int]] = {
     "enos": {
         ErrorKind.INVALID_ARGUMENT: 460, ErrorKind.UNAUTHENTICATED: 401, ErrorKind.PERMISSION_DENIED: 401,
         ErrorKind.DEVICE_NOT_FOUND: 402, ErrorKind.PRODUCT_NOT_FOUND: 402, ErrorKind.NOT_FOUND: 402,
         ErrorKind.DEVICE_STATUS_INVALID: 401, ErrorKind.LIMIT_EXCEEDED: 460, ErrorKind.TOPOLOGY_CONFLICT: 460,
         ErrorKind.NOT_GATEWAY: 460, ErrorKind.DEVICE_KEY_EXISTS: 460, ErrorKind.MODEL_NOT_FOUND: 460,
+        ErrorKind.PERMIT_JOIN_CLOSED: 460,
     },
     "alink": {
         ErrorKind.INVALID_ARGUMENT: 460, ErrorKind.UNAUTHENTICATED: 460, ErrorKind.PERMISSION_DENIED: 460,
         ErrorKind.DEVICE_NOT_FOUND: 6100, ErrorKind.PRODUCT_NOT_FOUND: 6250, ErrorKind.NOT_FOUND: 6100,
         ErrorKind.DEVICE_STATUS_INVALID: 6204, ErrorKind.LIMIT_EXCEEDED: 460, ErrorKind.TOPOLOGY_CONFLICT: 460,
         ErrorKind.NOT_GATEWAY: 460, ErrorKind.DEVICE_KEY_EXISTS: 460, ErrorKind.MODEL_NOT_FOUND: 460,
+        ErrorKind.PERMIT_JOIN_CLOSED: 460,
     },
 }
 

@@ -117,27 +117,63 @@ def own_target(session: DeviceSession, target: Target) -> None:
 
 def as_list(params: Any, what: str, limit: int, *, key: str | None = None) -> list[dict[str, Any]]:
     """The request's list of entries (``params`` itself, or ``params[key]``), each an object."""
-    items = params.get(key) if key is not None and isinstance(params, dict) else params
-    if not isinstance(items, list) or not items:
-        raise InvalidArgument(f"{what}: must be a non-empty list", field=what)
-    if len(items) > limit:
-        raise InvalidArgument(f"{what}: at most {limit} entries per request", field=what)
+    items = _entries(params, what, limit, key)
     if not all(isinstance(i, dict) for i in items):
         raise InvalidArgument(f"{what}: every entry must be an object", field=what)
     return items
 
 
-def text(entry: dict[str, Any], *names: str, required: bool = True) -> str:
-    """The first of ``names`` present in ``entry``, as a non-empty string."""
+def strings(params: dict[str, Any], key: str, limit: int) -> list[str]:
+    """``params[key]``: a non-empty list of strings."""
+    items = _entries(params, key, limit, key)
+    if not all(isinstance(i, str) for i in items):
+        raise InvalidArgument(f"{key}: every entry must be a string", field=key)
+    return items
+
+
+def _entries(params: Any, what: str, limit: int, key: str | None) -> list[Any]:
+    items = params.get(key) if key is not None and isinstance(params, dict) else params
+    if not isinstance(items, list) or not items:
+        raise InvalidArgument(f"{what}: must be a non-empty list", field=what)
+    if len(items) > limit:
+        raise InvalidArgument(f"{what}: at most {limit} entries per request", field=what)
+    return items
+
+
+def as_object(params: Any) -> dict[str, Any]:
+    """The request's ``params`` when the method takes one object."""
+    if not isinstance(params, dict):
+        raise InvalidArgument("params: must be an object", field="params")
+    return params
+
+
+def text(entry: dict[str, Any], *names: str, required: bool = True, strict: bool = False) -> str:
+    """The first of ``names`` present in ``entry``, as a non-empty string.
+
+    Numbers are taken as their text (devices send ids and timestamps either way) unless ``strict``.
+    """
     for name in names:
         value = entry.get(name)
         if value is not None and value != "":
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            kinds = (str,) if strict else (str, int, float)
+            if not isinstance(value, kinds) or isinstance(value, bool):
                 raise InvalidArgument(f"{name}: must be a string", field=name)
             return str(value)
     if required:
         raise InvalidArgument(f"{names[0]}: missing", field=names[0])
     return ""
+
+
+def integer(entry: dict[str, Any], name: str, default: int | None = None) -> int:
+    """``entry[name]`` as a JSON integer; ``default`` when absent (required when there is none)."""
+    value = entry.get(name)
+    if value is None:
+        if default is None:
+            raise InvalidArgument(f"{name}: missing", field=name)
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgument(f"{name}: must be an integer", field=name)
+    return value
 
 
 def device_of(entry: dict[str, Any]) -> tuple[str, str]:
@@ -175,7 +211,16 @@ def login_entry(session: DeviceSession, login: DeviceLogin) -> dict[str, Any]:
 
 async def topo_add(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
-    creds = [credential(e) for e in as_list(req.params, "params", MAX_TOPO_ADD)]
+    return await attach(door, session, topo_add_entries(req))
+
+
+def topo_add_entries(req: Request) -> list[Credential]:
+    """The signed sub-devices of a ``thing/topo/add`` (at most :data:`MAX_TOPO_ADD`)."""
+    return [credential(e) for e in as_list(req.params, "params", MAX_TOPO_ADD)]
+
+
+async def attach(door: FrontDoor, session: DeviceSession, creds: list[Credential]) -> list[dict[str, Any]]:
+    """Attach signed sub-devices to the gateway (all or nothing); the ``topo/add`` reply data."""
     added = await door.services.connectivity.add_topology(session.asset_id, creds)
     await door.refresh_subs(session)
     return [device_entry(session, d.product_key, d.device_key) for d in added]
@@ -197,20 +242,17 @@ async def topo_get(door: FrontDoor, session: DeviceSession, req: Request, target
 
 async def combine_login(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
-    if not isinstance(req.params, dict):
-        raise InvalidArgument("params: must be an object", field="params")
-    login = await door.sub_login(session, credential(req.params))
+    login = await door.sub_login(session, credential(as_object(req.params)))
     return login_entry(session, login)
 
 
 async def combine_login_batch(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
     """EnOS ``combine/login/batch`` (shared clientId/timestamp) and Alink ``combine/batch_login``."""
     own_target(session, target)
-    if not isinstance(req.params, dict):
-        raise InvalidArgument("params: must be an object", field="params")
-    key = "deviceList" if "deviceList" in req.params else "subDevices"
-    entries = as_list(req.params, key, MAX_BATCH_LOGIN, key=key)
-    shared = {k: v for k, v in req.params.items() if k != key}
+    params = as_object(req.params)
+    key = "deviceList" if "deviceList" in params else "subDevices"
+    entries = as_list(params, key, MAX_BATCH_LOGIN, key=key)
+    shared = {k: v for k, v in params.items() if k != key}
     logged: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for entry in entries:

@@ -212,18 +212,7 @@ class ProvisioningService:
             "enrolleeIotId": enrollee.asset_id}, org_id=registrar.org_id)
 
     async def _cipher(self, conn: AsyncConnection, caller: Caller, req: CipherRequest) -> tuple[str, Device | None]:
-        if req.cipher_type not in awss.CIPHER_TYPES:
-            raise InvalidArgument(f"cipherType: {req.cipher_type} is not one of 3, 4, 6, 7", field="cipherType")
-        if not RANDOM.match(req.random or ""):
-            raise InvalidArgument("random: must be 32 hexadecimal characters (16 bytes)", field="random")
-        mac = None
-        if req.cipher_type in awss.WITH_MAC:
-            if not MAC.match(req.mac or ""):
-                raise InvalidArgument("params.mac: a 6-byte MAC address (hex, ':' or '-' separated) is required "
-                                      "for cipherType 6 and 7", field="params.mac")
-            mac = bytes.fromhex(re.sub("[:-]", "", req.mac or ""))
-        if not req.product_key:
-            raise InvalidArgument("productKey: is required", field="productKey")
+        mac = _cipher_mac(req)
         product = await self.devices.products.load(conn, caller, req.product_key)
         device = None
         if req.cipher_type in awss.PER_DEVICE or req.device_name:
@@ -333,6 +322,7 @@ class ProvisioningService:
 
     async def registrar_cipher(self, registrar_asset_id: str, req: CipherRequest) -> dict[str, str]:
         """``thing/cipher/get``: the key for an enrollee this registrar was told to check in."""
+        _cipher_mac(req)
         async with self.core.read() as conn:
             registrar = await self.core.devices.by_id(conn, registrar_asset_id)
             if registrar is None:
@@ -357,6 +347,22 @@ class ProvisioningService:
         if permit is None or not permit.allows(sub_product_key, now_ms()):
             raise PermitJoinClosed(f"productKey: gateway {gateway_asset_id} does not permit sub-devices of product "
                                    f"{sub_product_key} to join now", field="productKey")
+
+
+def _cipher_mac(req: CipherRequest) -> bytes | None:
+    """Check a key request's form (before anything is looked up); its MAC for cipherType 6 and 7."""
+    if req.cipher_type not in awss.CIPHER_TYPES:
+        raise InvalidArgument(f"cipherType: {req.cipher_type} is not one of 3, 4, 6, 7", field="cipherType")
+    if not RANDOM.match(req.random or ""):
+        raise InvalidArgument("random: must be 32 hexadecimal characters (16 bytes)", field="random")
+    if not req.product_key:
+        raise InvalidArgument("productKey: is required", field="productKey")
+    if req.cipher_type not in awss.WITH_MAC:
+        return None
+    if not MAC.match(req.mac or ""):
+        raise InvalidArgument("params.mac: a 6-byte MAC address (hex, ':' or '-' separated) is required "
+                              "for cipherType 6 and 7", field="params.mac")
+    return bytes.fromhex(re.sub("[:-]", "", req.mac or ""))
 
 
 def _required(values: dict[str, str | None]) -> None:

@@ -1,0 +1,144 @@
+"""The Living Platform's device side over MQTT: provisioning requests, and the downlinks apps cause.
+
+Requests (Alink, ``/sys/{pk}/{dn}/…``, answered on ``<topic>_reply``) go to the provisioning service:
+a device reports its bind token, a registrar the enrollees it sniffed and asks for the key of one
+it was told to check in, and ``thing/topo/add`` gains the permit-join rule. What an app does to a
+device (bind, permit, remove a sub-device, start provisioning) is a committed ``living.*`` event,
+sent here as that device's downlink: once, so a device that is offline then misses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from thingport.connect import messages
+from thingport.connect.messages import Request
+from thingport.connect.requests import (
+    DeviceRequests,
+    Handler,
+    Target,
+    as_object,
+    attach,
+    integer,
+    own_target,
+    strings,
+    text,
+    topo_add_entries,
+)
+from thingport.connect.session import DeviceSession
+from thingport.domain.errors import InvalidArgument
+from thingport.services import events
+from thingport.services.provisioning import CipherRequest
+
+if TYPE_CHECKING:
+    from thingport.connect.frontdoor import FrontDoor
+
+#: Enrollee IEs per ``enrollee/found`` report; the device SDK tracks at most 5 (living.md §4.4).
+MAX_ENROLLEES = 30
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+async def enrollee_match(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    """``thing/awss/enrollee/match`` ``{token}``: the device's bind token, replacing its earlier one."""
+    own_target(session, target)
+    params = as_object(req.params)
+    await door.services.provisioning.report_bind_token(session.asset_id, text(params, "token", strict=True))
+    return {}
+
+
+async def enrollee_found(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    """``thing/awss/enrollee/found``: a registrar's sniffed enrollee IEs; the reply lists those accepted.
+
+    An IE that does not parse or verify is dropped, not refused: it is what the air carried.
+    """
+    own_target(session, target)
+    params = as_object(req.params)
+    if params.get("awssVer") is not None and not isinstance(params["awssVer"], dict):
+        raise InvalidArgument("awssVer: must be an object", field="awssVer")
+    payloads = strings(params, "payload", MAX_ENROLLEES)
+    rssi: int | str = integer(params, "rssi") if params.get("rssi") is not None else ""
+    return await door.services.provisioning.report_enrollees(
+        session.asset_id, payloads, ssid=text(params, "ssid", required=False, strict=True),
+        bssid=text(params, "bssid", required=False, strict=True), rssi=rssi,
+        reporter_type=integer(params, "type", 0))
+
+
+async def cipher_get(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    """``thing/cipher/get``: the provisioning key of an enrollee the registrar was told to check in."""
+    own_target(session, target)
+    params = as_object(req.params)
+    cipher = CipherRequest(text(params, "productKey", strict=True), text(params, "deviceName", strict=True),
+                           integer(params, "cipherType", 3), text(params, "random", strict=True),
+                           text(params, "mac", required=False, strict=True) or None)
+    return await door.services.provisioning.registrar_cipher(session.asset_id, cipher)
+
+
+async def topo_add(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+    """``thing/topo/add`` with the permit-join rule, for every family (the rule is the product's).
+
+    All or nothing, as without the rule: one sub-device whose product needs an open permit that the
+    gateway does not have refuses the request (460 naming ``productKey``) and attaches nobody.
+    """
+    own_target(session, target)
+    creds = topo_add_entries(req)
+    for product_key in dict.fromkeys(c.product_key for c in creds):
+        await door.services.provisioning.check_join(session.asset_id, product_key)
+    return await attach(door, session, creds)
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("sys", "thing/awss/enrollee/match"): enrollee_match,
+    ("sys", "thing/awss/enrollee/found"): enrollee_found,
+    ("sys", "thing/cipher/get"): cipher_get,
+    ("sys", "thing/topo/add"): topo_add,
+}
+
+
+def register(requests: DeviceRequests) -> None:
+    for (root, path), handler in HANDLERS.items():
+        requests.add(root, path, handler)
+
+
+# --- downlinks ----------------------------------------------------------------------------------
+
+Params = Callable[[dict[str, Any]], Any]
+
+#: event kind → (topic under ``/sys/{pk}/{dn}/``, method, params from the event payload).
+DOWNLINKS: dict[str, tuple[str, str, Params]] = {
+    events.LIVING_BIND_NOTIFY: ("_thing/event/notify", "_thing.event.notify", lambda p: {
+        "identifier": "awss.BindNotify",
+        "value": {"iotId": p["iotId"], "identityId": p["identityId"], "owned": p["owned"],
+                  "productKey": p["productKey"], "deviceName": p["deviceKey"], "operation": p["operation"]}}),
+    events.LIVING_GATEWAY_PERMIT: ("thing/gateway/permit", "thing.gateway.permit", lambda p: p["permit"]),
+    events.LIVING_TOPO_CHANGE: ("thing/topo/change", "thing.topo.change",
+                                lambda p: {"status": p["status"], "subList": p["subList"]}),
+    events.LIVING_ENROLLEE_CHECKIN: ("thing/awss/enrollee/checkin", "thing.awss.enrollee.checkin",
+                                     lambda p: p["enrollee"]),
+}
+
+
+def downlink(ev: events.Event) -> tuple[str, bytes]:
+    """The topic and command a ``living.*`` event becomes."""
+    path, method, params = DOWNLINKS[ev.kind]
+    p = ev.payload
+    return f"/sys/{p['productKey']}/{p['deviceKey']}/{path}", messages.command(method, params(p))
+
+
+async def deliver(door: FrontDoor, ev: events.Event) -> None:
+    """Send the event's downlink to the device through this node, or by topic behind an external broker.
+
+    Like the front door's own notices, it goes to any session but an OceanConnect one (those devices
+    use other topics); an EnOS-signed device shares the ``/sys`` tree. A live Alink gateway is not
+    sent ``thing/topo/change`` here: the front door's ``topology.changed`` handling, which runs first
+    for the same removal, told it already, so it gets exactly one.
+    """
+    assert ev.asset_id is not None
+    topic, body = downlink(ev)
+    session = door.downlink_session(ev.asset_id)
+    if session is None:
+        door.send_by_topic(topic, body, 1)
+    elif session.dialect != "oceanconnect" and not (ev.kind == events.LIVING_TOPO_CHANGE
+                                                     and session.dialect == "alink"):
+        door.send(session, topic, body, 1)
