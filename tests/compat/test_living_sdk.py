@@ -31,6 +31,7 @@ from tests.compat.conftest import Account
 from tests.compat.enos_requests import GetProductRequest
 from tests.compat.test_enos_mqtt_sdk import device, product, wait_status
 from tests.compat.test_enos_sdk import ok
+from tests.compat.test_linkkit import stop
 from tests.support.device_login import alink_connect, enrollee_ie
 from tests.support.live_server import LiveServer
 from tests.support.processes import free_port
@@ -147,8 +148,7 @@ class Kit:
         return dict(json.loads(payload))
 
     def close(self) -> None:
-        self.kit.disconnect()
-        self.kit.destruct()
+        stop(self.kit)
 
 
 def bind_notify(body: dict[str, Any], iot_id: str, identity_id: str) -> None:
