@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.enos_client import EnosClient
+from tests.support.oc_client import OcClient
 from thingport.app import create_app, ensure_initialised
 from thingport.domain.models import Application, I18nText, Organization, ProductType
 from thingport.services.container import Services
@@ -99,6 +100,14 @@ async def app(services: Services, org: Organization) -> Application:
 @pytest.fixture
 async def enos(http: httpx.AsyncClient, app: Application) -> EnosClient:
     return EnosClient(http, app.app_key, app.secret, app.org_id)
+
+
+@pytest.fixture
+async def oc(http: httpx.AsyncClient, app: Application) -> OcClient:
+    """An OceanConnect northbound client, logged in as ``app``."""
+    client = OcClient(http, app.app_key, app.secret)
+    await client.login()
+    return client
 
 
 @pytest.fixture

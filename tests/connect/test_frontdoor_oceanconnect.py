@@ -11,7 +11,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.connect.conftest import Door
@@ -23,20 +22,13 @@ from tests.support.receiver import Receiver, receiver
 from thingport.connect.mqtt.broker import ConnectInfo
 from thingport.connect.session import DeviceSession
 from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
-from thingport.domain.models import Application, DeviceStatus
+from thingport.domain.models import DeviceStatus
 from thingport.services.container import Services
 from thingport.services.context import Caller
 
 REG = "/iocm/app/reg/v1.1.0/deviceCredentials"
 REG_V2 = "/iocm/app/reg/v2.0.0/deviceCredentials"
 BY_NODE_ID = 2
-
-
-@pytest.fixture
-async def oc(http: httpx.AsyncClient, app: Application) -> OcClient:
-    client = OcClient(http, app.app_key, app.secret)
-    await client.login()
-    return client
 
 
 @pytest.fixture

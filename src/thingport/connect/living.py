@@ -2,7 +2,8 @@
 
 Requests (Alink, ``/sys/{pk}/{dn}/…``, answered on ``<topic>_reply``) go to the provisioning service:
 a device reports its bind token, a registrar the enrollees it sniffed and asks for the key of one
-it was told to check in, and ``thing/topo/add`` gains the permit-join rule. What an app does to a
+it was told to check in (the permit-join rule of ``thing/topo/add`` is the connectivity service's,
+as the rule is a product's whatever family its gateway speaks). What an app does to a
 device (bind, permit, remove a sub-device, start provisioning) is a committed ``living.*`` event,
 sent here as that device's downlink: once, so a device that is offline then misses it.
 """
@@ -19,12 +20,10 @@ from thingport.connect.requests import (
     Handler,
     Target,
     as_object,
-    attach,
     integer,
     own_target,
     strings,
     text,
-    topo_add_entries,
 )
 from thingport.connect.session import DeviceSession
 from thingport.domain.errors import InvalidArgument
@@ -75,24 +74,10 @@ async def cipher_get(door: FrontDoor, session: DeviceSession, req: Request, targ
     return await door.services.provisioning.registrar_cipher(session.asset_id, cipher)
 
 
-async def topo_add(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
-    """``thing/topo/add`` with the permit-join rule, for every family (the rule is the product's).
-
-    All or nothing, as without the rule: one sub-device whose product needs an open permit that the
-    gateway does not have refuses the request (460 naming ``productKey``) and attaches nobody.
-    """
-    own_target(session, target)
-    creds = topo_add_entries(req)
-    for product_key in dict.fromkeys(c.product_key for c in creds):
-        await door.services.provisioning.check_join(session.asset_id, product_key)
-    return await attach(door, session, creds)
-
-
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("sys", "thing/awss/enrollee/match"): enrollee_match,
     ("sys", "thing/awss/enrollee/found"): enrollee_found,
     ("sys", "thing/cipher/get"): cipher_get,
-    ("sys", "thing/topo/add"): topo_add,
 }
 
 

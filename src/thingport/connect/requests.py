@@ -211,16 +211,7 @@ def login_entry(session: DeviceSession, login: DeviceLogin) -> dict[str, Any]:
 
 async def topo_add(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
-    return await attach(door, session, topo_add_entries(req))
-
-
-def topo_add_entries(req: Request) -> list[Credential]:
-    """The signed sub-devices of a ``thing/topo/add`` (at most :data:`MAX_TOPO_ADD`)."""
-    return [credential(e) for e in as_list(req.params, "params", MAX_TOPO_ADD)]
-
-
-async def attach(door: FrontDoor, session: DeviceSession, creds: list[Credential]) -> list[dict[str, Any]]:
-    """Attach signed sub-devices to the gateway (all or nothing); the ``topo/add`` reply data."""
+    creds = [credential(e) for e in as_list(req.params, "params", MAX_TOPO_ADD)]
     added = await door.services.connectivity.add_topology(session.asset_id, creds)
     await door.refresh_subs(session)
     return [device_entry(session, d.product_key, d.device_key) for d in added]

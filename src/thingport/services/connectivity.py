@@ -27,6 +27,7 @@ from thingport.domain.models import Device, I18nText, Product
 from thingport.services import events
 from thingport.services.context import Caller, Core
 from thingport.services.devices import DeviceRef, DeviceService, DeviceSpec
+from thingport.services.provisioning import ProvisioningService
 from thingport.services.topology import TopologyService
 
 DEFAULT_TIMEZONE = "+00:00"
@@ -61,10 +62,12 @@ class Registered:
 
 
 class ConnectivityService:
-    def __init__(self, core: Core, devices: DeviceService, topology: TopologyService) -> None:
+    def __init__(self, core: Core, devices: DeviceService, topology: TopologyService,
+                 provisioning: ProvisioningService) -> None:
         self.core = core
         self.devices = devices
         self.topology = topology
+        self.provisioning = provisioning
 
     # logins --------------------------------------------------------------------------------
     async def login(self, cred: Credential, *, dynamic: bool) -> DeviceLogin:
@@ -149,7 +152,13 @@ class ConnectivityService:
         return login
 
     async def add_topology(self, gateway_id: str, creds: list[Credential]) -> list[Device]:
-        """Attach sub-devices the gateway proves it knows (each signed with its own secret)."""
+        """Attach sub-devices the gateway proves it knows (each signed with its own secret).
+
+        All or nothing; a product that requires permit-join needs the gateway's open permit
+        (:meth:`ProvisioningService.check_join`), whichever family the gateway speaks.
+        """
+        for product_key in dict.fromkeys(c.product_key for c in creds):
+            await self.provisioning.check_join(gateway_id, product_key)
         subs: list[Device] = []
         async with self.core.read() as conn:
             gateway = await self._device(conn, gateway_id)

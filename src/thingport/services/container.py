@@ -34,6 +34,7 @@ class Services:
         accounts = AccountService(core)
         topology = TopologyService(core, devices)
         living = LivingAccountService(core, devices)
-        return cls(core, accounts, products, devices, topology, ConnectivityService(core, devices, topology),
-                   OceanConnectService(core, accounts, devices), living,
-                   ProvisioningService(core, devices, living, topology))
+        provisioning = ProvisioningService(core, devices, living, topology)
+        return cls(core, accounts, products, devices, topology,
+                   ConnectivityService(core, devices, topology, provisioning),
+                   OceanConnectService(core, accounts, devices), living, provisioning)
