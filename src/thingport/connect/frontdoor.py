@@ -34,6 +34,7 @@ from thingport.domain.errors import DomainError, Unauthenticated
 from thingport.services import events
 from thingport.services.connectivity import Credential, DeviceLogin
 from thingport.services.container import Services
+from thingport.services.oceanconnect import DeviceCredential
 
 log = logging.getLogger(__name__)
 
@@ -280,16 +281,12 @@ class FrontDoor:
 
     async def _derive_by_id(self, identifier: str) -> DeviceSession | None:
         """An OceanConnect user name: the deviceId, or the nodeId of a bound device (authType 2)."""
-        found = await self.services.connectivity.login_by_id(identifier)
-        if found is None:
-            cred = await self.services.oceanconnect.login_credential(identifier, oceanconnect.BY_NODE_ID)
-            if cred is not None and not cred.binding:
-                found = await self.services.connectivity.login_by_id(cred.asset_id)
-        if found is None or not found[0].enabled:
+        oc = self.services.oceanconnect
+        cred = (await oc.login_credential(identifier, oceanconnect.BY_DEVICE_ID)
+                or await oc.login_credential(identifier, oceanconnect.BY_NODE_ID))
+        if cred is None or cred.binding:
             return None
-        device, product = found
-        return DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
-                             "oceanconnect", is_gateway=product.is_gateway)
+        return _oceanconnect_session(cred, "device")
 
     def _expiry(self) -> float:
         return time.monotonic() + self.services.core.settings.auth_cache_ttl_s
@@ -331,12 +328,7 @@ class FrontDoor:
             purpose = "bind"
         elif cred.first_login:
             await oc.confirm_first_login(cred.asset_id)
-        found = await self.services.connectivity.login_by_id(cred.asset_id)
-        if found is None:
-            raise Unauthenticated("deviceId: no longer exists", field="deviceId")
-        device, product = found
-        return DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
-                             "oceanconnect", is_gateway=product.is_gateway, purpose=purpose)
+        return _oceanconnect_session(cred, purpose)
 
     # --- gateways -------------------------------------------------------------------------------
     async def refresh_subs(self, session: DeviceSession) -> None:
@@ -515,3 +507,8 @@ def _session(login: DeviceLogin) -> DeviceSession:
     d = login.device
     return DeviceSession(d.asset_id, d.org_id, d.product_key, d.device_key, login.family,
                          is_gateway=login.product.is_gateway, purpose="activate" if login.activating else "device")
+
+
+def _oceanconnect_session(cred: DeviceCredential, purpose: Purpose) -> DeviceSession:
+    return DeviceSession(cred.asset_id, cred.org_id, cred.product_key, cred.device_key, "oceanconnect",
+                         is_gateway=cred.is_gateway, purpose=purpose)

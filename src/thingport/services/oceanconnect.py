@@ -160,7 +160,11 @@ class DeviceCredential:
     node_id: str
     secret: str
     binding: bool
-    first_login: bool = False
+    first_login: bool
+    #: What the front door's session of the device needs, so it does not read the device again.
+    product_key: str
+    device_key: str
+    is_gateway: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,15 +484,21 @@ class OceanConnectService:
                     return None  # the key was replaced through another dialect
             else:
                 return None
-        if device is None or not device.enabled:
+            if device is None or not device.enabled:
+                return None
+            product = await self.core.products.get(conn, device.org_id, device.product_key)
+        if product is None:
             return None
         node_id = reg.node_id if reg and reg.node_id else device.device_key
+        secret, binding = device.secret, False
         if reg is not None and reg.pending:
             if auth_type == 0 or reg.verify_code is None or (reg.expire_time and reg.expire_time <= now_ms()):
                 return None
-            return DeviceCredential(device.asset_id, device.org_id, node_id, reg.verify_code, True)
-        first = reg is not None and reg.mode == PASSWORD and not reg.activated
-        return DeviceCredential(device.asset_id, device.org_id, node_id, device.secret, False, first)
+            secret, binding = reg.verify_code, True
+        first = not binding and reg is not None and reg.mode == PASSWORD and not reg.activated
+        return DeviceCredential(device.asset_id, device.org_id, node_id, secret, binding=binding, first_login=first,
+                                product_key=device.product_key, device_key=device.device_key,
+                                is_gateway=product.is_gateway)
 
     async def complete_bind(self, asset_id: str) -> BindResult:
         """Finish a pending bind: activated for ever, a new device secret, a ``device.bound`` event.
