@@ -159,7 +159,7 @@ def main() -> int:
         port = free_port()
         profile = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())] if args.profile else []
         argv = [sys.executable, *profile, "-m", "thingport.cli", "serve", "--data-dir", f"{tmp}/thingport",
-                "--host", "127.0.0.1", "--http-port", str(port)]
+                "--host", "127.0.0.1", "--http-port", str(port), "--mqtt-port", str(free_port())]
         with server(argv, port, env, "thingport", Path(tmp) / "thingport.log") as (url, _):
             setup = Setup(url, operator, products=-(-total // DEVICES_PER_PRODUCT))
             requests = setup.requests(total, run_id)

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
-from tests.support.processes import free_port, stop, wait_for_health
+from tests.support.processes import free_port, serve_argv, stop, wait_for_health
 from thingport.cli import cli, server_lock
 from thingport.crypto import caller_secret
 from thingport.crypto.keyring import Keyring
@@ -186,9 +185,7 @@ def test_decrypt_secret(tmp_path: Path, rsa_key: tuple[Path, Path]) -> None:
 
 def test_serve_starts_a_real_server(data_dir: Path) -> None:
     port = free_port()
-    exe = Path(sys.executable).with_name("thingport")
-    proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(port)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(serve_argv(data_dir, port), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         r = wait_for_health(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, what="thingport serve")
         assert r.json()["status"] == "ok"
@@ -196,8 +193,7 @@ def test_serve_starts_a_real_server(data_dir: Path) -> None:
         token = (data_dir / "operator.token").read_text().strip()
         orgs = httpx.get(f"http://127.0.0.1:{port}/admin/v1/orgs", headers={"Authorization": f"Bearer {token}"})
         assert orgs.status_code == 200 and orgs.json() == []
-        second = subprocess.run([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(free_port())],
-                                cwd=ROOT, capture_output=True, timeout=30)
+        second = subprocess.run(serve_argv(data_dir, free_port()), cwd=ROOT, capture_output=True, timeout=30)
         assert second.returncode == 1 and b"another Thingport server" in second.stderr
     finally:
         stop(proc)

@@ -50,14 +50,27 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: fl
         proc.wait()
 
 
-def start_thingport(data_dir: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """``thingport serve`` as a real process on ``port``, returned once it answers /health."""
+def serve_argv(data_dir: Path, http_port: int, mqtt_port: int | None = None) -> list[str]:
+    """``thingport serve`` on free ports only: tests never take a default port a user's server may hold."""
     exe = Path(sys.executable).with_name("thingport")
-    proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return [str(exe), "serve", "--data-dir", str(data_dir), "--http-port", str(http_port),
+            "--mqtt-port", str(mqtt_port if mqtt_port is not None else free_port())]
+
+
+def start_thingport(data_dir: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``thingport serve`` as a real process on ``port``, returned once it answers /health.
+
+    Its output goes to ``serve.log`` beside the data directory, and is shown when it fails to start.
+    """
+    log_path = data_dir.parent / f"serve-{port}.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(serve_argv(data_dir, port), stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})})
     try:
         wait_for_health(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, what="thingport serve")
-    except (RuntimeError, TimeoutError):
+    except (RuntimeError, TimeoutError) as exc:
         proc.kill()
-        raise
+        proc.wait()
+        tail = log_path.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"{exc}; its output:\n{tail}") from exc
     return proc
