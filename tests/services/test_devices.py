@@ -75,12 +75,11 @@ async def test_replace_revokes_old_key_and_emits_event(services: Services, calle
 
 
 async def test_events_are_written_to_the_outbox(services: Services, caller: Caller, service_product: str) -> None:
-    from thingport.store import events as outbox
 
     d = (await services.devices.create(caller, spec(service_product))).device
     await services.devices.set_enabled(caller, DeviceRef(d.asset_id), False)
     async with services.core.read() as conn:
-        rows = await outbox.since(conn, 0)
+        rows = await services.core.events.since(conn, 0)
     kinds = [r["kind"] for r in rows]
     assert kinds[-2:] == [events.DEVICE_CREATED, events.DEVICE_DISABLED]
 

@@ -11,7 +11,6 @@ from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef
 from thingport.services.oceanconnect import PASSWORD, VERIFY_CODE, RegistrationSpec
-from thingport.store import events as event_store
 from thingport.store.oceanconnect import DeviceQuery
 
 TS = "2025041401"
@@ -19,7 +18,7 @@ TS = "2025041401"
 
 async def kinds(services: Services, asset_id: str) -> list[str]:
     async with services.core.read() as conn:
-        return [e["kind"] for e in await event_store.since(conn, 0) if e["asset_id"] == asset_id]
+        return [e["kind"] for e in await services.core.events.since(conn, 0) if e["asset_id"] == asset_id]
 
 
 async def device_login(services: Services, ident: str, auth_type: int, secret: str) -> str | None:

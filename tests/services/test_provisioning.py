@@ -14,7 +14,8 @@ from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.services.living_accounts import EndUser, MetaPatch
 from thingport.services.provisioning import CipherRequest
-from thingport.store import living as store
+from thingport.store.living_accounts import Binding
+from thingport.store.provisioning import Permit
 from thingport.store.schema import living_permits
 
 RANDOM = "0f" * 16
@@ -37,7 +38,8 @@ async def test_enrollee_reports_keep_only_verified_unbound_same_org_devices(serv
     user = await services.living.create_user(caller.org_id, "u")
     home = await services.living.create_home(EndUser(user.identity_id, caller.org_id, "app"), "h")
     async with services.core.write() as tx:
-        await store.put_binding(tx.conn, store.Binding(bound, user.identity_id, caller.org_id, home.home_id, True, 1))
+        binding = Binding(bound, user.identity_id, caller.org_id, home.home_id, True, 1)
+        await services.core.living_accounts.put_binding(tx.conn, binding)
     device_secret = (await services.devices.get(caller, DeviceRef(asset_id=bulb))).device.secret
     payloads = [
         awss.build_enrollee_ie("bulb-1", service_product, bytes(16), device_secret, security=4),  # per-device: ok
@@ -50,7 +52,7 @@ async def test_enrollee_reports_keep_only_verified_unbound_same_org_devices(serv
     accepted = await prov.report_enrollees(hub, payloads, ssid="s", bssid="b", rssi=-3, reporter_type=1)
     assert accepted == [{"productKey": service_product, "deviceName": "bulb-1", "timeout": 60}]
     async with services.core.read() as conn:
-        row = await store.get_enrollee(conn, hub, bulb)
+        row = await services.core.provisioning.get_enrollee(conn, hub, bulb)
     assert row is not None and (row.type, row.status, row.rssi) == (1, 0, "-3")
     with pytest.raises(InvalidArgument, match=r"params\.type"):
         await prov.report_enrollees(hub, [], reporter_type=7)
@@ -74,7 +76,7 @@ async def test_registrar_cipher_needs_a_checked_in_enrollee(services: Services, 
         enrollee = await services.core.devices.get(tx.conn, caller.org_id, product_key=service_product,
                                                    device_key="bulb-2")
         assert enrollee is not None
-        await store.set_enrollee_status(tx.conn, hub, enrollee.asset_id, 1, tx.now)
+        await services.core.provisioning.set_enrollee_status(tx.conn, hub, enrollee.asset_id, 1, tx.now)
     got = await services.provisioning.registrar_cipher(hub, req)
     assert got["secret"] == awss.cipher_key(secret, bytes.fromhex(RANDOM))
     with pytest.raises(InvalidArgument, match="cipherType"):
@@ -91,11 +93,11 @@ async def test_permit_join_windows(services: Services, caller: Caller, service_p
     with pytest.raises(PermitJoinClosed, match="productKey"):
         await prov.check_join(gw, service_product)
     async with services.core.write() as tx:
-        await store.put_permit(tx.conn, store.Permit(gw, other_pk, 30, tx.now))
+        await services.core.provisioning.put_permit(tx.conn, Permit(gw, other_pk, 30, tx.now))
     with pytest.raises(PermitJoinClosed):  # the open window names another product
         await prov.check_join(gw, service_product)
     async with services.core.write() as tx:
-        await store.put_permit(tx.conn, store.Permit(gw, None, 30, tx.now))
+        await services.core.provisioning.put_permit(tx.conn, Permit(gw, None, 30, tx.now))
     await prov.check_join(gw, service_product)
     async with services.core.write() as tx:  # the 30 s have passed
         await tx.conn.execute(update(living_permits).values(open_time=living_permits.c.open_time - 31_000))
@@ -125,8 +127,8 @@ async def test_report_bind_token_keeps_only_the_latest(services: Services, calle
     await services.provisioning.report_bind_token(d, "A" * 32)
     await services.provisioning.report_bind_token(d, "c" * 32)
     async with services.core.read() as conn:
-        assert await store.bind_token(conn, "A" * 32) is None
-        found = await store.bind_token(conn, "C" * 32)  # hex case does not matter
+        assert await services.core.provisioning.bind_token(conn, "A" * 32) is None
+        found = await services.core.provisioning.bind_token(conn, "C" * 32)  # hex case does not matter
     assert found is not None and found.asset_id == d
     with pytest.raises(DeviceNotFound):
         await services.provisioning.report_bind_token("missing", "A" * 32)

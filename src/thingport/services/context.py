@@ -14,11 +14,14 @@ from thingport.domain.errors import PermissionDenied
 from thingport.domain.models import Permission, now_ms
 from thingport.services.events import Event, EventBus
 from thingport.settings import Settings
-from thingport.store import events as event_store
 from thingport.store.accounts import AccountStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
+from thingport.store.events import EventStore
+from thingport.store.living_accounts import LivingAccountStore
+from thingport.store.oceanconnect import OceanConnectStore
 from thingport.store.products import ProductStore
+from thingport.store.provisioning import ProvisioningStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class Tx:
     """A write transaction plus the events it will publish once committed."""
 
     conn: AsyncConnection
+    outbox: EventStore
     org_id: str
     now: int
     pending: list[Event] = field(default_factory=list)
@@ -53,12 +57,16 @@ class Tx:
                    *, org_id: str | None = None) -> None:
         org = org_id or self.org_id
         body = payload or {}
-        eid = await event_store.append(self.conn, org, kind, asset_id, body, self.now)
+        eid = await self.outbox.append(self.conn, org, kind, asset_id, body, self.now)
         self.pending.append(Event(kind, org, asset_id, body, eid, self.now))
 
 
 class Core:
-    """The composed core: one per running service, built from settings and the master key."""
+    """The composed core: one per running service, built from settings and the master key.
+
+    It holds every store (``store/__init__.py``), so a service reaches any table through
+    ``core.<store>`` and no service builds a store of its own.
+    """
 
     def __init__(self, settings: Settings, keyring: Keyring, db: Database, bus: EventBus | None = None) -> None:
         self.settings = settings
@@ -68,12 +76,16 @@ class Core:
         self.accounts = AccountStore(keyring)
         self.products = ProductStore(keyring)
         self.devices = DeviceStore(keyring)
+        self.events = EventStore()
+        self.oceanconnect = OceanConnectStore(keyring)
+        self.living_accounts = LivingAccountStore()
+        self.provisioning = ProvisioningStore()
 
     @asynccontextmanager
     async def write(self, org_id: str = "") -> AsyncIterator[Tx]:
         """One write transaction; its events are published after it commits, never before."""
         async with self.db.write() as conn:
-            tx = Tx(conn, org_id, now_ms())
+            tx = Tx(conn, self.events, org_id, now_ms())
             yield tx
         if tx.pending:
             await self.bus.publish(tx.pending)

@@ -27,8 +27,7 @@ from thingport.domain.models import Application, Device, Page, Product, now_ms
 from thingport.services import events
 from thingport.services.context import Caller, Core, Tx
 from thingport.services.devices import DeviceRef, DeviceService
-from thingport.store import living as store
-from thingport.store.living import Binding, Home, ProductMeta, Session, User
+from thingport.store.living_accounts import Binding, Home, ProductMeta, Session, User
 
 NET_TYPES = {0: "NET_LORA", 3: "NET_WIFI", 4: "NET_ZIGBEE", 5: "NET_BT", 6: "NET_CELLULAR", 7: "NET_ETHERNET",
              8: "NET_OTHER"}
@@ -84,6 +83,7 @@ class LivingAccountService:
     def __init__(self, core: Core, devices: DeviceService) -> None:
         self.core = core
         self.devices = devices
+        self.store = core.living_accounts  # the tables this service decides on
 
     # operator: users and auth codes -------------------------------------------------------------
     async def create_user(self, org_id: str, login: str) -> User:
@@ -91,38 +91,38 @@ class LivingAccountService:
         async with self.core.write(org_id) as tx:
             if await self.core.accounts.get_org(tx.conn, org_id) is None:
                 raise NotFound(f"orgId: organization {org_id} does not exist", field="orgId")
-            if await store.user_by_login(tx.conn, org_id, login) is not None:
+            if await self.store.user_by_login(tx.conn, org_id, login) is not None:
                 raise InvalidArgument(f"login: user {login} exists in organization {org_id}", field="login")
             user = User(secrets.token_hex(16), org_id, login, tx.now)
-            await store.insert_user(tx.conn, user)
+            await self.store.insert_user(tx.conn, user)
         return user
 
     async def list_users(self, org_id: str) -> list[User]:
         async with self.core.read() as conn:
-            return await store.list_users(conn, org_id)
+            return await self.store.list_users(conn, org_id)
 
     async def mint_auth_code(self, identity_id: str) -> tuple[str, int]:
         """A single-use code for ``/account/createSessionByAuthCode``; returns ``(code, expire_time_ms)``."""
         async with self.core.write() as tx:
-            if await store.get_user(tx.conn, identity_id) is None:
+            if await self.store.get_user(tx.conn, identity_id) is None:
                 raise NotFound(f"identityId: user {identity_id} does not exist", field="identityId")
             code = secrets.token_urlsafe(24)
             expire = tx.now + self.core.settings.living_auth_code_ttl_s * 1000
-            await store.insert_code(tx.conn, code, identity_id, expire)
+            await self.store.insert_code(tx.conn, code, identity_id, expire)
         return code, expire
 
     async def end_sessions(self, identity_id: str) -> int:
         """Operator: log a user out everywhere (every iotToken and refreshToken stops working)."""
         async with self.core.write() as tx:
-            if await store.get_user(tx.conn, identity_id) is None:
+            if await self.store.get_user(tx.conn, identity_id) is None:
                 raise NotFound(f"identityId: user {identity_id} does not exist", field="identityId")
-            return await store.delete_sessions_of(tx.conn, identity_id)
+            return await self.store.delete_sessions_of(tx.conn, identity_id)
 
     # app: sessions ------------------------------------------------------------------------------
     async def _new_session(self, tx: Tx, identity_id: str, app: Application) -> SessionTokens:
         s = self.core.settings
         token, refresh = secrets.token_hex(16), secrets.token_hex(16)
-        await store.insert_session(tx.conn, token, refresh, identity_id, app.app_key, tx.now,
+        await self.store.insert_session(tx.conn, token, refresh, identity_id, app.app_key, tx.now,
                                    tx.now + s.living_iot_token_ttl_s * 1000,
                                    tx.now + s.living_refresh_token_ttl_s * 1000)
         return SessionTokens(identity_id, token, s.living_iot_token_ttl_s, refresh, s.living_refresh_token_ttl_s)
@@ -131,11 +131,11 @@ class LivingAccountService:
         if not auth_code:
             raise InvalidArgument("authCode: is required", field="authCode")
         async with self.core.write(app.org_id) as tx:
-            identity = await store.take_code(tx.conn, auth_code, tx.now)
-            user = await store.get_user(tx.conn, identity) if identity else None
+            identity = await self.store.take_code(tx.conn, auth_code, tx.now)
+            user = await self.store.get_user(tx.conn, identity) if identity else None
             if user is None or user.org_id != app.org_id:  # another org's code is as unknown as a wrong one
                 raise InvalidArgument("authCode: unknown, expired or already used", field="authCode")
-            await store.sweep_sessions(tx.conn, tx.now)
+            await self.store.sweep_sessions(tx.conn, tx.now)
             return await self._new_session(tx, user.identity_id, app)
 
     async def refresh_session(self, app: Application, refresh_token: str, identity_id: str) -> SessionTokens:
@@ -143,7 +143,7 @@ class LivingAccountService:
         if not refresh_token:
             raise InvalidArgument("refreshToken: is required", field="refreshToken")
         async with self.core.write(app.org_id) as tx:
-            old = await store.take_session_by_refresh(tx.conn, refresh_token)
+            old = await self.store.take_session_by_refresh(tx.conn, refresh_token)
             if (old is None or old.refresh_expire <= tx.now or old.org_id != app.org_id
                     or (identity_id and identity_id != old.identity_id)):
                 raise RefreshTokenInvalid("refreshToken: unknown, expired or not of this identityId",
@@ -154,17 +154,17 @@ class LivingAccountService:
         if not iot_token:
             raise InvalidArgument("iotToken: is required", field="iotToken")
         async with self.core.write(app.org_id) as tx:
-            found = await store.session_by_token(tx.conn, iot_token)
+            found = await self.store.session_by_token(tx.conn, iot_token)
             if found is None or found.org_id != app.org_id or (identity_id and identity_id != found.identity_id):
                 raise Unauthenticated("iotToken: unknown or expired")
-            await store.delete_session(tx.conn, iot_token)
+            await self.store.delete_session(tx.conn, iot_token)
 
     async def authenticate(self, app: Application, iot_token: str) -> EndUser:
         """The session of an iotToken, for an app of the same organization; Unauthenticated otherwise."""
         if not iot_token:
             raise Unauthenticated("request.iotToken: is required for this API")
         async with self.core.read() as conn:
-            found: Session | None = await store.session_by_token(conn, iot_token)
+            found: Session | None = await self.store.session_by_token(conn, iot_token)
         if found is None or found.org_id != app.org_id:
             raise Unauthenticated("request.iotToken: unknown or invalidated")
         if found.token_expire <= now_ms():
@@ -177,29 +177,29 @@ class LivingAccountService:
             raise InvalidArgument("name: 1-20 characters", field="name")
         async with self.core.write(user.org_id) as tx:
             home = Home(secrets.token_hex(16), user.org_id, user.identity_id, name.strip(), tx.now)
-            await store.insert_home(tx.conn, home)
+            await self.store.insert_home(tx.conn, home)
         return home
 
     async def homes(self, user: EndUser, page: Page) -> tuple[list[Home], int, str | None]:
         """The user's homes and which of them is current (the first one created)."""
         async with self.core.read() as conn:
-            found, total = await store.homes_of(conn, user.identity_id, page)
-            return found, total, await store.first_home(conn, user.identity_id)
+            found, total = await self.store.homes_of(conn, user.identity_id, page)
+            return found, total, await self.store.first_home(conn, user.identity_id)
 
     async def home(self, user: EndUser, home_id: str) -> tuple[Home, bool, int, int]:
         """A home with whether it is current, its device count and online device count."""
         async with self.core.read() as conn:
             home = await self.load_home(conn, user, home_id)
-            total, online = await store.home_device_counts(conn, home_id)
-            return home, await store.first_home(conn, user.identity_id) == home_id, total, online
+            total, online = await self.store.home_device_counts(conn, home_id)
+            return home, await self.store.first_home(conn, user.identity_id) == home_id, total, online
 
     async def load_home(self, conn: AsyncConnection, user: EndUser, home_id: str | None) -> Home:
         """The user's home ``home_id``; without one, the user's current home."""
         if not home_id:
-            home_id = await store.first_home(conn, user.identity_id)
+            home_id = await self.store.first_home(conn, user.identity_id)
             if home_id is None:
                 raise InvalidArgument("homeId: is required (the account has no home yet)", field="homeId")
-        home = await store.get_home(conn, home_id)
+        home = await self.store.get_home(conn, home_id)
         if home is None or home.owner_id != user.identity_id:
             raise InvalidArgument(f"homeId: home {home_id} does not exist in this account", field="homeId")
         return home
@@ -217,7 +217,7 @@ class LivingAccountService:
     async def binding_of(self, conn: AsyncConnection, user: EndUser, device: Device, *, owner: bool,
                          field: str = "iotId") -> Binding:
         """The caller's binding to ``device``; 2065 if none, 2066 if ``owner`` is needed and it is shared."""
-        b = await store.get_binding(conn, device.asset_id, user.identity_id)
+        b = await self.store.get_binding(conn, device.asset_id, user.identity_id)
         if b is None:
             raise NotBound(f"{field}: device {device.asset_id} is not bound to this account", field=field)
         if owner and not b.owned:
@@ -231,17 +231,17 @@ class LivingAccountService:
             if node_type is not None:
                 gateway = node_type == "GATEWAY"
                 asset_ids = []
-                for aid in await store.bound_asset_ids(conn, user.identity_id):
+                for aid in await self.store.bound_asset_ids(conn, user.identity_id):
                     d = await self.devices.load(conn, user.caller, DeviceRef(asset_id=aid))
                     if (await self.devices.view_of(conn, user.caller, d)).product.is_gateway == gateway:
                         asset_ids.append(aid)
-            found, total = await store.bindings_of_user(conn, user.identity_id, page, owned=owned,
+            found, total = await self.store.bindings_of_user(conn, user.identity_id, page, owned=owned,
                                                         asset_ids=asset_ids)
             out = []
             for b in found:
                 d = await self.devices.load(conn, user.caller, DeviceRef(asset_id=b.asset_id))
                 view = await self.devices.view_of(conn, user.caller, d)
-                out.append(BoundDevice(b, d, view.product, await store.product_meta(conn, d.product_key)))
+                out.append(BoundDevice(b, d, view.product, await self.store.product_meta(conn, d.product_key)))
             return out, total
 
     async def device_users(self, user: EndUser, iot_id: str, page: Page) -> tuple[list[tuple[Binding, User]], int]:
@@ -249,11 +249,11 @@ class LivingAccountService:
         async with self.core.read() as conn:
             device = await self.device(conn, user, iot_id)
             await self.binding_of(conn, user, device, owner=False)
-            rows = await store.bindings_of_device(conn, device.asset_id)
+            rows = await self.store.bindings_of_device(conn, device.asset_id)
             picked = rows[page.offset:page.offset + page.size]
             out = []
             for b in picked:
-                u = await store.get_user(conn, b.identity_id)
+                u = await self.store.get_user(conn, b.identity_id)
                 assert u is not None
                 out.append((b, u))
             return out, len(rows)
@@ -263,14 +263,14 @@ class LivingAccountService:
         async with self.core.write(owner.org_id) as tx:
             device = await self.device(tx.conn, owner, iot_id, for_update=True)
             await self.binding_of(tx.conn, owner, device, owner=True)
-            member = await store.get_user(tx.conn, member_identity_id)
+            member = await self.store.get_user(tx.conn, member_identity_id)
             if member is None or member.org_id != owner.org_id:
                 raise InvalidArgument(f"identityId: user {member_identity_id} does not exist", field="identityId")
             if member.identity_id == owner.identity_id:
                 raise InvalidArgument("identityId: the owner cannot share with themselves", field="identityId")
-            home = await store.first_home(tx.conn, member.identity_id)
+            home = await self.store.first_home(tx.conn, member.identity_id)
             b = Binding(device.asset_id, member.identity_id, owner.org_id, home, False, tx.now)
-            await store.put_binding(tx.conn, b)
+            await self.store.put_binding(tx.conn, b)
             await self.notify(tx, device, b, "Bind")
         return b
 
@@ -290,11 +290,11 @@ class LivingAccountService:
                                field="unbindSubdevice")
             removed: list[Binding] = []
             for d in targets:
-                bindings = await store.bindings_of_device(tx.conn, d.asset_id)
+                bindings = await self.store.bindings_of_device(tx.conn, d.asset_id)
                 if not mine.owned:
                     bindings = [b for b in bindings if b.identity_id == user.identity_id]
                 for b in bindings:
-                    await store.delete_binding(tx.conn, d.asset_id, b.identity_id)
+                    await self.store.delete_binding(tx.conn, d.asset_id, b.identity_id)
                     await self.notify(tx, d, b, "Unbind")
                     removed.append(b)
             return removed
@@ -310,7 +310,7 @@ class LivingAccountService:
     async def product_meta(self, org_id: str, product_key: str) -> ProductMeta:
         async with self.core.read() as conn:
             await self.devices.products.load(conn, Caller.operator(org_id), product_key)
-            return await store.product_meta(conn, product_key)
+            return await self.store.product_meta(conn, product_key)
 
     async def set_product_meta(self, org_id: str, product_key: str, patch: MetaPatch) -> ProductMeta:
         """Status, netType, category, bind window and permit-join rule of a product.
@@ -320,7 +320,7 @@ class LivingAccountService:
         """
         async with self.core.write(org_id) as tx:
             product = await self.devices.products.load(tx.conn, Caller.operator(org_id), product_key, for_update=True)
-            meta = await store.product_meta(tx.conn, product_key)
+            meta = await self.store.product_meta(tx.conn, product_key)
             if patch.status is not None:
                 if patch.status not in PRODUCT_STATUS:
                     raise InvalidArgument("status: 'development' or 'published'", field="status")
@@ -347,6 +347,6 @@ class LivingAccountService:
                 meta = replace(meta, bind_window_s=patch.bind_window_s)
             if patch.require_permit_join is not None:
                 meta = replace(meta, require_permit_join=patch.require_permit_join)
-            await store.put_product_meta(tx.conn, meta)
+            await self.store.put_product_meta(tx.conn, meta)
             await tx.emit(events.PRODUCT_UPDATED, None, {"productKey": product_key, "living": True})
         return meta

@@ -54,8 +54,7 @@ from thingport.services.accounts import AccountService
 from thingport.services.context import Caller, Core, Tx
 from thingport.services.devices import DeviceRef, DeviceService, DeviceSpec
 from thingport.services.events import Event
-from thingport.store import events as event_store
-from thingport.store.oceanconnect import DeviceQuery, OceanConnectStore, Push, Registration, Subscription
+from thingport.store.oceanconnect import DeviceQuery, Push, Registration, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +204,7 @@ class OceanConnectService:
         self.core = core
         self.accounts = accounts
         self.devices = devices
-        self.store = OceanConnectStore(core.keyring)
+        self.store = core.oceanconnect
         s = core.settings
         self.throttle = Throttle(s.oceanconnect_throttle_calls, s.oceanconnect_throttle_window_s)
 
@@ -615,12 +614,12 @@ class OceanConnectService:
             cursor = await self.store.cursor(tx.conn)
             if not await self.store.any_subscription(tx.conn):
                 # nobody listens: start (or stay) at the end of the stream
-                await self.store.set_cursor(tx.conn, await self.store.last_event_id(tx.conn), create=cursor is None)
+                await self.store.set_cursor(tx.conn, await self.core.events.last_id(tx.conn), create=cursor is None)
                 return 0
             if cursor is None:  # subscriptions filter out what happened before them
                 await self.store.set_cursor(tx.conn, 0, create=True)
                 cursor = 0
-            rows = await event_store.since(tx.conn, cursor, limit)
+            rows = await self.core.events.since(tx.conn, cursor, limit)
             subs: dict[tuple[str, str], list[Subscription]] = {}
             for s in await self.store.org_subscriptions(tx.conn, {r["org_id"] for r in rows}):
                 subs.setdefault((s.org_id, s.notify_type), []).append(s)

@@ -31,8 +31,8 @@ from thingport.services.context import Caller, Core, Tx
 from thingport.services.devices import DeviceRef, DeviceService
 from thingport.services.living_accounts import EndUser, LivingAccountService
 from thingport.services.topology import TopologyService
-from thingport.store import living as store
-from thingport.store.living import Binding, Enrollee, Permit, ProductMeta
+from thingport.store.living_accounts import Binding, ProductMeta
+from thingport.store.provisioning import Enrollee, Permit
 
 TOKEN = re.compile(r"^[0-9A-Fa-f]{32}$")
 RANDOM = re.compile(r"^[0-9A-Fa-f]{32}$")
@@ -73,15 +73,16 @@ class ProvisioningService:
         self.devices = devices
         self.accounts = accounts
         self.topology = topology
+        self.store = core.provisioning  # the tables this service decides on
 
     # discovery ----------------------------------------------------------------------------------
     async def enrollees(self, user: EndUser, page: Page, *, include_development: bool = False
                         ) -> tuple[list[EnrolleeView], int]:
         """Devices discovered nearby by registrars bound to the user, newest report first."""
         async with self.core.read() as conn:
-            registrars = await store.bound_asset_ids(conn, user.identity_id)
+            registrars = await self.core.living_accounts.bound_asset_ids(conn, user.identity_id)
             products = None if include_development else await self._published(conn, user.org_id)
-            rows, total = await store.enrollees_of_registrars(conn, registrars, page, products)
+            rows, total = await self.store.enrollees_of_registrars(conn, registrars, page, products)
             out = []
             for r in rows:
                 reg = await self.devices.view_of(conn, user.caller, await self._by_id(conn, user, r.registrar_id))
@@ -91,7 +92,8 @@ class ProvisioningService:
 
     async def _published(self, conn: AsyncConnection, org_id: str) -> list[str]:
         found, _ = await self.core.products.search(conn, org_id, None, Page(1, 100_000))
-        return [p.product_key for p in found if (await store.product_meta(conn, p.product_key)).status == 1]
+        meta = self.core.living_accounts.product_meta
+        return [p.product_key for p in found if (await meta(conn, p.product_key)).status == 1]
 
     async def _by_id(self, conn: AsyncConnection, user: EndUser, asset_id: str) -> Device:
         return await self.devices.load(conn, user.caller, DeviceRef(asset_id=asset_id))
@@ -107,14 +109,14 @@ class ProvisioningService:
                 d = await self.core.devices.get(conn, user.org_id, product_key=pk, device_key=dn)
                 if d is not None:
                     found[(pk, dn)] = d
-            bound = await store.bound_any(conn, [d.asset_id for d in found.values()])
+            bound = await self.core.living_accounts.bound_any(conn, [d.asset_id for d in found.values()])
             products: dict[str, tuple[Product, ProductMeta]] = {}
             for (pk, dn), d in found.items():
                 if d.asset_id in bound and not reset:
                     continue
                 if pk not in products:
                     product = await self.devices.products.load(conn, user.caller, pk)
-                    products[pk] = (product, await store.product_meta(conn, pk))
+                    products[pk] = (product, await self.core.living_accounts.product_meta(conn, pk))
                 product, meta = products[pk]
                 if meta.status != 1 and not include_development:
                     continue
@@ -133,7 +135,7 @@ class ProvisioningService:
                             device_name: str | None) -> Device:
         if not token:
             raise InvalidArgument("token: is required", field="token")
-        found = await store.bind_token(conn, token)
+        found = await self.store.bind_token(conn, token)
         device = await self.core.devices.by_id(conn, found.asset_id) if found else None
         now = now_ms()
         if (found is None or device is None or device.org_id != user.org_id or found.used_time is not None
@@ -151,7 +153,7 @@ class ProvisioningService:
             home = await self.accounts.load_home(tx.conn, user, home_id)
             device = await self._token_device(tx.conn, user, token, product_key, device_name)
             await self._bind(tx, user, device, home.home_id)
-            await store.use_bind_token(tx.conn, device.asset_id, tx.now)
+            await self.store.use_bind_token(tx.conn, device.asset_id, tx.now)
             return device
 
     async def bind_by_window(self, user: EndUser, product_key: str, device_name: str, home_id: str | None) -> Device:
@@ -166,7 +168,7 @@ class ProvisioningService:
             if device is None:
                 raise DeviceNotFound(f"deviceName: device {product_key}/{device_name} does not exist",
                                      field="deviceName")
-            meta = await store.product_meta(tx.conn, product_key)
+            meta = await self.core.living_accounts.product_meta(tx.conn, product_key)
             window = meta.bind_window_s or self.core.settings.living_bind_window_s
             since = device.last_online_time
             if not device.online or since is None or tx.now - since > window * 1000:
@@ -176,13 +178,13 @@ class ProvisioningService:
             return device
 
     async def _bind(self, tx: Tx, user: EndUser, device: Device, home_id: str) -> None:
-        existing = await store.bindings_of_device(tx.conn, device.asset_id)
+        existing = await self.core.living_accounts.bindings_of_device(tx.conn, device.asset_id)
         if any(b.owned and b.identity_id != user.identity_id for b in existing):
             raise BoundToOther(f"deviceName: device {device.product_key}/{device.device_key} is bound to another "
                                "account; its owner must unbind it first", field="deviceName")
         b = Binding(device.asset_id, user.identity_id, user.org_id, home_id, True, tx.now)
-        await store.put_binding(tx.conn, b)
-        await store.forget_enrollee(tx.conn, device.asset_id)
+        await self.core.living_accounts.put_binding(tx.conn, b)
+        await self.store.forget_enrollee(tx.conn, device.asset_id)
         await self.accounts.notify(tx, device, b, "Bind")
 
     # keys ---------------------------------------------------------------------------------------
@@ -195,8 +197,8 @@ class ProvisioningService:
                 device = await self.core.devices.get(tx.conn, user.org_id, product_key=req.product_key,
                                                      device_key=req.device_name)
             if device is not None:
-                mine = set(await store.bound_asset_ids(tx.conn, user.identity_id))
-                for row in await store.enrollee_rows(tx.conn, device.asset_id):
+                mine = set(await self.core.living_accounts.bound_asset_ids(tx.conn, user.identity_id))
+                for row in await self.store.enrollee_rows(tx.conn, device.asset_id):
                     if row.registrar_id in mine and row.status == 0:
                         await self._checkin(tx, row, device)
             return key
@@ -204,7 +206,7 @@ class ProvisioningService:
     async def _checkin(self, tx: Tx, row: Enrollee, enrollee: Device) -> None:
         registrar = await self.core.devices.by_id(tx.conn, row.registrar_id)
         assert registrar is not None
-        await store.set_enrollee_status(tx.conn, row.registrar_id, row.enrollee_id, 1, tx.now)
+        await self.store.set_enrollee_status(tx.conn, row.registrar_id, row.enrollee_id, 1, tx.now)
         await tx.emit(events.LIVING_ENROLLEE_CHECKIN, registrar.asset_id, {
             "orgId": registrar.org_id, "productKey": registrar.product_key, "deviceKey": registrar.device_key,
             "enrollee": {"productKey": enrollee.product_key, "deviceName": enrollee.device_key,
@@ -240,7 +242,7 @@ class ProvisioningService:
                     raise ProductNotFound(f"productKey: product {product_key} does not exist",
                                           field="productKey") from exc
             permit = Permit(gw.asset_id, product_key or None, time, tx.now)
-            await store.put_permit(tx.conn, permit)
+            await self.store.put_permit(tx.conn, permit)
             await tx.emit(events.LIVING_GATEWAY_PERMIT, gw.asset_id, {
                 "orgId": gw.org_id, "productKey": gw.product_key, "deviceKey": gw.device_key,
                 "permit": {"productKey": product_key or "", "time": time}})
@@ -279,7 +281,7 @@ class ProvisioningService:
             if device is None:
                 raise DeviceNotFound(f"device {asset_id} does not exist", field="iotId")
             expire = tx.now + self.core.settings.living_bind_token_ttl_s * 1000
-            await store.put_bind_token(tx.conn, asset_id, token, tx.now, expire)
+            await self.store.put_bind_token(tx.conn, asset_id, token, tx.now, expire)
             return expire
 
     async def report_enrollees(self, registrar_asset_id: str, payloads: list[str], *, ssid: str = "",
@@ -312,9 +314,9 @@ class ProvisioningService:
                     secret = enrollee.secret if ie.security == 4 else None
                 if secret is None or not ie.verify(secret):
                     continue
-                if await store.bound_any(tx.conn, [enrollee.asset_id]):
+                if await self.core.living_accounts.bound_any(tx.conn, [enrollee.asset_id]):
                     continue
-                await store.put_enrollee(tx.conn, Enrollee(
+                await self.store.put_enrollee(tx.conn, Enrollee(
                     registrar.asset_id, enrollee.asset_id, registrar.org_id, ssid[:64], bssid[:32], str(rssi)[:16],
                     reporter_type, 0, tx.now, tx.now))
                 accepted.append({"productKey": ie.product_key, "deviceName": ie.device_name, "timeout": timeout})
@@ -329,7 +331,7 @@ class ProvisioningService:
                 raise DeviceNotFound(f"device {registrar_asset_id} does not exist", field="iotId")
             enrollee = await self.core.devices.get(conn, registrar.org_id, product_key=req.product_key,
                                                    device_key=req.device_name)
-            row = await store.get_enrollee(conn, registrar.asset_id, enrollee.asset_id) if enrollee else None
+            row = await self.store.get_enrollee(conn, registrar.asset_id, enrollee.asset_id) if enrollee else None
             if enrollee is None or row is None or row.status != 1:
                 raise DeviceNotFound(f"params.deviceName: {req.product_key}/{req.device_name} is not an enrollee "
                                      "this registrar was asked to check in", field="params.deviceName")
@@ -340,10 +342,10 @@ class ProvisioningService:
         """``thing/topo/add``: may a sub-device of ``sub_product_key`` join this gateway now? Only
         products flagged ``require_permit_join`` need an open permit; others always may."""
         async with self.core.read() as conn:
-            meta = await store.product_meta(conn, sub_product_key)
+            meta = await self.core.living_accounts.product_meta(conn, sub_product_key)
             if not meta.require_permit_join:
                 return
-            permit = await store.get_permit(conn, gateway_asset_id)
+            permit = await self.store.get_permit(conn, gateway_asset_id)
         if permit is None or not permit.allows(sub_product_key, now_ms()):
             raise PermitJoinClosed(f"productKey: gateway {gateway_asset_id} does not permit sub-devices of product "
                                    f"{sub_product_key} to join now", field="productKey")

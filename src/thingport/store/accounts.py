@@ -1,8 +1,10 @@
-"""Organizations, applications, access tokens and single-use nonces."""
+"""Organizations, applications, access tokens and single-use nonces.
+
+Owns these tables, so a class (the store rule, ``store/__init__.py``).
+"""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -13,11 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
 from thingport.domain.models import Application, Organization, Permission
+from thingport.store.hashes import digest
 from thingport.store.schema import access_tokens, applications, organizations, used_nonces
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class AccountStore:
@@ -79,14 +78,14 @@ class AccountStore:
     async def insert_token(self, conn: AsyncConnection, app_key: str, token: str, now: int, expire: int) -> None:
         await conn.execute(delete(access_tokens).where(access_tokens.c.expire_time <= now))
         await conn.execute(insert(access_tokens).values(
-            token_hash=token_hash(token), token_enc=self.keyring.encrypt(token, context="token"),
+            token_hash=digest(token), token_enc=self.keyring.encrypt(token, context="token"),
             app_key=app_key, create_time=now, expire_time=expire,
         ))
 
     async def token_owner(self, conn: AsyncConnection, token: str, now: int) -> tuple[str, int] | None:
         """The app key a token belongs to and when it expires, or None if unknown."""
         q = select(access_tokens.c.app_key, access_tokens.c.expire_time).where(
-            access_tokens.c.token_hash == token_hash(token))
+            access_tokens.c.token_hash == digest(token))
         row = (await conn.execute(q)).first()
         return (row[0], int(row[1])) if row else None
 

@@ -1,4 +1,7 @@
-"""Devices: rows, labels, topology and the queries every dialect shares."""
+"""Devices: rows, labels, topology and the queries every dialect shares.
+
+Owns these tables, so a class (the store rule, ``store/__init__.py``).
+"""
 
 from __future__ import annotations
 
@@ -114,6 +117,13 @@ class DeviceStore:
             q = q.with_for_update()
         row = (await conn.execute(q)).mappings().first()
         return self._from(row) if row else None
+
+    async def many(self, conn: AsyncConnection, asset_ids: list[str]) -> dict[str, Device]:
+        """Any organization, by identity: one query for a page of ids."""
+        if not asset_ids:
+            return {}
+        rows = (await conn.execute(select(devices).where(devices.c.asset_id.in_(asset_ids)))).mappings()
+        return {r["asset_id"]: self._from(r) for r in rows}
 
     async def by_login(self, conn: AsyncConnection, product_key: str, device_key: str) -> Device | None:
         """Any organization: a device login names only its product and key."""

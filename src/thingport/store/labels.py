@@ -1,4 +1,8 @@
-"""Keep the label table of an owner (tags, attributes, localized names) in step with the row."""
+"""Keep the label table of an owner (tags, attributes, localized names) in step with the row.
+
+Shared by the device and product stores and owning no table of its own, so functions (the store
+rule, ``store/__init__.py``).
+"""
 
 from __future__ import annotations
 

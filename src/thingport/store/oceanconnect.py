@@ -1,8 +1,11 @@
-"""OceanConnect tables: registrations beside ``devices``, tokens, subscriptions and the push queue."""
+"""OceanConnect tables: registrations beside ``devices``, tokens, subscriptions and the push queue.
+
+Owns these tables, so a class (the store rule, ``store/__init__.py``): one for the OceanConnect
+services (``services/oceanconnect/``), which share the vendor's tables.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,9 +15,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
+from thingport.store.hashes import digest
 from thingport.store.schema import (
     devices,
-    events,
     oc_default_products,
     oc_devices,
     oc_push_cursor,
@@ -23,10 +26,6 @@ from thingport.store.schema import (
     oc_tokens,
     products,
 )
-
-
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def verify_code_digest(code: str) -> str:
@@ -281,9 +280,6 @@ class OceanConnectStore:
         else:
             await conn.execute(update(oc_push_cursor).where(oc_push_cursor.c.id == 1)
                                .values(last_event_id=last_event_id))
-
-    async def last_event_id(self, conn: AsyncConnection) -> int:
-        return int((await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))).scalar_one())
 
     async def enqueue(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:

@@ -1,4 +1,8 @@
-"""Re-encrypt every stored secret under the keyring's current primary key."""
+"""Re-encrypt every stored secret under the keyring's current primary key.
+
+One operation across other stores' tables, owning none, so a function (the store rule,
+``store/__init__.py``).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Turn a parsed search expression into a SQL condition, for devices and products alike."""
+"""Turn a parsed search expression into a SQL condition, for devices and products alike.
+
+Shared by the device and product stores and owning no table of its own, so functions (the store
+rule, ``store/__init__.py``).
+"""
 
 from __future__ import annotations
 

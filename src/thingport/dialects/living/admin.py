@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody
 from thingport.dialects.admin.routes import domain_error, operator_guard, svc
 from thingport.domain.errors import DomainError
 from thingport.services.living_accounts import MetaPatch
-from thingport.store.living import ProductMeta, User
+from thingport.store.living_accounts import ProductMeta, User
 
 Req = Request[Any, Any, Any]
 STATUS_NAMES = {0: "development", 1: "published"}
