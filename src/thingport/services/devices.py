@@ -234,15 +234,24 @@ class DeviceService:
                 raise DeviceStatusInvalid(
                     f"status: device {ref.describe()} is already {'enabled' if enabled else 'disabled'}",
                     field="status")
-            device.enabled = enabled
-            device.update_time = tx.now
-            if not enabled and device.online:
-                device.online = False
-                device.last_offline_time = tx.now
-            await self.core.devices.save(tx.conn, device, labels=False)
-            await tx.emit(events.DEVICE_ENABLED if enabled else events.DEVICE_DISABLED, device.asset_id,
-                          _session(device))
+            await self.set_enabled_in(tx, device, enabled)
         return device
+
+    async def set_enabled_in(self, tx: Tx, device: Device, enabled: bool) -> None:
+        """The enable/disable rule every dialect applies (EnOS enable/disable, OceanConnect mute),
+        inside the caller's transaction, so they cannot drift apart.
+
+        ``device`` was loaded for update and its state differs from ``enabled``. A disabled device
+        is offline at once, and ``device.disabled`` closes its live session.
+        """
+        device.enabled = enabled
+        device.update_time = tx.now
+        if not enabled and device.online:
+            device.online = False
+            device.last_offline_time = tx.now
+        await self.core.devices.save(tx.conn, device, labels=False)
+        await tx.emit(events.DEVICE_ENABLED if enabled else events.DEVICE_DISABLED, device.asset_id,
+                      _session(device), org_id=device.org_id)
 
     async def replace_key(self, caller: Caller, ref: DeviceRef, new_device_key: str, *,
                           key_version: str = "v2.1") -> DeviceView:
@@ -255,29 +264,42 @@ class DeviceService:
         new_key = validate.device_key(new_device_key, version=key_version, field="newDeviceKey")
         async with self.core.write(caller.org_id) as tx:
             device = await self.load(tx.conn, caller, ref, for_update=True)
-            old = replace(device)
             if new_key == device.device_key:
                 raise DeviceKeyUnchanged(f"newDeviceKey: {new_key} is the device's current key",
                                          field="newDeviceKey")
-            if await self.core.devices.by_login(tx.conn, device.product_key, new_key):
-                raise DeviceKeyExists(f"newDeviceKey: {new_key} exists in product {device.product_key}",
-                                      field="newDeviceKey")
-            device.device_key = new_key
-            device.secret = ids.device_secret()
-            device.active_time = None
-            device.online = False
-            if old.online:
-                device.last_offline_time = tx.now
-            device.update_time = tx.now
-            try:
-                async with tx.conn.begin_nested():
-                    await self.core.devices.save(tx.conn, device, labels=False)
-            except IntegrityError as exc:
-                raise DeviceKeyExists(f"newDeviceKey: {new_key} exists in product {device.product_key}",
-                                      field="newDeviceKey") from exc
-            await tx.emit(events.DEVICE_REPLACED, device.asset_id,
-                          {**_session(old), "newDeviceKey": new_key})
+            await self.replace_key_in(tx, device, new_key, field="newDeviceKey")
             return await self.view_of(tx.conn, caller, device)
+
+    async def replace_key_in(self, tx: Tx, device: Device, new_key: str, *, field: str,
+                             deactivate: bool = True) -> None:
+        """The key-replacement rule every dialect applies (EnOS replace, OceanConnect refresh device
+        key), inside the caller's transaction, so they cannot drift apart.
+
+        ``device`` (loaded for update) gets ``new_key`` (validated by the caller; it may be the
+        current one) and a new secret: the old credential stops working when the transaction
+        commits, and ``device.replaced`` closes a live session. ``deactivate``: the device counts as
+        never activated again (EnOS); OceanConnect keeps the activation, which its bind decides.
+        Another device of the product with ``new_key``: DeviceKeyExists on ``field``.
+        """
+        old = replace(device)
+        taken = DeviceKeyExists(f"{field}: {new_key} exists in product {device.product_key}", field=field)
+        if new_key != old.device_key and await self.core.devices.by_login(tx.conn, device.product_key, new_key):
+            raise taken
+        device.device_key = new_key
+        device.secret = ids.device_secret()
+        if deactivate:
+            device.active_time = None
+        device.online = False
+        if old.online:
+            device.last_offline_time = tx.now
+        device.update_time = tx.now
+        try:  # the unique (product, deviceKey) index decides a race with another writer
+            async with tx.conn.begin_nested():
+                await self.core.devices.save(tx.conn, device, labels=False)
+        except IntegrityError as exc:
+            raise taken from exc
+        await tx.emit(events.DEVICE_REPLACED, device.asset_id, {**_session(old), "newDeviceKey": new_key},
+                      org_id=device.org_id)
 
     # connectivity (called by the MQTT front door) -----------------------------------------
     async def mark_connected(self, asset_id: str) -> Device | None:
