@@ -23,6 +23,7 @@ from thingport.dialects.living.admin import router as living_admin_router
 from thingport.dialects.living.routes import router as living_router
 from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
 from thingport.dialects.oceanconnect.routes import router as oceanconnect_router
+from thingport.dialects.oceanconnect.throttle import Throttle
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
@@ -95,7 +96,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, living_router,
                         living_admin_router, health],
         lifespan=[lifespan] if services is None else [],
-        state=State({"services": services, "operator_token": operator_token}),
+        state=State({"services": services, "operator_token": operator_token,
+                     "oceanconnect_throttle": Throttle.from_settings(settings)}),
         openapi_config=OpenAPIConfig(
             title="Thingport", version=__version__, path="/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],

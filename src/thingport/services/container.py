@@ -9,10 +9,33 @@ from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
 from thingport.services.living_accounts import LivingAccountService
-from thingport.services.oceanconnect import OceanConnectService
+from thingport.services.oceanconnect.pushes import PushService
+from thingport.services.oceanconnect.registrations import RegistrationService
+from thingport.services.oceanconnect.subscriptions import SubscriptionService
+from thingport.services.oceanconnect.tokens import TokenService
 from thingport.services.products import ProductService
 from thingport.services.provisioning import ProvisioningService
 from thingport.services.topology import TopologyService
+
+
+@dataclass(frozen=True, slots=True)
+class OceanConnectServices:
+    """The OceanConnect services, one per concern: ``services.oceanconnect.registrations`` …
+
+    Grouped under the vendor's name rather than flat on :class:`Services` because only the
+    OceanConnect dialect (and the front door's OceanConnect logins) calls them: the top level stays
+    the services every dialect shares, and a call site names both the API family and the concern.
+    """
+
+    tokens: TokenService
+    registrations: RegistrationService
+    subscriptions: SubscriptionService
+    pushes: PushService
+
+    @classmethod
+    def build(cls, core: Core, accounts: AccountService, devices: DeviceService) -> OceanConnectServices:
+        return cls(TokenService(core, accounts), RegistrationService(core, devices), SubscriptionService(core),
+                   PushService(core))
 
 
 @dataclass(slots=True)
@@ -23,7 +46,7 @@ class Services:
     devices: DeviceService
     topology: TopologyService
     connectivity: ConnectivityService
-    oceanconnect: OceanConnectService
+    oceanconnect: OceanConnectServices
     living: LivingAccountService
     provisioning: ProvisioningService
 
@@ -37,4 +60,4 @@ class Services:
         provisioning = ProvisioningService(core, devices, living, topology)
         return cls(core, accounts, products, devices, topology,
                    ConnectivityService(core, devices, topology, provisioning),
-                   OceanConnectService(core, accounts, devices), living, provisioning)
+                   OceanConnectServices.build(core, accounts, devices), living, provisioning)

@@ -88,8 +88,8 @@ async def test_app_id_query(oc: OcClient, services: Services, org: Organization)
 
 async def test_throttle(settings: Settings, services: Services, app: Application, tmp_path: Path) -> None:
     small = replace(settings, oceanconnect_throttle_calls=3, oceanconnect_throttle_window_s=60)
-    services.oceanconnect.throttle.calls = small.oceanconnect_throttle_calls
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(small, services)),
+    web = create_app(small, services)  # its throttle follows its own settings
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web),
                                  base_url="http://t") as http:
         client = OcClient(http, app.app_key, app.secret)
         await client.login()
@@ -98,5 +98,5 @@ async def test_throttle(settings: Settings, services: Services, app: Application
         r = await client.call("GET", DEVICES, params=PAGE)
         oc_error(r, 403, "1010009")
         assert r.json() == {"resultcode": "1010009", "resultmsg": "app throttle exceed."}
-    assert services.oceanconnect.throttle.allow("another-app")
-    assert services.oceanconnect.throttle.allow(app.app_key, now=10**9)  # the window has passed
+    assert web.state.oceanconnect_throttle.allow("another-app")
+    assert web.state.oceanconnect_throttle.allow(app.app_key, now=10**9)  # the window has passed

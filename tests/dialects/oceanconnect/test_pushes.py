@@ -38,7 +38,7 @@ async def test_push_shapes_and_order(oc: OcClient, services: Services) -> None:
         with receiver() as rec:
             await subscribe_all(oc, rec.url)
             did = (await oc.register("push-0001", deviceInfo={"name": "m", "manufacturerId": "acme"}))["deviceId"]
-            await services.oceanconnect.complete_bind(did)
+            await services.oceanconnect.registrations.complete_bind(did)
             await services.devices.mark_connected(did)   # what the MQTT front door does
             await services.devices.mark_disconnected(did)
             r = await oc.call("PUT", f"/iocm/app/dm/v1.4.0/devices/{did}", {"location": "attic"})
@@ -63,7 +63,7 @@ async def test_push_shapes_and_order(oc: OcClient, services: Services) -> None:
             assert online["networkStatus"] is None and online["deviceInfo"]["name"] is None
             assert changed[2]["deviceInfo"]["nodeId"] == "push-0001"
             assert rec.of("deviceDeleted") == [{"notifyType": "deviceDeleted", "deviceId": did, "gatewayId": did}]
-            assert await services.oceanconnect.queued_pushes() == 0
+            assert await services.oceanconnect.pushes.queued() == 0
     finally:
         await worker.stop()
 
@@ -77,11 +77,11 @@ async def test_retry_with_back_off(oc: OcClient, services: Services) -> None:
             rec.fail_next = 1
             await oc.register("retry-0001")
             assert await worker.run_once() == 1
-            assert rec.bodies == [] and await services.oceanconnect.queued_pushes() == 1
+            assert rec.bodies == [] and await services.oceanconnect.pushes.queued() == 1
             assert await worker.run_once() == 0  # not due yet: back-off
             await asyncio.sleep(1.1)
             assert await worker.run_once() == 1
-            assert len(rec.of("deviceAdded")) == 1 and await services.oceanconnect.queued_pushes() == 0
+            assert len(rec.of("deviceAdded")) == 1 and await services.oceanconnect.pushes.queued() == 0
             added = rec.of("deviceAdded")[0]
             assert added["nodeType"] == "ENDPOINT" and added["deviceInfo"]["nodeId"] == "retry-0001"
             assert (added["deviceInfo"]["status"], added["deviceInfo"]["statusDetail"]) == ("OFFLINE", "NOT_ACTIVE")
@@ -95,7 +95,7 @@ async def test_expired_registration_pushes(oc: OcClient, services: Services) -> 
         with receiver() as rec:
             await subscribe_all(oc, rec.url)
             did = (await oc.register("late-0001", timeout=1))["deviceId"]
-            assert await services.oceanconnect.expire_registrations(10**15) == 1
+            assert await services.oceanconnect.registrations.expire(10**15) == 1
             await worker.run_once()
             expired = rec.of("bindDevice")
             assert len(expired) == 1 and expired[0]["resultCode"] == "expired" and expired[0]["deviceId"] == did

@@ -103,7 +103,7 @@ async def test_refresh_device_key_errors(oc: OcClient, services: Services, org: 
     stranger = await services.accounts.create_app((await services.accounts.create_org("O", "o-2")).org_id, "s")
     oc_error(await oc.call("PUT", put, {}, params={"appId": stranger.app_key}), 403, "100217")
     oc_error(await oc.call("PUT", put, {}, params={"appId": "ghost"}), 403, "100203")
-    await services.oceanconnect.complete_bind(did)
+    await services.oceanconnect.registrations.complete_bind(did)
     await services.devices.mark_connected(did)
     oc_error(await oc.call("PUT", put, {}), 400, "100611", "online")
     await services.devices.mark_disconnected(did)
@@ -114,7 +114,7 @@ async def test_activation_status(oc: OcClient, services: Services) -> None:
     did = (await oc.register("imei-2001", deviceInfo={"name": "meter"}))["deviceId"]
     r = await oc.call("GET", f"{CRED}/{did}")
     assert r.json() == {"deviceId": did, "activated": False, "name": "meter"}
-    await services.oceanconnect.complete_bind(did)
+    await services.oceanconnect.registrations.complete_bind(did)
     assert (await oc.call("GET", f"{CRED}/{did}")).json()["activated"] is True
     oc_error(await oc.call("GET", f"{CRED}/nope"), 404, "100403")
 
@@ -130,7 +130,7 @@ async def test_query_one_device(oc: OcClient, services: Services) -> None:
     assert info["mac"] is None and "swVersion" in info and "imsi" not in info
     assert (await oc.call("GET", f"{DM}/{did}", params={"select": "imsi"})).json()["deviceInfo"]["imsi"] == "460001"
     oc_error(await oc.call("GET", f"{DM}/{did}", params={"select": "x"}), 400, "100405", "select")
-    await services.oceanconnect.complete_bind(did)
+    await services.oceanconnect.registrations.complete_bind(did)
     await services.devices.mark_connected(did)
     info = (await oc.call("GET", f"{DM}/{did}")).json()["deviceInfo"]
     assert (info["status"], info["statusDetail"]) == ("ONLINE", "NONE")
@@ -149,7 +149,7 @@ async def test_batch_query(oc: OcClient, services: Services, caller: Caller) -> 
     a = (await oc.register("batch-0001", deviceInfo={**INFO, "deviceType": "A"}))["deviceId"]
     b = (await oc.register("batch-0002", deviceInfo={**INFO, "deviceType": "B", "location": "roof"}))["deviceId"]
     c = (await oc.register("batch-0003"))["deviceId"]
-    await services.oceanconnect.complete_bind(b)
+    await services.oceanconnect.registrations.complete_bind(b)
     await services.devices.mark_connected(b)
     r = (await oc.call("GET", DM, params={"pageNo": "0", "pageSize": "2"})).json()
     assert r["totalCount"] == 3 and r["pageNo"] == 0 and r["pageSize"] == 2 and len(r["devices"]) == 2

@@ -1,16 +1,17 @@
-"""The OceanConnect use cases the MQTT front door relies on, and registration expiry."""
+"""OceanConnect registrations: what the MQTT front door relies on, expiry, and the batch query."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.services.conftest import statements
 from thingport.crypto.oceanconnect import BY_DEVICE_ID, BY_NODE_ID, mqtt_password, verify_mqtt_password
-from thingport.domain.errors import DeviceOnline, DeviceStatusInvalid
-from thingport.domain.models import Organization
+from thingport.domain.errors import DeviceKeyExists, DeviceOnline, DeviceStatusInvalid
+from thingport.domain.models import I18nText, Organization
 from thingport.services.container import Services
 from thingport.services.context import Caller
-from thingport.services.devices import DeviceRef
-from thingport.services.oceanconnect import PASSWORD, VERIFY_CODE, RegistrationSpec
+from thingport.services.devices import DeviceRef, DeviceSpec
+from thingport.services.oceanconnect.registrations import PASSWORD, VERIFY_CODE, DevicePatchOc, RegistrationSpec
 from thingport.store.oceanconnect import DeviceQuery
 
 TS = "2025041401"
@@ -23,14 +24,14 @@ async def kinds(services: Services, asset_id: str) -> list[str]:
 
 async def device_login(services: Services, ident: str, auth_type: int, secret: str) -> str | None:
     """What the front door does: look the credential up and check the device's password."""
-    cred = await services.oceanconnect.login_credential(ident, auth_type)
+    cred = await services.oceanconnect.registrations.login_credential(ident, auth_type)
     if cred is None or not verify_mqtt_password(cred.secret, TS, mqtt_password(secret, TS)):
         return None
     return cred.asset_id
 
 
 async def test_device_life(services: Services, caller: Caller, org: Organization) -> None:
-    oc = services.oceanconnect
+    oc = services.oceanconnect.registrations
     reg = await oc.register(caller, RegistrationSpec(VERIFY_CODE, "861234567890123", verify_code="Code-1"))
     did = reg.asset_id
     assert reg.timeout == 180 and reg.verify_code == "Code-1" and len(reg.psk) == 32
@@ -49,9 +50,9 @@ async def test_device_life(services: Services, caller: Caller, org: Organization
     await services.devices.mark_connected(did)
     assert (await oc.get(caller, did)).activated
     with pytest.raises(DeviceOnline):
-        await oc.refresh_device_key(caller, did, None, None, None)
+        await oc.refresh_key(caller, did, None, None, None)
     await services.devices.mark_disconnected(did)
-    code, timeout = await oc.refresh_device_key(caller, did, "861234567890999", None, 0)
+    code, timeout = await oc.refresh_key(caller, did, "861234567890999", None, 0)
     assert timeout == 0 and code
     # the old credentials are dead; the device re-binds by its new nodeId and verify code
     assert await device_login(services, did, BY_DEVICE_ID, bound.secret) is None
@@ -67,7 +68,7 @@ async def test_device_life(services: Services, caller: Caller, org: Organization
 
 
 async def test_password_mode_and_disabled(services: Services, caller: Caller, org: Organization) -> None:
-    oc = services.oceanconnect
+    oc = services.oceanconnect.registrations
     reg = await oc.register(caller, RegistrationSpec(PASSWORD, "mqtt-node-1", secret="0123456789abcdef0123"))
     assert reg.secret == "0123456789abcdef0123" and reg.verify_code is None
     assert await device_login(services, reg.asset_id, BY_DEVICE_ID, "0123456789abcdef0123") == reg.asset_id
@@ -78,14 +79,14 @@ async def test_password_mode_and_disabled(services: Services, caller: Caller, or
 
 
 async def test_expiry(services: Services, caller: Caller, org: Organization) -> None:
-    oc = services.oceanconnect
+    oc = services.oceanconnect.registrations
     never = await oc.register(caller, RegistrationSpec(VERIFY_CODE, "node-never", timeout=0))
     fresh = await oc.register(caller, RegistrationSpec(VERIFY_CODE, "node-fresh", timeout=5))
     refreshed = await oc.register(caller, RegistrationSpec(VERIFY_CODE, "node-refreshed"))
     await oc.complete_bind(refreshed.asset_id)
-    await oc.refresh_device_key(caller, refreshed.asset_id, None, "again", 5)
+    await oc.refresh_key(caller, refreshed.asset_id, None, "again", 5)
     far = 10**15
-    assert await oc.expire_registrations(far) == 2
+    assert await oc.expire(far) == 2
     # a never-bound registration is gone with its device; a refreshed one keeps its device
     assert [v.device.asset_id for v in (await oc.search(caller, DeviceQuery(), 0, 50))[0]] == [
         refreshed.asset_id, never.asset_id]
@@ -94,5 +95,60 @@ async def test_expiry(services: Services, caller: Caller, org: Organization) -> 
     lapsed = await oc.login_credential("node-refreshed", BY_NODE_ID)  # no verify code any more
     assert lapsed is not None and not lapsed.binding and lapsed.secret != "again"
     assert await oc.login_credential("node-never", BY_NODE_ID) is not None
-    assert await oc.expire_registrations(far) == 0
+    assert await oc.expire(far) == 0
 
+
+
+async def test_search_reads_a_page_at_once(services: Services, caller: Caller, org: Organization) -> None:
+    oc = services.oceanconnect.registrations
+    made = [(await oc.register(caller, RegistrationSpec(PASSWORD, f"page-{i:02}"))).asset_id for i in range(6)]
+    with statements(services) as small:
+        page, total = await oc.search(caller, DeviceQuery(ascending=True), 0, 2)
+    with statements(services) as large:
+        everything, _ = await oc.search(caller, DeviceQuery(ascending=True), 0, 50)
+    assert total == 6 and [v.device.asset_id for v in page] == made[:2]
+    assert [v.device.asset_id for v in everything] == made
+    assert all(v.reg is not None and v.node_id == f"page-{i:02}" for i, v in enumerate(everything))
+    assert len(large) == len(small)  # the count, the ids, then devices, products, registrations
+
+
+async def test_mute_is_the_registry_rule(services: Services, caller: Caller, org: Organization) -> None:
+    """OceanConnect's mute disables like the registry: offline at once, ``device.disabled``; the same
+    value again changes nothing (no error, unlike the registry's own call)."""
+    oc = services.oceanconnect.registrations
+    did = (await oc.register(caller, RegistrationSpec(PASSWORD, "mute-node"))).asset_id
+    await services.devices.mark_connected(did)
+    await oc.modify(caller, did, DevicePatchOc(name="muted", enabled=False))
+    device = (await oc.get(caller, did)).device
+    assert not device.enabled and not device.online and device.last_offline_time is not None
+    assert device.name.default == "muted"
+    await oc.modify(caller, did, DevicePatchOc(enabled=False))
+    with pytest.raises(DeviceStatusInvalid):
+        await services.devices.set_enabled(caller, DeviceRef(did), False)
+    await oc.modify(caller, did, DevicePatchOc(enabled=True))
+    assert (await kinds(services, did))[1:] == ["device.connected", "device.disabled", "device.updated",
+                                                "device.updated", "device.enabled", "device.updated"]
+
+
+async def test_refresh_is_the_registry_key_rule(services: Services, caller: Caller, org: Organization) -> None:
+    """A refresh replaces the key like the registry (new secret, ``device.replaced``, the key unique in
+    the product) but keeps the activation, which the bind decides."""
+    oc = services.oceanconnect.registrations
+    did = (await oc.register(caller, RegistrationSpec(VERIFY_CODE, "refresh-node"))).asset_id
+    await oc.complete_bind(did)
+    await services.devices.mark_connected(did)
+    await services.devices.mark_disconnected(did)
+    product_key = (await oc.get(caller, did)).device.product_key
+    await services.devices.create(caller, DeviceSpec(product_key, I18nText("other"), "UTC", "taken-key"))
+    with pytest.raises(DeviceKeyExists) as taken:
+        await oc.refresh_key(caller, did, "taken-key", None, None)
+    assert taken.value.field == "nodeId" and taken.value.message == "nodeId: taken-key is used by another device"
+    before = (await oc.get(caller, did)).device
+    await oc.refresh_key(caller, did, "refreshed-node", None, None)
+    view = await oc.get(caller, did)
+    assert view.activated and view.device.active_time == before.active_time
+    assert view.device.device_key == "refreshed-node" and view.device.secret != before.secret
+    async with services.core.read() as conn:
+        replaced = [e for e in await services.core.events.since(conn, 0) if e["kind"] == "device.replaced"]
+    assert [e["payload"] for e in replaced] == [
+        {"productKey": product_key, "deviceKey": "refresh-node", "newDeviceKey": "refreshed-node"}]

@@ -1,8 +1,9 @@
 """Who is calling: ``app_key`` (or ``x-app-key``) plus ``Authorization: Bearer <accessToken>``.
 
 Checked in the order a gateway would: the app id header (401 100025), the application (403
-100203), the token (403 1010005, gateway body), the app's flow control (403 1010009), then the
-optional ``appId`` query parameter naming the application acted for (100203 / 100217).
+100203), the token (403 1010005, gateway body), the app's flow control (403 1010009, the HTTP
+application's :class:`~thingport.dialects.oceanconnect.throttle.Throttle`), then the optional
+``appId`` query parameter naming the application acted for (100203 / 100217).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from thingport.dialects.oceanconnect.errors import OcError
+from thingport.dialects.oceanconnect.throttle import Throttle
 from thingport.domain.errors import Unauthenticated
 from thingport.domain.models import Application
 from thingport.services.container import Services
@@ -25,8 +27,8 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     return headers.get("access_token") or None
 
 
-async def authenticate(services: Services, headers: Mapping[str, str], query: Mapping[str, str]
-                       ) -> tuple[Application, Caller]:
+async def authenticate(services: Services, headers: Mapping[str, str], query: Mapping[str, str],
+                       throttle: Throttle) -> tuple[Application, Caller]:
     app_key = headers.get("app_key") or headers.get("x-app-key")
     if not app_key:
         raise OcError(401, "100025", "app_key: the app_key (or x-app-key) header is missing")
@@ -38,10 +40,10 @@ async def authenticate(services: Services, headers: Mapping[str, str], query: Ma
     if token is None:
         raise OcError(403, "1010005", "Authorization: Bearer access token missing")
     try:
-        app = await services.oceanconnect.app_for_token(app_key, token)
+        app = await services.oceanconnect.tokens.app_for_token(app_key, token)
     except Unauthenticated as exc:
         raise OcError(403, "1010005", exc.message) from None
-    if not services.oceanconnect.throttle.allow(app.app_key):
+    if not throttle.allow(app.app_key):
         raise OcError(403, "1010009")
     return app, await act_for(services, app, query.get("appId"))
 

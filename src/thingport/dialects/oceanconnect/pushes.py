@@ -1,6 +1,6 @@
 """The background work of the OceanConnect dialect: push delivery and registration expiry.
 
-Pushes are queued in the database by :meth:`OceanConnectService.fan_out` from the ``events``
+Pushes are queued in the database by :meth:`PushService.fan_out` from the ``events``
 table (so a push is never lost when the process stops, and an API call never waits for a
 callback), then POSTed to the callback URL; anything but a 2xx answer is retried with back-off.
 Delivery is at-least-once: a push whose answer was lost is sent again.
@@ -44,15 +44,15 @@ class OceanConnectWorker:
         except httpx.HTTPError as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"
         if ok:
-            await self.oc.push_delivered(push)
+            await self.oc.pushes.delivered(push)
         else:
-            await self.oc.push_failed(push, error)
+            await self.oc.pushes.failed(push, error)
 
     async def deliver_due(self) -> int:
         """Send every push that is due now; returns how many were attempted."""
         sent = 0
         while True:
-            batch = await self.oc.claim_pushes()
+            batch = await self.oc.pushes.claim()
             if not batch:
                 return sent
             by_url: dict[str, list[Push]] = {}
@@ -68,7 +68,7 @@ class OceanConnectWorker:
 
     async def run_once(self) -> int:
         """Fan out new events, then deliver what is due (tests drive this directly)."""
-        while await self.oc.fan_out(render.push):
+        while await self.oc.pushes.fan_out(render.push):
             pass
         return await self.deliver_due()
 
@@ -88,7 +88,7 @@ class OceanConnectWorker:
         interval = max(1, self.services.core.settings.oceanconnect_expiry_interval_s)
         while True:
             try:
-                if await self.oc.expire_registrations():
+                if await self.oc.registrations.expire():
                     self._wake.set()
             except asyncio.CancelledError:
                 raise

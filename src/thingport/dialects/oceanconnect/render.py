@@ -11,7 +11,7 @@ from typing import Any
 
 from thingport.services import events
 from thingport.services.events import Event
-from thingport.services.oceanconnect import OcView
+from thingport.services.oceanconnect.views import OcView
 
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 INFO_KEYS = ("nodeId", "name", "description", "manufacturerId", "manufacturerName", "mac", "location",

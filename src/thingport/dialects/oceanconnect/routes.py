@@ -25,7 +25,8 @@ from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.domain.models import Application
 from thingport.services.container import Services
 from thingport.services.context import Caller
-from thingport.services.oceanconnect import PASSWORD, VERIFY_CODE, DevicePatchOc, RegistrationSpec, TokenPair
+from thingport.services.oceanconnect.registrations import PASSWORD, VERIFY_CODE, DevicePatchOc, RegistrationSpec
+from thingport.services.oceanconnect.tokens import TokenPair
 from thingport.store.oceanconnect import DeviceQuery
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ async def handle(request: Request[Any, Any, Any], operation: str, fn: Handler, *
         body = await read_body(request, services)
         query = dict(query_pairs(request.scope["query_string"]))
         if authenticated:
-            app, caller = await authenticate(services, request.headers, query)
+            app, caller = await authenticate(services, request.headers, query, request.app.state.oceanconnect_throttle)
         else:
             app, caller = None, Caller("", None, frozenset())
         return await fn(Ctx(services, app, caller, query, body))
@@ -147,7 +148,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[bytes]:
         form = dict(parse_qsl(c.body.decode("utf-8", "replace"), keep_blank_values=True))
         form.setdefault("secret", form.get("Secret", ""))
         app_id, secret = required(dict(form), "appId", "secret")
-        return tokens(await c.oc.login(app_id, secret))
+        return tokens(await c.oc.tokens.login(app_id, secret))
     return await handle(request, "login", run, authenticated=False)
 
 
@@ -157,7 +158,7 @@ async def refresh_token(request: Request[Any, Any, Any]) -> Response[bytes]:
         b = decode(c.body, schemas.RefreshToken)
         app_id, secret, refresh = required({"appId": b.appId, "secret": b.secret, "refreshToken": b.refreshToken},
                                            "appId", "secret", "refreshToken")
-        return tokens(await c.oc.refresh_token(app_id, secret, refresh))
+        return tokens(await c.oc.tokens.refresh(app_id, secret, refresh))
     return await handle(request, "login", run, authenticated=False)
 
 
@@ -166,7 +167,7 @@ async def logout(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.Logout)
         (token,) = required({"accessToken": b.accessToken}, "accessToken")
-        await c.oc.logout(token)
+        await c.oc.tokens.logout(token)
         return no_content()
     return await handle(request, "logout", run, authenticated=False)
 
@@ -183,7 +184,7 @@ async def register(request: Request[Any, Any, Any]) -> Response[bytes]:
             "endUserId": text_field(b.endUserId, "endUserId"), "imsi": text_field(b.imsi, "imsi", 64),
             "isSecurity": flag(b.isSecure), "supportedSecurity": flag(b.isSecure), "customFields": b.customFields})
         spec.verify_code, spec.timeout, spec.psk = b.verifyCode, b.timeout, b.psk
-        r = await c.oc.register(c.caller, spec)
+        r = await c.oc.registrations.register(c.caller, spec)
         return json_response({"deviceId": r.asset_id, "verifyCode": r.verify_code, "timeout": r.timeout,
                               "psk": r.psk})
     return await handle(request, "register", run)
@@ -207,7 +208,7 @@ async def register_password(request: Request[Any, Any, Any]) -> Response[bytes]:
                                                                                           "organization"),
             "region": text_field(b.region, "region"), "timezone": text_field(b.timezone, "timezone")})
         spec.secret, spec.psk = b.secret, b.psk
-        r = await c.oc.register(c.caller, spec)
+        r = await c.oc.registrations.register(c.caller, spec)
         return json_response({"deviceId": r.asset_id, "psk": r.psk, "secret": r.secret})
     return await handle(request, "register", run)
 
@@ -218,7 +219,7 @@ async def refresh_device_key(request: Request[Any, Any, Any], device_id: FromPat
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.RefreshKey)
         text_field(b.nodeId, "nodeId")
-        code, timeout = await c.oc.refresh_device_key(c.caller, device_id, b.nodeId or None,
+        code, timeout = await c.oc.registrations.refresh_key(c.caller, device_id, b.nodeId or None,
                                                       b.verifyCode or None, b.timeout)
         return json_response({"verifyCode": code, "timeout": timeout})
     return await handle(request, "refresh", run)
@@ -236,7 +237,7 @@ async def refresh_without_id(request: Request[Any, Any, Any]) -> Response[bytes]
      summary="Query a device's activation status")
 async def activation(request: Request[Any, Any, Any], device_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
-        view = await c.oc.activation(c.caller, device_id)
+        view = await c.oc.registrations.activation(c.caller, device_id)
         return json_response({"deviceId": view.device.asset_id, "activated": view.activated,
                               "name": view.device.name.default})
     return await handle(request, "activation", run)
@@ -256,7 +257,7 @@ def select_imsi(query: dict[str, str]) -> bool:
 async def query_device(request: Request[Any, Any, Any], device_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         imsi = select_imsi(c.query)
-        return json_response(render.query_device(await c.oc.get(c.caller, device_id), imsi=imsi))
+        return json_response(render.query_device(await c.oc.registrations.get(c.caller, device_id), imsi=imsi))
     return await handle(request, "queryDevice", run)
 
 
@@ -302,7 +303,7 @@ async def query_devices(request: Request[Any, Any, Any]) -> Response[bytes]:
         if query.node_type == "UNKNOWN":  # every Thingport device is an endpoint or a gateway
             views, total = [], 0
         else:
-            views, total = await c.oc.search(c.caller, query, page_no, page_size)
+            views, total = await c.oc.registrations.search(c.caller, query, page_no, page_size)
         return json_response({"totalCount": total, "pageNo": page_no, "pageSize": page_size,
                               "devices": [render.query_device(v, imsi=imsi) for v in views]})
     return await handle(request, "queryDevices", run)
@@ -335,7 +336,7 @@ async def modify_device(request: Request[Any, Any, Any], device_id: FromPath[str
                               enabled=None if b.mute is None else b.mute == "FALSE",
                               device_type=text_field(b.deviceType, "deviceType"),
                               location=text_field(b.location, "location", 1024), info=info)
-        await c.oc.modify(c.caller, device_id, patch)
+        await c.oc.registrations.modify(c.caller, device_id, patch)
         return no_content()
     return await handle(request, "modify", run)
 
@@ -346,7 +347,7 @@ async def delete_device(request: Request[Any, Any, Any], device_id: FromPath[str
         cascade = c.query.get("cascade", "true").lower()
         if cascade not in ("true", "false"):
             raise InvalidArgument("cascade: must be true or false", field="cascade")
-        await c.oc.delete(c.caller, device_id, cascade == "true")
+        await c.oc.registrations.delete(c.caller, device_id, cascade == "true")
         return no_content()
     return await handle(request, "delete", run)
 
@@ -385,7 +386,7 @@ async def subscribe(request: Request[Any, Any, Any]) -> Response[bytes]:
         if b.appId and b.appId != caller.app_key:
             assert c.app is not None
             caller = await act_for(c.services, c.app, b.appId)
-        sub = await c.oc.subscribe(caller, b.notifyType, url, "HTTP")
+        sub = await c.oc.subscriptions.subscribe(caller, b.notifyType, url, "HTTP")
         return json_response(subscription(sub), 201)
     return await handle(request, "subscribe", run)
 
@@ -393,7 +394,7 @@ async def subscribe(request: Request[Any, Any, Any]) -> Response[bytes]:
 @get(f"{SUB}/{{subscription_id:str}}", operation_id="ocQuerySubscription", summary="Query one subscription")
 async def query_subscription(request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
-        return json_response(subscription(await c.oc.subscription(c.caller, subscription_id)))
+        return json_response(subscription(await c.oc.subscriptions.get(c.caller, subscription_id)))
     return await handle(request, "subscription", run)
 
 
@@ -407,7 +408,7 @@ async def query_subscriptions(request: Request[Any, Any, Any]) -> Response[bytes
     async def run(c: Ctx) -> Response[bytes]:
         page_no = int_param(c.query, "pageNo", 0, 0, 1_000_000) or 0
         page_size = int_param(c.query, "pageSize", 10, 1, MAX_DEVICE_PAGE) or 10
-        subs, total = await c.oc.subscriptions(c.caller, sub_filters(c.query), page_no, page_size)
+        subs, total = await c.oc.subscriptions.search(c.caller, sub_filters(c.query), page_no, page_size)
         return json_response({"totalCount": total, "pageNo": page_no, "pageSize": page_size,
                               "subscriptions": [subscription(s) for s in subs]})
     return await handle(request, "subscriptions", run)
@@ -417,7 +418,7 @@ async def query_subscriptions(request: Request[Any, Any, Any]) -> Response[bytes
         summary="Delete one subscription")
 async def delete_subscription(request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
-        await c.oc.unsubscribe(c.caller, subscription_id)
+        await c.oc.subscriptions.unsubscribe(c.caller, subscription_id)
         return no_content()
     return await handle(request, "unsubscribe", run)
 
@@ -426,7 +427,7 @@ async def delete_subscription(request: Request[Any, Any, Any], subscription_id: 
         summary="Delete subscriptions in batches (by notifyType, callbackUrl, channel)")
 async def delete_subscriptions(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
-        await c.oc.unsubscribe_all(c.caller, sub_filters(c.query))
+        await c.oc.subscriptions.unsubscribe_all(c.caller, sub_filters(c.query))
         return no_content()
     return await handle(request, "unsubscribe", run)
 

@@ -1,70 +1,48 @@
-"""OceanConnect use cases: app tokens, registrations and binds, device key refresh, subscriptions, pushes.
+"""Devices registered through OceanConnect: register, read, modify, delete, refresh the key, binds.
 
 A registration is an ordinary device (a ``devices`` row, visible to every dialect) plus an
 ``oc_devices`` row: its nodeId (the device key, unique across the server because an MQTT login
 names only the nodeId), its pending verify code and the bind deadline. The MQTT front door calls
-:meth:`OceanConnectService.login_credential` and :meth:`OceanConnectService.complete_bind`.
+:meth:`RegistrationService.login_credential`, then :meth:`RegistrationService.complete_bind` or
+:meth:`RegistrationService.confirm_first_login`; the dialect's worker calls
+:meth:`RegistrationService.expire`. Enabling, disabling and key replacement are the device
+registry's rules (``DeviceService.set_enabled_in``, ``replace_key_in``), so every dialect applies
+the same ones.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 import secrets
-import time
-import uuid
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto import ids
-from thingport.crypto.signing import equal
 from thingport.domain import validate
 from thingport.domain.errors import (
-    Conflict,
     DeviceKeyExists,
     DeviceNotFound,
     DeviceOnline,
     DeviceStatusInvalid,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
     ProductNotFound,
     RegistrationNotFound,
-    Unauthenticated,
     VerifyCodeExists,
 )
-from thingport.domain.models import (
-    Application,
-    Device,
-    I18nText,
-    Permission,
-    Product,
-    ProductType,
-    ThingModel,
-    now_ms,
-)
+from thingport.domain.models import Device, I18nText, Permission, Product, ProductType, ThingModel, now_ms
 from thingport.services import events
-from thingport.services.accounts import AccountService
 from thingport.services.context import Caller, Core, Tx
 from thingport.services.devices import DeviceRef, DeviceService, DeviceSpec
-from thingport.services.events import Event
-from thingport.store.oceanconnect import DeviceQuery, Push, Registration, Subscription
+from thingport.services.oceanconnect.views import OcView, views
+from thingport.store.oceanconnect import DeviceQuery, Registration
 
-log = logging.getLogger(__name__)
-
-ACCESS_TOKEN_TTL_S = 3600  # "fixed at 3600 seconds" (reference/oceanconnect.md §2.1)
 MAX_TIMEOUT = 2_147_483_647
 DEFAULT_MODEL = "oceanconnect"
 VERIFY_CODE = "verifyCode"
 PASSWORD = "password"
-#: A later event id may commit before an earlier one (PostgreSQL); a gap is waited for this long.
-EVENT_GAP_GRACE_MS = 10_000
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
@@ -77,14 +55,12 @@ def verify_code() -> str:
     return secrets.token_hex(8).upper()
 
 
-# ---------------------------------------------------------------------------------------------
-# values
+def _node_id_taken(node_id: str) -> DeviceKeyExists:
+    return DeviceKeyExists(f"nodeId: {node_id} is used by another device", field="nodeId")
 
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    access_token: str
-    refresh_token: str
-    expires_in: int
+
+def _verify_code_taken() -> VerifyCodeExists:
+    return VerifyCodeExists("verifyCode: another registration waits with this verify code", field="verifyCode")
 
 
 @dataclass(slots=True)
@@ -115,24 +91,6 @@ class Registered:
 
 
 @dataclass(slots=True)
-class OcView:
-    """A device as OceanConnect shows it: the registry row, its product and its registration."""
-
-    device: Device
-    product: Product
-    reg: Registration | None
-
-    @property
-    def activated(self) -> bool:
-        """True once the device bound or logged in, and for ever after (reference §5.2)."""
-        return bool((self.reg and self.reg.activated) or self.device.active_time)
-
-    @property
-    def node_id(self) -> str:
-        return self.reg.node_id if self.reg and self.reg.node_id else self.device.device_key
-
-
-@dataclass(slots=True)
 class DevicePatchOc:
     """Modify device: None leaves a value unchanged."""
 
@@ -149,9 +107,9 @@ class DeviceCredential:
 
     ``secret`` is the plain value of ``HMAC-SHA256(key=timestamp, msg=secret)``: the device secret,
     or, while ``binding`` is true, the verify code of the pending registration; after a successful
-    login with ``binding`` the front door calls :meth:`OceanConnectService.complete_bind`, and after
-    one with ``first_login`` (a password-mode device never seen before) :meth:`OceanConnectService.
-    confirm_first_login`.
+    login with ``binding`` the front door calls :meth:`RegistrationService.complete_bind`, and after
+    one with ``first_login`` (a password-mode device never seen before)
+    :meth:`RegistrationService.confirm_first_login`.
     """
 
     asset_id: str
@@ -174,88 +132,11 @@ class BindResult:
     org_id: str
 
 
-# ---------------------------------------------------------------------------------------------
-# flow control
-
-class Throttle:
-    """Per-application sliding window: ``calls`` per ``window_s`` (in-process, one node)."""
-
-    def __init__(self, calls: int, window_s: int) -> None:
-        self.calls = calls
-        self.window = float(window_s)
-        self._seen: dict[str, deque[float]] = {}
-
-    def allow(self, app_key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        q = self._seen.setdefault(app_key, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if len(q) >= self.calls:
-            return False
-        q.append(now)
-        return True
-
-
-Renderer = Callable[[Event, OcView | None], tuple[str, dict[str, Any]] | None]
-
-
-class OceanConnectService:
-    def __init__(self, core: Core, accounts: AccountService, devices: DeviceService) -> None:
+class RegistrationService:
+    def __init__(self, core: Core, devices: DeviceService) -> None:
         self.core = core
-        self.accounts = accounts
         self.devices = devices
         self.store = core.oceanconnect
-        s = core.settings
-        self.throttle = Throttle(s.oceanconnect_throttle_calls, s.oceanconnect_throttle_window_s)
-
-    # application tokens ----------------------------------------------------------------------
-    async def _check_app(self, app_id: str, secret: str) -> Application:
-        try:
-            app = await self.accounts.active_app(app_id)
-        except Unauthenticated:
-            async with self.core.read() as conn:
-                found = await self.core.accounts.get_app(conn, app_id)
-            if found is not None and found.disabled and equal(found.secret, secret):
-                raise PermissionDenied(f"appId: application {app_id} is disabled") from None
-            raise Unauthenticated("appId or secret is not right") from None
-        if not equal(app.secret, secret):
-            raise Unauthenticated("appId or secret is not right")
-        return app
-
-    async def _issue(self, tx: Tx, app: Application) -> TokenPair:
-        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
-        ttl_refresh = self.core.settings.oceanconnect_refresh_token_ttl_s * 1000
-        await self.store.put_tokens(tx.conn, app.app_key, access, refresh, tx.now,
-                                    tx.now + ACCESS_TOKEN_TTL_S * 1000, tx.now + ttl_refresh)
-        return TokenPair(access, refresh, ACCESS_TOKEN_TTL_S)
-
-    async def login(self, app_id: str, secret: str) -> TokenPair:
-        """A new token pair; the app's earlier access token stops working (only the latest is valid)."""
-        app = await self._check_app(app_id, secret)
-        async with self.core.write(app.org_id) as tx:
-            return await self._issue(tx, app)
-
-    async def refresh_token(self, app_id: str, secret: str, refresh_token: str) -> TokenPair:
-        """A new pair for a valid refreshToken; both old tokens stop working."""
-        app = await self._check_app(app_id, secret)
-        async with self.core.write(app.org_id) as tx:
-            expire = await self.store.refresh_expiry(tx.conn, app.app_key, refresh_token)
-            if expire is None or expire <= tx.now:
-                raise Unauthenticated("refreshToken is not the application's current refresh token")
-            return await self._issue(tx, app)
-
-    async def logout(self, access_token: str) -> None:
-        async with self.core.write() as tx:
-            if not await self.store.drop_access_token(tx.conn, access_token):
-                raise Unauthenticated("accessToken is not a valid access token")
-
-    async def app_for_token(self, app_key: str, access_token: str) -> Application:
-        """The enabled app whose latest, unexpired access token this is, and which ``app_key`` names."""
-        async with self.core.read() as conn:
-            found = await self.store.token_app(conn, access_token)
-        if found is None or found[0] != app_key or found[1] <= now_ms():
-            raise Unauthenticated("invalid access token or appId")
-        return await self.accounts.active_app(app_key)
 
     # registration ----------------------------------------------------------------------------
     def _check_verify_code(self, code: str) -> str:
@@ -274,8 +155,7 @@ class OceanConnectService:
         if given is not None:
             code = self._check_verify_code(given)
             if await self.store.verify_code_taken(conn, code, besides=besides):
-                raise VerifyCodeExists("verifyCode: another registration waits with this verify code",
-                                       field="verifyCode")
+                raise _verify_code_taken()
             return code
         while True:
             code = verify_code()
@@ -286,7 +166,7 @@ class OceanConnectService:
         node_id = validate.device_key(node_id, field="nodeId")
         other = await self.store.by_node_id(conn, node_id)
         if other is not None and other.asset_id != besides:
-            raise DeviceKeyExists(f"nodeId: {node_id} is used by another device", field="nodeId")
+            raise _node_id_taken(node_id)
         return node_id
 
     async def _product(self, tx: Tx, caller: Caller, product_key: str | None) -> str:
@@ -336,7 +216,7 @@ class OceanConnectService:
                     product_key=product_key, name=I18nText(name), timezone="UTC", device_key=node_id,
                     description=spec.description))
             except DeviceKeyExists as exc:
-                raise DeviceKeyExists(f"nodeId: {node_id} is used by another device", field="nodeId") from exc
+                raise _node_id_taken(node_id) from exc
             device = view.device
             if secret is not None:
                 device.secret = secret
@@ -365,15 +245,8 @@ class OceanConnectService:
         caller.require(Permission.DEVICE_READ)
         async with self.core.read() as conn:
             found, total = await self.store.search(conn, caller.org_id, query, page_size, page_no * page_size)
-            regs = await self.store.many(conn, found)
-            views = []
-            products: dict[str, Product] = {}
-            for asset_id in found:
-                device = await self.devices.load(conn, caller, DeviceRef(asset_id))
-                if device.product_key not in products:
-                    products[device.product_key] = await self.devices.products.load(conn, caller, device.product_key)
-                views.append(OcView(device, products[device.product_key], regs.get(asset_id)))
-            return views, total
+            shown = await views(self.core, conn, found)  # the page at once, not a device per row
+        return [shown[asset_id] for asset_id in found if asset_id in shown], total
 
     # changing --------------------------------------------------------------------------------
     async def modify(self, caller: Caller, device_id: str, patch: DevicePatchOc) -> None:
@@ -386,12 +259,7 @@ class OceanConnectService:
                 name = validate.text(patch.name, field="name", max_len=256, required=True) or device.name.default
                 device.name = I18nText(name, device.name.translations)
             if patch.enabled is not None and patch.enabled != device.enabled:
-                device.enabled = patch.enabled
-                if not patch.enabled and device.online:
-                    device.online = False
-                    device.last_offline_time = tx.now
-                await tx.emit(events.DEVICE_ENABLED if patch.enabled else events.DEVICE_DISABLED, device.asset_id,
-                              {"productKey": device.product_key, "deviceKey": device.device_key})
+                await self.devices.set_enabled_in(tx, device, patch.enabled)
             device.update_time = tx.now
             await self.core.devices.save(tx.conn, device)
             reg = view.reg
@@ -421,8 +289,8 @@ class OceanConnectService:
                         await self.devices.delete_in(tx, child)
             await self.devices.delete_in(tx, view.device)
 
-    async def refresh_device_key(self, caller: Caller, device_id: str, node_id: str | None,
-                                 code: str | None, timeout: int | None) -> tuple[str, int]:
+    async def refresh_key(self, caller: Caller, device_id: str, node_id: str | None, code: str | None,
+                          timeout: int | None) -> tuple[str, int]:
         """Re-arm the bind: new verify code (and nodeId); the old secret stops working at once.
 
         Refused while the device is online. The deviceId stays; the device binds again by logging
@@ -439,26 +307,19 @@ class OceanConnectService:
             if device.online:
                 raise DeviceOnline(f"deviceId: device {device_id} is online; refresh it while it is offline",
                                    field="deviceId")
-            old = replace(device)
             new_node = await self._check_node_id(tx.conn, node_id, device_id) if node_id else device.device_key
             reg.verify_code = await self._free_verify_code(tx.conn, code, device_id)
-            if new_node != device.device_key and await self.core.devices.by_login(
-                    tx.conn, device.product_key, new_node) is not None:
-                raise DeviceKeyExists(f"nodeId: {new_node} is used by another device", field="nodeId")
-            device.device_key = new_node
-            device.secret = ids.device_secret()  # nobody knows it: the old credential is dead
-            device.update_time = tx.now
-            await self.core.devices.save(tx.conn, device, labels=False)
+            try:  # a new secret nobody knows: the old credential is dead until the device binds again
+                await self.devices.replace_key_in(tx, device, new_node, field="nodeId", deactivate=False)
+            except DeviceKeyExists as exc:
+                raise _node_id_taken(new_node) from exc
             reg.node_id, reg.mode, reg.pending = new_node, VERIFY_CODE, True
             reg.expire_time = tx.now + timeout * 1000 if timeout else None
             try:
                 async with tx.conn.begin_nested():
                     await self.store.save(tx.conn, reg)
             except IntegrityError as exc:
-                raise VerifyCodeExists("verifyCode: another registration waits with this verify code",
-                                       field="verifyCode") from exc
-            await tx.emit(events.DEVICE_REPLACED, device.asset_id,
-                          {"productKey": old.product_key, "deviceKey": old.device_key, "newDeviceKey": new_node})
+                raise _verify_code_taken() from exc
             return reg.verify_code, timeout
 
     async def activation(self, caller: Caller, device_id: str) -> OcView:
@@ -538,7 +399,7 @@ class OceanConnectService:
                       org_id=device.org_id)
 
     # expiry ------------------------------------------------------------------------------------
-    async def expire_registrations(self, now: int | None = None) -> int:
+    async def expire(self, now: int | None = None) -> int:
         """Lapse binds past their deadline: a never-bound registration is deleted with its device;
         a refreshed one (already activated) only loses its verify code. Both emit ``device.bind_expired``.
         """
@@ -559,127 +420,3 @@ class OceanConnectService:
                     await self.devices.delete_in(tx, device)
                 count += 1
         return count
-
-    # subscriptions -----------------------------------------------------------------------------
-    async def subscribe(self, caller: Caller, notify_type: str, callback_url: str, channel: str) -> Subscription:
-        assert caller.app_key is not None
-        async with self.core.write(caller.org_id) as tx:
-            sub = Subscription(uuid.uuid4().hex, caller.org_id, caller.app_key, notify_type, callback_url, channel,
-                               tx.now)
-            if (await self.store.subscriptions(tx.conn, caller.app_key, {"notify_type": notify_type}, 1, 0))[1]:
-                raise Conflict(f"notifyType: {notify_type} is already subscribed", field="notifyType")
-            try:
-                async with tx.conn.begin_nested():
-                    await self.store.insert_subscription(tx.conn, sub)
-            except IntegrityError as exc:
-                raise Conflict(f"notifyType: {notify_type} is already subscribed", field="notifyType") from exc
-        return sub
-
-    async def subscription(self, caller: Caller, subscription_id: str) -> Subscription:
-        assert caller.app_key is not None
-        async with self.core.read() as conn:
-            sub = await self.store.subscription(conn, caller.app_key, subscription_id)
-        if sub is None:
-            raise NotFound(f"subscriptionId: subscription {subscription_id} does not exist", field="subscriptionId")
-        return sub
-
-    async def subscriptions(self, caller: Caller, filters: dict[str, str | None], page_no: int, page_size: int
-                            ) -> tuple[list[Subscription], int]:
-        assert caller.app_key is not None
-        async with self.core.read() as conn:
-            return await self.store.subscriptions(conn, caller.app_key, filters, page_size, page_no * page_size)
-
-    async def unsubscribe(self, caller: Caller, subscription_id: str) -> None:
-        assert caller.app_key is not None
-        async with self.core.write(caller.org_id) as tx:
-            if not await self.store.delete_subscriptions(tx.conn, caller.app_key,
-                                                         {"subscription_id": subscription_id}):
-                raise NotFound(f"subscriptionId: subscription {subscription_id} does not exist",
-                               field="subscriptionId")
-
-    async def unsubscribe_all(self, caller: Caller, filters: dict[str, str | None]) -> int:
-        assert caller.app_key is not None
-        async with self.core.write(caller.org_id) as tx:
-            return await self.store.delete_subscriptions(tx.conn, caller.app_key, filters)
-
-    # pushes ------------------------------------------------------------------------------------
-    async def fan_out(self, render: Renderer, limit: int = 200) -> int:
-        """Turn new events into queued pushes, in the transaction that advances the cursor.
-
-        Events are read in id order; at a gap (a transaction that took a lower id has not
-        committed yet) reading stops until the gap fills or is older than the grace period.
-        """
-        queued = 0
-        async with self.core.write() as tx:
-            cursor = await self.store.cursor(tx.conn)
-            if not await self.store.any_subscription(tx.conn):
-                # nobody listens: start (or stay) at the end of the stream
-                await self.store.set_cursor(tx.conn, await self.core.events.last_id(tx.conn), create=cursor is None)
-                return 0
-            if cursor is None:  # subscriptions filter out what happened before them
-                await self.store.set_cursor(tx.conn, 0, create=True)
-                cursor = 0
-            rows = await self.core.events.since(tx.conn, cursor, limit)
-            subs: dict[tuple[str, str], list[Subscription]] = {}
-            for s in await self.store.org_subscriptions(tx.conn, {r["org_id"] for r in rows}):
-                subs.setdefault((s.org_id, s.notify_type), []).append(s)
-            last = cursor
-            pushes: list[dict[str, Any]] = []
-            for r in rows:
-                if r["id"] != last + 1 and tx.now - r["create_time"] < EVENT_GAP_GRACE_MS:
-                    break
-                last = r["id"]
-                ev = Event(r["kind"], r["org_id"], r["asset_id"], r["payload"], r["id"], r["create_time"])
-                if not any(org == ev.org_id for org, _ in subs):
-                    continue
-                out = render(ev, await self._view_any(tx.conn, ev.org_id, ev.asset_id))
-                if out is None:
-                    continue
-                notify_type, body = out
-                text = json.dumps(body)
-                for s in subs.get((ev.org_id, notify_type), []):
-                    if s.create_time <= ev.time:
-                        pushes.append({"subscription_id": s.subscription_id, "callback_url": s.callback_url,
-                                       "body": text, "attempts": 0, "next_attempt_time": tx.now,
-                                       "last_error": None, "create_time": tx.now})
-            await self.store.enqueue(tx.conn, pushes)
-            await self.store.set_cursor(tx.conn, last, create=False)
-            queued = len(pushes)
-        return queued
-
-    async def _view_any(self, conn: AsyncConnection, org_id: str, asset_id: str | None) -> OcView | None:
-        if asset_id is None:
-            return None
-        device = await self.core.devices.by_id(conn, asset_id)
-        if device is None or device.org_id != org_id:
-            return None
-        product = await self.core.products.get(conn, org_id, device.product_key)
-        if product is None:
-            return None
-        return OcView(device, product, await self.store.get(conn, asset_id))
-
-    async def claim_pushes(self, limit: int = 20) -> list[Push]:
-        lease = (self.core.settings.oceanconnect_push_timeout_s + 30) * 1000
-        async with self.core.write() as tx:
-            return await self.store.claim(tx.conn, tx.now, tx.now + lease, limit)
-
-    async def push_delivered(self, push: Push) -> None:
-        async with self.core.write() as tx:
-            await self.store.delivered(tx.conn, push.id)
-
-    async def push_failed(self, push: Push, error: str) -> None:
-        """Retry with exponential back-off (1 s, 2 s, 4 s … capped); drop after the last attempt."""
-        s = self.core.settings
-        async with self.core.write() as tx:
-            if push.attempts >= s.oceanconnect_push_max_attempts:
-                log.warning("dropping push %s to %s after %d attempts: %s", push.id, push.callback_url,
-                            push.attempts, error)
-                await self.store.delivered(tx.conn, push.id)
-                return
-            delay = min(2 ** (push.attempts - 1), s.oceanconnect_push_backoff_max_s)
-            await self.store.retry_at(tx.conn, push.id, tx.now + delay * 1000, error)
-
-    async def queued_pushes(self) -> int:
-        async with self.core.read() as conn:
-            return await self.store.queued(conn)
-

@@ -1,0 +1,57 @@
+"""The push outbox: each event is rendered with its device as fan-out finds it, a batch at a time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.services.conftest import statements
+from thingport.domain.models import Organization
+from thingport.services.container import Services
+from thingport.services.context import Caller
+from thingport.services.events import Event
+from thingport.services.oceanconnect.registrations import PASSWORD, RegistrationSpec
+from thingport.services.oceanconnect.views import OcView
+
+
+def everything(ev: Event, view: OcView | None) -> tuple[str, dict[str, Any]] | None:
+    """A renderer that pushes every device event, with the nodeId of the device it was shown."""
+    if ev.asset_id is None:
+        return None
+    return "deviceAdded", {"kind": ev.kind, "deviceId": ev.asset_id, "nodeId": view.node_id if view else None}
+
+
+async def subscriber(services: Services, org: Organization) -> Caller:
+    app = await services.accounts.create_app(org.org_id, "listener")
+    caller = services.accounts.caller(app)
+    await services.oceanconnect.subscriptions.subscribe(caller, "deviceAdded", "http://callback.test/", "HTTP")
+    return caller
+
+
+async def test_each_event_is_rendered_with_its_device(services: Services, org: Organization) -> None:
+    caller = await subscriber(services, org)
+    regs, pushes = services.oceanconnect.registrations, services.oceanconnect.pushes
+    kept = (await regs.register(caller, RegistrationSpec(PASSWORD, "kept-node"))).asset_id
+    gone = (await regs.register(caller, RegistrationSpec(PASSWORD, "gone-node"))).asset_id
+    await regs.delete(caller, gone, cascade=False)
+    assert await pushes.fan_out(everything) == 3 and await pushes.queued() == 3
+    bodies = [json.loads(p.body) for p in await pushes.claim()]
+    # a device deleted before fan-out is rendered without a view (the dialect falls back to the event)
+    assert bodies == [{"kind": "device.created", "deviceId": kept, "nodeId": "kept-node"},
+                      {"kind": "device.created", "deviceId": gone, "nodeId": None},
+                      {"kind": "device.deleted", "deviceId": gone, "nodeId": None}]
+    assert await pushes.fan_out(everything) == 0
+
+
+async def test_fan_out_reads_the_devices_of_a_batch_at_once(services: Services, org: Organization) -> None:
+    caller = await subscriber(services, org)
+    regs, pushes = services.oceanconnect.registrations, services.oceanconnect.pushes
+    await pushes.fan_out(everything)  # the cursor starts
+    await regs.register(caller, RegistrationSpec(PASSWORD, "one-node"))
+    with statements(services) as one:
+        assert await pushes.fan_out(everything) == 1
+    for i in range(5):
+        await regs.register(caller, RegistrationSpec(PASSWORD, f"more-{i}"))
+    with statements(services) as five:
+        assert await pushes.fan_out(everything) == 5
+    assert len(five) == len(one)
