@@ -34,7 +34,7 @@ from thingport.domain.errors import DomainError, Unauthenticated
 from thingport.services import events
 from thingport.services.connectivity import Credential, DeviceLogin
 from thingport.services.container import Services
-from thingport.services.oceanconnect import DeviceCredential
+from thingport.services.oceanconnect.registrations import DeviceCredential
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ class FrontDoor:
 
     async def _derive_by_id(self, identifier: str) -> DeviceSession | None:
         """An OceanConnect user name: the deviceId, or the nodeId of a bound device (authType 2)."""
-        oc = self.services.oceanconnect
+        oc = self.services.oceanconnect.registrations
         cred = (await oc.login_credential(identifier, oceanconnect.BY_DEVICE_ID)
                 or await oc.login_credential(identifier, oceanconnect.BY_NODE_ID))
         if cred is None or cred.binding:
@@ -316,7 +316,7 @@ class FrontDoor:
         """
         if request.check_time and not oceanconnect.timestamp_is_current(request.timestamp):
             raise Unauthenticated("timestamp: not the current hour (UTC)", field="timestamp")
-        oc = self.services.oceanconnect
+        oc = self.services.oceanconnect.registrations
         cred = await oc.login_credential(request.identifier, request.auth_type)
         if cred is None or not oceanconnect.verify_mqtt_password(cred.secret, request.timestamp, request.password):
             raise Unauthenticated("password: does not match", field="password")
