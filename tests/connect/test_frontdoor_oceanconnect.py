@@ -153,7 +153,7 @@ async def test_expired_and_unknown_registrations_cannot_bind(door: Door, oc: OcC
     reg = await oc.register("late-node-0001", verifyCode="LATE-CODE", timeout=1)
     await asyncio.sleep(1.1)
     assert (await connect(door, oceanconnect_connect("late-node-0001", "LATE-CODE", auth_type=BY_NODE_ID)))[1] == 4
-    await services.oceanconnect.expire_registrations()
+    await services.oceanconnect.registrations.expire()
     assert (await oc.call("GET", f"{REG}/{reg['deviceId']}")).status_code == 404
     assert (await connect(door, oceanconnect_connect("nobody-0001", "LATE-CODE", auth_type=BY_NODE_ID)))[1] == 4
     # sigType 1 checks the hour for nodeId logins too
