@@ -9,6 +9,9 @@ from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceSpec
 from thingport.services.keys import rotate_master_key
+from thingport.services.oceanconnect.registrations import VERIFY_CODE, RegistrationSpec
+from thingport.store import schema
+from thingport.store.rekey import SECRET_COLUMNS
 
 
 async def make_device(services: Services, caller: Caller, app: Application, product_key: str) -> tuple[str, ...]:
@@ -43,3 +46,18 @@ async def test_rotation_reencrypts_and_secrets_survive(services: Services, calle
     assert apps[0].secret == app_secret
     found, _ = await services.devices.search(caller, None, Page(1, 10))
     assert found[0].device.secret == device_secret
+
+
+def test_every_ciphertext_column_is_rotated() -> None:
+    enc = {(t.name, c.name) for t in schema.metadata.tables.values() for c in t.columns if c.name.endswith("_enc")}
+    assert enc == {(t.name, col) for t, _, col, _ in SECRET_COLUMNS}
+
+
+async def test_oceanconnect_registrations_survive_rotation(services: Services, caller: Caller, app: Application,
+                                                           service_product: str) -> None:
+    oc = services.oceanconnect.registrations
+    reg = await oc.register(caller, RegistrationSpec(VERIFY_CODE, "node-rotated", verify_code="Code-rot"))
+    await rotate_master_key(services.core)
+    view = await oc.get(caller, reg.asset_id)
+    assert view.reg is not None and view.reg.verify_code == "Code-rot"
+    assert view.reg.psk == reg.psk

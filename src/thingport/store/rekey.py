@@ -10,14 +10,18 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
-from thingport.store.schema import access_tokens, applications, devices, products
+from thingport.store.schema import access_tokens, applications, devices, oc_devices, products
 
-#: table, primary-key column, ciphertext column, associated-data prefix ("" = fixed context)
+#: Every ciphertext column: table, primary-key column, ciphertext column, associated-data prefix
+#: ("" = fixed context). A secret column missing here becomes unreadable after a rotation, which
+#: ``tests/store/test_secrets_at_rest.py`` checks against the schema's ``*_enc`` columns.
 SECRET_COLUMNS: list[tuple[Table, str, str, str]] = [
     (applications, "app_key", "secret_enc", "app:"),
     (products, "product_key", "secret_enc", "product:"),
     (devices, "asset_id", "secret_enc", "device:"),
     (access_tokens, "token_hash", "token_enc", ""),
+    (oc_devices, "asset_id", "verify_code_enc", "oc-verify:"),
+    (oc_devices, "asset_id", "psk_enc", "oc-psk:"),
 ]
 
 
@@ -31,7 +35,7 @@ async def reencrypt_all(conn: AsyncConnection, keyring: Keyring) -> int:
     for table, pk, col, prefix in SECRET_COLUMNS:
         rows = (await conn.execute(select(table.c[pk], table.c[col]))).all()
         for key, token in rows:
-            if keyring.key_id_of(token) == keyring.primary:
+            if token is None or keyring.key_id_of(token) == keyring.primary:  # optional secrets may be absent
                 continue
             plain = keyring.decrypt(token, context=_context(prefix, key))
             new = keyring.encrypt(plain, context=_context(prefix, key))
