@@ -1,7 +1,8 @@
 """OceanConnect northbound routes (``/iocm/app/...``): authentication, devices, subscriptions.
 
 Each route is one small function: decode, call one service, render. :func:`handle` does what
-they share: the body limit, authentication and flow control, and the error envelope.
+they share: the body limit, authentication and flow control; :data:`oc_errors` answers every error
+with the OceanConnect error body.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
 from litestar.params import FromPath
 
-from thingport.dialects.common import decode, query_pairs
-from thingport.dialects.enos.routes import read_body
+from thingport.dialects.common import ErrorHandlers, decode, query_pairs, read_body, recall, remember
 from thingport.dialects.oceanconnect import errors, render, schemas
 from thingport.dialects.oceanconnect.auth import act_for, authenticate
 from thingport.dialects.oceanconnect.errors import OcError
@@ -64,24 +64,46 @@ def no_content() -> Response[bytes]:
     return Response(b"", status_code=204)
 
 
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """The operation a request runs, which picks operation-specific error codes (``errors.OVERRIDES``)."""
+
+    name: str = ""
+
+
+def operation_of(request: Request[Any, Any, Any]) -> str:
+    return (recall(request, Operation) or Operation()).name
+
+
 async def handle(request: Request[Any, Any, Any], operation: str, fn: Handler, *,
                  authenticated: bool = True) -> Response[bytes]:
+    remember(request, Operation(operation))
     services: Services = request.app.state.services
-    try:
-        body = await read_body(request, services)
-        query = dict(query_pairs(request.scope["query_string"]))
-        if authenticated:
-            app, caller = await authenticate(services, request.headers, query)
-        else:
-            app, caller = None, Caller("", None, frozenset())
-        return await fn(Ctx(services, app, caller, query, body))
-    except OcError as err:
-        return errors.respond(err)
-    except DomainError as err:
-        return errors.respond(errors.for_domain(err, operation))
-    except Exception:
-        log.exception("OceanConnect %s failed", operation)
-        return errors.respond(OcError(500, "50252"))
+    body = await read_body(request, services)
+    query = dict(query_pairs(request.scope["query_string"]))
+    if authenticated:
+        app, caller = await authenticate(services, request.headers, query)
+    else:
+        app, caller = None, Caller("", None, frozenset())
+    return await fn(Ctx(services, app, caller, query, body))
+
+
+oc_errors = ErrorHandlers()
+
+
+@oc_errors.on(OcError)
+def oc_error(_: Request[Any, Any, Any], err: OcError) -> Response[bytes]:
+    return errors.respond(err)
+
+
+@oc_errors.on(DomainError)
+def domain_error(request: Request[Any, Any, Any], err: DomainError) -> Response[bytes]:
+    return errors.respond(errors.for_domain(err, operation_of(request)))
+
+
+@oc_errors.unexpected(log, lambda request: f"OceanConnect {operation_of(request)}")
+def internal_error(_: Request[Any, Any, Any]) -> Response[bytes]:
+    return errors.respond(OcError(500, "50252"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,7 +453,7 @@ async def delete_subscriptions(request: Request[Any, Any, Any]) -> Response[byte
     return await handle(request, "unsubscribe", run)
 
 
-router = Router(path="/", tags=["OceanConnect"], route_handlers=[
+router = Router(path="/", tags=["OceanConnect"], exception_handlers=oc_errors.map, route_handlers=[
     login, refresh_token, logout, register, register_password, refresh_device_key, refresh_without_id, activation,
     query_device, query_devices, modify_device, delete_device, subscribe, query_subscription, query_subscriptions,
     delete_subscription, delete_subscriptions,
