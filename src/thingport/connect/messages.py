@@ -20,9 +20,9 @@ PARAM_ERROR = 460
 #: Domain error → reply code; every kind has one in both families (tests/dialects/test_error_tables.py).
 #: EnOS documents 401 auth failed, 402 device not exist, 460 parameter error, 400 internal or other;
 #: Alink 460 parameter error, 6100 device not found, 6204 device disabled, 6250 product not found,
-#: 400 other. A kind with no code of its own takes its class's: a conflict or refused state is a
-#: parameter error, a binding or ownership refusal a permission one (EnOS 401, Alink 460), a server
-#: fault 400 (docs/mqtt.md, "Reply codes").
+#: 400 other. A kind with no code of its own takes its class's: a conflict or a refused state is a
+#: parameter error; a refused credential, binding or ownership an auth failure (EnOS 401, Alink 460);
+#: a server fault 400 (docs/mqtt.md, "Reply codes").
 _CODES: dict[str, dict[ErrorKind, int]] = {
     "enos": {
         ErrorKind.INVALID_ARGUMENT: 460, ErrorKind.UNAUTHENTICATED: 401, ErrorKind.PERMISSION_DENIED: 401,

@@ -6,8 +6,8 @@
 * :class:`ErrorHandlers` — exception class → answer, registered once on a dialect's ``Router`` as
   Litestar exception handlers (Starlette's registry, in effect): routes raise and never catch, and
   an unexpected exception is logged once and answered with the dialect's internal-error envelope.
-* :func:`remember` / :func:`recall` — what an error answer needs from the request that failed
-  (EnOS ``requestId``, an OceanConnect operation), kept in ``request.state``.
+* :func:`scoped` — what an error answer needs from the request that failed (EnOS ``requestId``,
+  the OceanConnect operation), kept in ``request.state``.
 * Query parsing, request ids and projection.
 
 One module rather than a ``kit/`` package: every dialect imports most of it, each part is a few
@@ -153,19 +153,15 @@ class ErrorHandlers:
         return register
 
 
-def _state_key(kind: type) -> str:
-    return f"thingport:{kind.__module__}.{kind.__qualname__}"
-
-
-def remember(request: Req, value: object) -> None:
-    """Keep ``value`` (one per class) for the error handlers of this request."""
-    request.state[_state_key(type(value))] = value
-
-
-def recall(request: Req, kind: type[T]) -> T | None:
-    """What :func:`remember` kept of class ``kind`` for this request, if anything."""
-    value = request.state.get(_state_key(kind))
-    return value if isinstance(value, kind) else None
+def scoped(request: Req, kind: type[T]) -> T:
+    """This request's one ``kind`` (``kind()`` on first use), kept in ``request.state``: what a
+    dispatcher learns of its request, where the error handlers of the same request find it."""
+    key = f"thingport:{kind.__module__}.{kind.__qualname__}"
+    found = request.state.get(key)
+    if isinstance(found, kind):
+        return found
+    made = request.state[key] = kind()
+    return made
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,9 +25,8 @@ from thingport.dialects.common import (
     project,
     query_pairs,
     read_body,
-    recall,
-    remember,
     request_id,
+    scoped,
 )
 from thingport.dialects.enos import errors, render, schemas
 from thingport.dialects.enos.auth import Authenticated, authenticate, check_timestamp
@@ -418,15 +417,11 @@ class Exchange:
     action: str = ""
 
 
-def exchange(request: Request[Any, Any, Any]) -> Exchange:
-    return recall(request, Exchange) or Exchange()
-
-
 async def dispatch(request: Request[Any, Any, Any], version: str, resource: str,
                    fixed: tuple[str, Action] | None = None) -> Response[bytes]:
     """Answer one Connect Service call; ``fixed`` names the action of a path that implies it."""
-    x = Exchange(version=version)
-    remember(request, x)
+    x = scoped(request, Exchange)
+    x.version = version
     services: Services = request.app.state.services
     if version not in VERSIONS:
         raise InvalidArgument(f"version: '{version}' is not a Connect Service version "
@@ -454,7 +449,7 @@ connect_errors = ErrorHandlers()
 
 @connect_errors.on(Unauthenticated)
 def unauthenticated(request: Request[Any, Any, Any], err: Unauthenticated) -> Response[bytes]:
-    x = exchange(request)
+    x = scoped(request, Exchange)
     body = envelope(errors.UNAUTHENTICATED_CODE, f"Invalid authentication credentials: {err.message}", x.rid,
                     legacy=x.legacy)
     return respond(body, errors.UNAUTHENTICATED_HTTP)
@@ -462,15 +457,15 @@ def unauthenticated(request: Request[Any, Any, Any], err: Unauthenticated) -> Re
 
 @connect_errors.on(DomainError)
 def domain_error(request: Request[Any, Any, Any], err: DomainError) -> Response[bytes]:
-    x = exchange(request)
+    x = scoped(request, Exchange)
     code = errors.code_for(err, x.version, x.action)
     status = 413 if isinstance(err, BodyTooLarge) else 200
     return respond(envelope(code, errors.message_for(err, code), x.rid, legacy=x.legacy), status)
 
 
-@connect_errors.unexpected(log, lambda request: f"request {exchange(request).rid}")
+@connect_errors.unexpected(log, lambda request: f"request {scoped(request, Exchange).rid}")
 def internal_error(request: Request[Any, Any, Any]) -> Response[bytes]:
-    x = exchange(request)
+    x = scoped(request, Exchange)
     return respond(envelope(99500, "Internal Server Error", x.rid, legacy=x.legacy), 500)
 
 

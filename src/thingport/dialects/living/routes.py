@@ -23,9 +23,8 @@ from thingport.dialects.common import (
     decode,
     query_pairs,
     read_body,
-    recall,
-    remember,
     request_id,
+    scoped,
 )
 from thingport.dialects.living import errors, schemas
 from thingport.dialects.living.auth import GatewayError, authenticate
@@ -325,12 +324,11 @@ class Exchange:
 
 
 def rid_of(request: Request[Any, Any, Any]) -> Any:
-    return (recall(request, Exchange) or Exchange()).rid
+    return scoped(request, Exchange).rid
 
 
 async def dispatch(request: Request[Any, Any, Any], target: Api) -> Response[bytes]:
-    x = Exchange()
-    remember(request, x)
+    x = scoped(request, Exchange)
     services: Services = request.app.state.services
     body = await read_body(request, services)
     headers = {k.lower(): v for k, v in request.headers.items()}

@@ -17,7 +17,7 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
 from litestar.params import FromPath
 
-from thingport.dialects.common import ErrorHandlers, decode, query_pairs, read_body, recall, remember
+from thingport.dialects.common import ErrorHandlers, decode, query_pairs, read_body, scoped
 from thingport.dialects.oceanconnect import errors, render, schemas
 from thingport.dialects.oceanconnect.auth import act_for, authenticate
 from thingport.dialects.oceanconnect.errors import OcError
@@ -64,7 +64,7 @@ def no_content() -> Response[bytes]:
     return Response(b"", status_code=204)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Operation:
     """The operation a request runs, which picks operation-specific error codes (``errors.OVERRIDES``)."""
 
@@ -72,12 +72,12 @@ class Operation:
 
 
 def operation_of(request: Request[Any, Any, Any]) -> str:
-    return (recall(request, Operation) or Operation()).name
+    return scoped(request, Operation).name
 
 
 async def handle(request: Request[Any, Any, Any], operation: str, fn: Handler, *,
                  authenticated: bool = True) -> Response[bytes]:
-    remember(request, Operation(operation))
+    scoped(request, Operation).name = operation
     services: Services = request.app.state.services
     body = await read_body(request, services)
     query = dict(query_pairs(request.scope["query_string"]))
