@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -14,11 +15,16 @@ class Unexpected:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
         self.monkeypatch, self.caplog = monkeypatch, caplog
 
-    def fail(self, target: object, method: str) -> None:
-        async def broken(*_: Any, **__: Any) -> Any:
+    def fail(self, target: object, name: str) -> None:
+        """``target.name`` (a coroutine function or a plain one) raises from now on."""
+        def broken(*_: Any, **__: Any) -> Any:
             raise RuntimeError("the database is gone")
 
-        self.monkeypatch.setattr(target, method, broken)
+        async def broken_async(*args: Any, **kwargs: Any) -> Any:
+            return broken(*args, **kwargs)
+
+        is_async = inspect.iscoroutinefunction(getattr(target, name))
+        self.monkeypatch.setattr(target, name, broken_async if is_async else broken)
         self.caplog.set_level(logging.ERROR)
 
     def logged(self) -> str:

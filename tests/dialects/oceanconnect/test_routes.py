@@ -11,6 +11,7 @@ from tests.conftest import data, make_product
 from tests.dialects.conftest import Unexpected
 from tests.support.enos_client import EnosClient
 from tests.support.oc_client import OcClient, oc_error
+from thingport.dialects.oceanconnect import routes
 from thingport.domain.models import Application, Organization, ProductType
 from thingport.services.container import Services
 from thingport.services.context import Caller
@@ -261,9 +262,8 @@ async def test_no_500_on_garbage(oc: OcClient) -> None:
     assert r.status_code == 400, r.text
 
 
-async def test_an_unexpected_failure_is_50252_logged_once(oc: OcClient, services: Services,
-                                                          unexpected: Unexpected) -> None:
-    unexpected.fail(services.oceanconnect, "get")
+async def test_an_unexpected_failure_is_50252_logged_once(oc: OcClient, unexpected: Unexpected) -> None:
+    unexpected.fail(routes, "select_imsi")  # the route's first step after authentication
     r = await oc.call("GET", f"{DM}/x")
     assert r.status_code == 500 and r.json() == {"error_code": "50252", "error_desc": "Internal server error."}
     assert unexpected.logged() == "OceanConnect queryDevice failed"
