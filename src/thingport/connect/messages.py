@@ -17,10 +17,12 @@ from thingport.domain.errors import DomainError, ErrorKind
 OK = 200
 PARAM_ERROR = 460
 
-#: Domain error → reply code. EnOS: 401 auth failed, 402 device not exist, 460 parameter error,
-#: 400 internal (enos.md §5.4). Alink: 460, 6100 device not found, 6204 device disabled, 6250
-#: product not found, 400 (error codes for devices, living.md §4.5). A closed permit-join window has no
-#: documented code in either family: 460, as the Living app API answers it (docs/living.md).
+#: Domain error → reply code; every kind has one in both families (tests/dialects/test_error_tables.py).
+#: EnOS documents 401 auth failed, 402 device not exist, 460 parameter error, 400 internal or other;
+#: Alink 460 parameter error, 6100 device not found, 6204 device disabled, 6250 product not found,
+#: 400 other. A kind with no code of its own takes its class's: a conflict or a refused state is a
+#: parameter error; a refused credential, binding or ownership an auth failure (EnOS 401, Alink 460);
+#: a server fault 400 (docs/mqtt.md, "Reply codes").
 _CODES: dict[str, dict[ErrorKind, int]] = {
     "enos": {
         ErrorKind.INVALID_ARGUMENT: 460, ErrorKind.UNAUTHENTICATED: 401, ErrorKind.PERMISSION_DENIED: 401,
@@ -28,6 +30,12 @@ _CODES: dict[str, dict[ErrorKind, int]] = {
         ErrorKind.DEVICE_STATUS_INVALID: 401, ErrorKind.LIMIT_EXCEEDED: 460, ErrorKind.TOPOLOGY_CONFLICT: 460,
         ErrorKind.NOT_GATEWAY: 460, ErrorKind.DEVICE_KEY_EXISTS: 460, ErrorKind.MODEL_NOT_FOUND: 460,
         ErrorKind.PERMIT_JOIN_CLOSED: 460,
+        ErrorKind.PRODUCT_HAS_DEVICES: 460, ErrorKind.DEVICE_KEY_UNCHANGED: 460, ErrorKind.PUBLIC_KEY_MISSING: 460,
+        ErrorKind.CONFLICT: 460, ErrorKind.DEVICE_ONLINE: 460, ErrorKind.VERIFY_CODE_EXISTS: 460,
+        ErrorKind.BIND_TOKEN_NOT_FOUND: 460, ErrorKind.NOT_IN_BIND_WINDOW: 460,
+        ErrorKind.REFRESH_TOKEN_INVALID: 401, ErrorKind.NOT_BOUND: 401, ErrorKind.NOT_OWNER: 401,
+        ErrorKind.BOUND_TO_OTHER: 401, ErrorKind.REGISTRATION_NOT_FOUND: 402,
+        ErrorKind.INTERNAL: 400, ErrorKind.DEVICE_KEY_GENERATION_FAILED: 400,
     },
     "alink": {
         ErrorKind.INVALID_ARGUMENT: 460, ErrorKind.UNAUTHENTICATED: 460, ErrorKind.PERMISSION_DENIED: 460,
@@ -35,6 +43,12 @@ _CODES: dict[str, dict[ErrorKind, int]] = {
         ErrorKind.DEVICE_STATUS_INVALID: 6204, ErrorKind.LIMIT_EXCEEDED: 460, ErrorKind.TOPOLOGY_CONFLICT: 460,
         ErrorKind.NOT_GATEWAY: 460, ErrorKind.DEVICE_KEY_EXISTS: 460, ErrorKind.MODEL_NOT_FOUND: 460,
         ErrorKind.PERMIT_JOIN_CLOSED: 460,
+        ErrorKind.PRODUCT_HAS_DEVICES: 460, ErrorKind.DEVICE_KEY_UNCHANGED: 460, ErrorKind.PUBLIC_KEY_MISSING: 460,
+        ErrorKind.CONFLICT: 460, ErrorKind.DEVICE_ONLINE: 460, ErrorKind.VERIFY_CODE_EXISTS: 460,
+        ErrorKind.BIND_TOKEN_NOT_FOUND: 460, ErrorKind.NOT_IN_BIND_WINDOW: 460,
+        ErrorKind.REFRESH_TOKEN_INVALID: 460, ErrorKind.NOT_BOUND: 460, ErrorKind.NOT_OWNER: 460,
+        ErrorKind.BOUND_TO_OTHER: 460, ErrorKind.REGISTRATION_NOT_FOUND: 6100,
+        ErrorKind.INTERNAL: 400, ErrorKind.DEVICE_KEY_GENERATION_FAILED: 400,
     },
 }
 
@@ -82,7 +96,7 @@ def reply(request_id: str, code: int = OK, data: Any = None, message: str = "suc
 
 
 def error_code(family: Family, err: DomainError) -> int:
-    return _CODES[family].get(err.kind, 400)
+    return _CODES[family][err.kind]
 
 
 def command(method: str, params: Any) -> bytes:

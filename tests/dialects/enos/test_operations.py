@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import data
+from tests.dialects.conftest import Unexpected
 from tests.support.enos_client import EnosClient
 from thingport.domain.models import Application, Organization, Permission
 from thingport.services.container import Services
@@ -165,6 +166,8 @@ async def test_batch_create_on_every_path(enos: EnosClient, product_key: str) ->
     v24 = await enos.call("POST", D24, {"action": "batchCreate"}, body)
     assert "deviceSecret" not in v24["data"][0]["data"]
     error(await enos.call("POST", D21, {"action": "batchCreate"}, {"deviceList": []}), 99400, "deviceList")
+    typed = await enos.call("POST", D21, {"action": "batchCreate"}, {"deviceList": [{"productKey": 5}]})
+    assert typed["data"][0]["msg"] == "Invalid Argument deviceList[0].productKey: Expected `str | null`, got `int`"
 
 
 async def test_enable_disable_and_status(enos: EnosClient, product_key: str, services: Services) -> None:
@@ -314,6 +317,15 @@ async def test_request_shape_errors(enos: EnosClient, http: httpx.AsyncClient) -
     error(await enos.call("GET", D21, {"action": "get"}), 99400, "assetId")
     r = await enos.call("GET", D21, {"action": "get", "assetId": "nope"})
     assert r["code"] == 11404 and isinstance(r["requestId"], str) and len(r["requestId"]) == 36
+
+
+async def test_an_unexpected_failure_is_99500_logged_once(enos: EnosClient, services: Services,
+                                                         unexpected: Unexpected) -> None:
+    unexpected.fail(services.devices, "get")
+    r = await enos.raw("GET", D21, {"action": "get", "assetId": "x"})
+    body = r.json()
+    assert r.status_code == 500 and body["code"] == 99500 and body["msg"] == "Internal Server Error"
+    assert unexpected.logged() == f"request {body['requestId']} failed"
 
 
 # --------------------------------------------------------------------------------------------- permissions, tenants

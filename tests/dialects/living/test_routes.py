@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from tests.dialects.conftest import Unexpected
 from tests.dialects.living.conftest import World
 from thingport.crypto import awss
 from thingport.services import events
@@ -370,3 +371,11 @@ async def test_paging_limits_and_deleted_devices(world: World) -> None:
     await world.services.devices.delete(world.caller, DeviceRef(asset_id=d))  # through EnOS, say
     assert (await c.ok("/uc/listBindingByAccount", {"pageNo": 1, "pageSize": 10}))["total"] == 0
     assert (await c.call("/uc/unbindAccountAndDev", {"iotId": d}))["code"] == 6100
+
+
+async def test_an_unexpected_failure_is_500_logged_once(world: World, unexpected: Unexpected) -> None:
+    alice = await world.user("alice")
+    unexpected.fail(world.services.living, "homes")
+    r = await alice.call("/living/home/query", {"pageNo": 1, "pageSize": 1})
+    assert (r["code"], r["message"], r["localizedMsg"], r["data"]) == (500, "service error", "service error", None)
+    assert unexpected.logged() == f"request {r['id']} failed"

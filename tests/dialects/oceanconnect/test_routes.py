@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 
 from tests.conftest import data, make_product
+from tests.dialects.conftest import Unexpected
 from tests.support.enos_client import EnosClient
 from tests.support.oc_client import OcClient, oc_error
+from thingport.dialects.oceanconnect import routes
 from thingport.domain.models import Application, Organization, ProductType
 from thingport.services.container import Services
 from thingport.services.context import Caller
@@ -258,6 +260,13 @@ async def test_no_500_on_garbage(oc: OcClient) -> None:
         assert r.status_code == 400 and r.json()["error_code"] == "100007", (path, r.text)
     r = await oc.http.request("POST", CRED, content=b"[]", headers=oc.headers())
     assert r.status_code == 400, r.text
+
+
+async def test_an_unexpected_failure_is_50252_logged_once(oc: OcClient, unexpected: Unexpected) -> None:
+    unexpected.fail(routes, "select_imsi")  # the route's first step after authentication
+    r = await oc.call("GET", f"{DM}/x")
+    assert r.status_code == 500 and r.json() == {"error_code": "50252", "error_desc": "Internal server error."}
+    assert unexpected.logged() == "OceanConnect queryDevice failed"
 
 
 async def test_app_of_another_org_sees_nothing(oc: OcClient, http: httpx.AsyncClient, services: Services,

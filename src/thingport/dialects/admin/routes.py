@@ -16,6 +16,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from thingport.dialects.common import ErrorHandlers
 from thingport.domain.errors import DomainError, ErrorKind, InvalidArgument
 from thingport.domain.models import Application, Organization, Permission, ThingModel
 from thingport.services.container import Services
@@ -23,8 +24,20 @@ from thingport.services.keys import rotate_master_key
 
 Req = Request[Any, Any, Any]
 
-STATUS = {ErrorKind.INVALID_ARGUMENT: 400, ErrorKind.NOT_FOUND: 404, ErrorKind.CONFLICT: 409,
-          ErrorKind.PERMISSION_DENIED: 403, ErrorKind.UNAUTHENTICATED: 401}
+#: Domain error kind → HTTP status; every kind has an entry (``tests/dialects/test_error_tables.py``).
+STATUS: dict[ErrorKind, int] = {
+    ErrorKind.INVALID_ARGUMENT: 400, ErrorKind.UNAUTHENTICATED: 401, ErrorKind.PERMISSION_DENIED: 403,
+    ErrorKind.NOT_FOUND: 404, ErrorKind.CONFLICT: 409,
+    # every other kind: 400, the operator API's one answer for what it has no status of its own for
+    ErrorKind.PRODUCT_NOT_FOUND: 400, ErrorKind.DEVICE_NOT_FOUND: 400, ErrorKind.PRODUCT_HAS_DEVICES: 400,
+    ErrorKind.MODEL_NOT_FOUND: 400, ErrorKind.DEVICE_KEY_EXISTS: 400, ErrorKind.DEVICE_KEY_UNCHANGED: 400,
+    ErrorKind.DEVICE_KEY_GENERATION_FAILED: 400, ErrorKind.NOT_GATEWAY: 400, ErrorKind.LIMIT_EXCEEDED: 400,
+    ErrorKind.DEVICE_STATUS_INVALID: 400, ErrorKind.TOPOLOGY_CONFLICT: 400, ErrorKind.PUBLIC_KEY_MISSING: 400,
+    ErrorKind.INTERNAL: 400, ErrorKind.DEVICE_ONLINE: 400, ErrorKind.VERIFY_CODE_EXISTS: 400,
+    ErrorKind.REGISTRATION_NOT_FOUND: 400, ErrorKind.REFRESH_TOKEN_INVALID: 400, ErrorKind.BIND_TOKEN_NOT_FOUND: 400,
+    ErrorKind.NOT_IN_BIND_WINDOW: 400, ErrorKind.NOT_BOUND: 400, ErrorKind.NOT_OWNER: 400,
+    ErrorKind.BOUND_TO_OTHER: 400, ErrorKind.PERMIT_JOIN_CLOSED: 400,
+}
 
 
 class OrgIn(msgspec.Struct):
@@ -111,10 +124,13 @@ def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
         raise NotAuthorizedException("the operator token is missing or wrong")
 
 
-def domain_error(_: Req, exc: Exception) -> Response[dict[str, Any]]:
-    assert isinstance(exc, DomainError)
+admin_errors = ErrorHandlers()
+
+
+@admin_errors.on(DomainError)
+def domain_error(_: Req, exc: DomainError) -> Response[dict[str, Any]]:
     return Response({"error": exc.kind.value, "message": exc.message, "field": exc.field},
-                    status_code=STATUS.get(exc.kind, 400))
+                    status_code=STATUS[exc.kind])
 
 
 def svc(request: Req) -> Services:
@@ -185,7 +201,7 @@ router = Router(
     route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
                     set_permissions, create_model, list_models, rotate],
     guards=[operator_guard],
-    exception_handlers={DomainError: domain_error},
+    exception_handlers=admin_errors.map,
     tags=["Admin"],
     security=[{"operatorToken": []}],
 )

@@ -13,12 +13,21 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, post, route
-from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.types import OperationIDCreator
 
 from thingport.crypto import signing
-from thingport.dialects.common import decode, project, query_pairs, request_id
+from thingport.dialects.common import (
+    BodyTooLarge,
+    ErrorHandlers,
+    convert,
+    decode,
+    project,
+    query_pairs,
+    read_body,
+    request_id,
+    scoped,
+)
 from thingport.dialects.enos import errors, render, schemas
 from thingport.dialects.enos.auth import Authenticated, authenticate, check_timestamp
 from thingport.domain import expression, validate
@@ -238,10 +247,8 @@ async def batch_create(c: Call) -> Reply:
     specs: list[DeviceSpec | DomainError] = []
     for i, raw in enumerate(b.deviceList):
         try:
-            item = msgspec.convert(raw, schemas.DeviceCreate)
+            item = convert(raw, schemas.DeviceCreate, prefix=f"deviceList[{i}]")
             specs.append(device_spec(item, f"deviceList[{i}]."))
-        except msgspec.ValidationError as exc:
-            specs.append(InvalidArgument(f"deviceList[{i}]: {exc}", field=f"deviceList[{i}]"))
         except DomainError as err:
             specs.append(err)
     results = await c.services.devices.batch_create(c.caller, specs, key_version=c.version)
@@ -370,21 +377,6 @@ async def search_sub_devices(c: Call) -> Reply:
 VERSIONS = frozenset({"v2.0", "v2.1", "v2.4"})
 
 
-class BodyTooLarge(InvalidArgument):
-    """A body over ``max_body_bytes``: a 99400 answer, with HTTP 413."""
-
-
-async def read_body(request: Request[Any, Any, Any], services: Services) -> bytes:
-    limit = services.core.settings.max_body_bytes
-    try:
-        body = await request.body()
-    except HTTPException as exc:  # the server's own size guard fired while streaming
-        raise BodyTooLarge(f"body: at most {limit} bytes", field="body") from exc
-    if len(body) > limit:
-        raise BodyTooLarge(f"body: at most {limit} bytes", field="body")
-    return body
-
-
 def envelope(code: int, msg: str, rid: str, data: Any = None, extra: dict[str, Any] | None = None,
              legacy: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"code": code, "msg": msg, "requestId": rid, "data": data}
@@ -415,44 +407,66 @@ def resolve_action(resource: str, version: str, method: str, name: str) -> Actio
     return act
 
 
+@dataclass(slots=True)
+class Exchange:
+    """What an error envelope needs of its request, filled in as the dispatcher learns it."""
+
+    rid: str = field(default_factory=request_id)
+    legacy: bool = False
+    version: str = ""
+    action: str = ""
+
+
 async def dispatch(request: Request[Any, Any, Any], version: str, resource: str,
                    fixed: tuple[str, Action] | None = None) -> Response[bytes]:
     """Answer one Connect Service call; ``fixed`` names the action of a path that implies it."""
-    rid = request_id()
+    x = scoped(request, Exchange)
+    x.version = version
     services: Services = request.app.state.services
-    legacy = False
-    action_name = ""
+    if version not in VERSIONS:
+        raise InvalidArgument(f"version: '{version}' is not a Connect Service version "
+                              f"({', '.join(sorted(VERSIONS))})", field="version")
+    body = await read_body(request, services)
+    query = query_pairs(request.scope["query_string"])
+    params = dict(query)
+    x.legacy = "accessKey" in params
+    if fixed is None:
+        x.action = params.get("action", "")
+        act = resolve_action(resource, version, request.method, x.action)
+    else:
+        x.action, act = fixed
     try:
-        if version not in VERSIONS:
-            raise InvalidArgument(f"version: '{version}' is not a Connect Service version "
-                                  f"({', '.join(sorted(VERSIONS))})", field="version")
-        body = await read_body(request, services)
-        query = query_pairs(request.scope["query_string"])
-        params = dict(query)
-        legacy = "accessKey" in params
-        if fixed is None:
-            action_name = params.get("action", "")
-            act = resolve_action(resource, version, request.method, action_name)
-        else:
-            action_name, act = fixed
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgument("body: is not UTF-8", field="body") from exc
-        auth = await authenticate(services, request.headers, query, text)
-        reply = await act.handler(Call(services, auth, version, action_name, params, body))
-        return respond(envelope(0, "OK", rid, reply.data, reply.extra, legacy))
-    except Unauthenticated as err:
-        body_ = envelope(errors.UNAUTHENTICATED_CODE, f"Invalid authentication credentials: {err.message}", rid,
-                         legacy=legacy)
-        return respond(body_, errors.UNAUTHENTICATED_HTTP)
-    except DomainError as err:
-        code = errors.code_for(err, version, action_name)
-        status = 413 if isinstance(err, BodyTooLarge) else 200
-        return respond(envelope(code, errors.message_for(err, code), rid, legacy=legacy), status)
-    except Exception:
-        log.exception("request %s failed", rid)
-        return respond(envelope(99500, "Internal Server Error", rid, legacy=legacy), 500)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument("body: is not UTF-8", field="body") from exc
+    auth = await authenticate(services, request.headers, query, text)
+    reply = await act.handler(Call(services, auth, version, x.action, params, body))
+    return respond(envelope(0, "OK", x.rid, reply.data, reply.extra, x.legacy))
+
+
+connect_errors = ErrorHandlers()
+
+
+@connect_errors.on(Unauthenticated)
+def unauthenticated(request: Request[Any, Any, Any], err: Unauthenticated) -> Response[bytes]:
+    x = scoped(request, Exchange)
+    body = envelope(errors.UNAUTHENTICATED_CODE, f"Invalid authentication credentials: {err.message}", x.rid,
+                    legacy=x.legacy)
+    return respond(body, errors.UNAUTHENTICATED_HTTP)
+
+
+@connect_errors.on(DomainError)
+def domain_error(request: Request[Any, Any, Any], err: DomainError) -> Response[bytes]:
+    x = scoped(request, Exchange)
+    code = errors.code_for(err, x.version, x.action)
+    status = 413 if isinstance(err, BodyTooLarge) else 200
+    return respond(envelope(code, errors.message_for(err, code), x.rid, legacy=x.legacy), status)
+
+
+@connect_errors.unexpected(log, lambda request: f"request {scoped(request, Exchange).rid}")
+def internal_error(request: Request[Any, Any, Any]) -> Response[bytes]:
+    x = scoped(request, Exchange)
+    return respond(envelope(99500, "Internal Server Error", x.rid, legacy=x.legacy), 500)
 
 
 def per_method(base: str) -> OperationIDCreator:
@@ -540,39 +554,47 @@ def token_envelope(status: int, data: Any = None, detail: str = "") -> Response[
 
 async def _token(request: Request[Any, Any, Any], refresh: bool) -> Response[bytes]:
     services: Services = request.app.state.services
+    b = decode(await read_body(request, services), schemas.TokenRequest)
+    missing = [n for n in ("appKey", "encryption", "timestamp") + (("accessToken",) if refresh else ())
+               if not getattr(b, n)]
+    if missing:
+        raise TokenError(1202, f"{', '.join(missing)} required")
+    assert b.appKey and b.encryption and b.timestamp is not None
     try:
-        b = decode(await read_body(request, services), schemas.TokenRequest)
-        missing = [n for n in ("appKey", "encryption", "timestamp") + (("accessToken",) if refresh else ())
-                   if not getattr(b, n)]
-        if missing:
-            raise TokenError(1202, f"{', '.join(missing)} required")
-        assert b.appKey and b.encryption and b.timestamp is not None
+        app = await services.accounts.active_app(b.appKey)
+    except Unauthenticated as exc:
+        raise TokenError(1002) from exc
+    try:
+        check_timestamp(str(b.timestamp), services.core.settings.signature_window_s, field="timestamp")
+    except Unauthenticated as exc:
+        raise TokenError(1004, exc.message) from exc
+    if not signing.equal(signing.apim_token_encryption(app.app_key, str(b.timestamp), app.secret), b.encryption):
+        raise TokenError(1003)
+    ttl = 2 * services.core.settings.signature_window_s * 1000
+    if not await services.accounts.use_nonce(f"enos:token:{b.encryption.lower()}", ttl):
+        raise TokenError(1001)
+    if refresh:
         try:
-            app = await services.accounts.active_app(b.appKey)
+            owner, _ = await services.accounts.app_for_token(b.accessToken or "")
         except Unauthenticated as exc:
-            raise TokenError(1002) from exc
-        try:
-            check_timestamp(str(b.timestamp), services.core.settings.signature_window_s, field="timestamp")
-        except Unauthenticated as exc:
-            raise TokenError(1004, exc.message) from exc
-        if not signing.equal(signing.apim_token_encryption(app.app_key, str(b.timestamp), app.secret), b.encryption):
-            raise TokenError(1003)
-        ttl = 2 * services.core.settings.signature_window_s * 1000
-        if not await services.accounts.use_nonce(f"enos:token:{b.encryption.lower()}", ttl):
-            raise TokenError(1001)
-        if refresh:
-            try:
-                owner, _ = await services.accounts.app_for_token(b.accessToken or "")
-            except Unauthenticated as exc:
-                raise TokenError(1204, "accessToken is not a token of this application") from exc
-            if owner.app_key != app.app_key:
-                raise TokenError(1204, "accessToken is not a token of this application")
-        token, expire = await services.accounts.issue_token(app, renew=refresh)
-        return token_envelope(0, {"accessToken": token, "expire": max(0, (expire - now_ms()) // 1000)})
-    except TokenError as err:
-        return token_envelope(err.status, detail=err.detail)
-    except DomainError as err:
-        return token_envelope(1004, detail=err.message)
+            raise TokenError(1204, "accessToken is not a token of this application") from exc
+        if owner.app_key != app.app_key:
+            raise TokenError(1204, "accessToken is not a token of this application")
+    token, expire = await services.accounts.issue_token(app, renew=refresh)
+    return token_envelope(0, {"accessToken": token, "expire": max(0, (expire - now_ms()) // 1000)})
+
+
+token_errors = ErrorHandlers()
+
+
+@token_errors.on(TokenError)
+def token_error(_: Request[Any, Any, Any], err: TokenError) -> Response[bytes]:
+    return token_envelope(err.status, detail=err.detail)
+
+
+@token_errors.on(DomainError)
+def token_invalid(_: Request[Any, Any, Any], err: DomainError) -> Response[bytes]:
+    return token_envelope(1004, detail=err.message)
 
 
 @post("/apim-token-service/v2.0/token/get", operation_id="enosTokenGet", summary="Get an APIM access token",
@@ -587,6 +609,8 @@ async def token_refresh(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _token(request, refresh=True)
 
 
-router = Router(path="/", route_handlers=[products_route, devices_route, topos_route, legacy_products_route,
-                                            token_get, token_refresh],
-                tags=["EnOS"])
+router = Router(path="/", tags=["EnOS"], route_handlers=[
+    Router(path="/", route_handlers=[products_route, devices_route, topos_route, legacy_products_route],
+           exception_handlers=connect_errors.map),
+    Router(path="/", route_handlers=[token_get, token_refresh], exception_handlers=token_errors.map),
+])

@@ -1,7 +1,8 @@
-"""The Living error table: domain error kinds to business codes (reference/living.md §1.5).
+"""The Living error table: every domain error kind to its business code (docs/living.md).
 
 Business errors are answered with HTTP 200 and the code in the body; gateway failures (signature,
-nonce, time) are HTTP statuses (``auth.GatewayError``).
+nonce, time) are HTTP statuses (``auth.GatewayError``). Every kind has an entry
+(``tests/dialects/test_error_tables.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ CODES: dict[ErrorKind, int] = {
     ErrorKind.BOUND_TO_OTHER: 403,
     ErrorKind.PERMIT_JOIN_CLOSED: 460,
     ErrorKind.INTERNAL: 500,
+    # No Living API raises these (EnOS and OceanConnect kinds): one that did would be a server fault.
+    ErrorKind.PRODUCT_HAS_DEVICES: 500,
+    ErrorKind.MODEL_NOT_FOUND: 500,
+    ErrorKind.DEVICE_KEY_EXISTS: 500,
+    ErrorKind.DEVICE_KEY_UNCHANGED: 500,
+    ErrorKind.DEVICE_KEY_GENERATION_FAILED: 500,
+    ErrorKind.DEVICE_STATUS_INVALID: 500,
+    ErrorKind.PUBLIC_KEY_MISSING: 500,
+    ErrorKind.DEVICE_ONLINE: 500,
+    ErrorKind.VERIFY_CODE_EXISTS: 500,
+    ErrorKind.REGISTRATION_NOT_FOUND: 500,
 }
 
 #: The documented short texts, sent as ``localizedMsg`` beside the precise ``message``.
@@ -39,4 +51,4 @@ TEXTS: dict[int, str] = {
 
 
 def code_for(err: DomainError) -> int:
-    return CODES.get(err.kind, 500)
+    return CODES[err.kind]

@@ -1,7 +1,8 @@
 """Living Platform app API: one POST route per API path, the vendor's envelope on every one.
 
-The dispatcher does what all APIs share (gateway signature, envelope, ``apiVer``, iotToken,
-errors); each API is one small function: decode ``params``, call one service, shape ``data``.
+The dispatcher does what all APIs share (gateway signature, envelope, ``apiVer``, iotToken);
+:data:`living_errors` answers every error; each API is one small function: decode ``params``, call
+one service, shape ``data``.
 """
 
 from __future__ import annotations
@@ -9,14 +10,22 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, Router, post
-from litestar.exceptions import HTTPException
 
-from thingport.dialects.common import query_pairs, request_id
+from thingport.dialects.common import (
+    BodyTooLarge,
+    ErrorHandlers,
+    convert,
+    decode,
+    query_pairs,
+    read_body,
+    request_id,
+    scoped,
+)
 from thingport.dialects.living import errors, schemas
 from thingport.dialects.living.auth import GatewayError, authenticate
 from thingport.domain.errors import DomainError, InvalidArgument
@@ -46,14 +55,7 @@ class Call:
 
     def decode(self, kind: type[S]) -> S:
         """``params`` as ``kind``; a type error names the field (``params.time``)."""
-        try:
-            return msgspec.convert(self.params, kind)
-        except msgspec.ValidationError as exc:
-            text = str(exc)
-            m = re.search(r"at `\$\.?([^`]*)`", text)
-            path = "params" + ("." + m.group(1) if m and m.group(1) else "")
-            msg = text.split(" - at ")[0]
-            raise InvalidArgument(f"{path}: {msg}", field=path) from exc
+        return convert(self.params, kind, prefix="params")
 
 
 Handler = Callable[[Call], Awaitable[Any]]
@@ -314,53 +316,57 @@ def failure(code: int, message: str, rid: Any) -> dict[str, Any]:
     return {"code": code, "message": message, "localizedMsg": errors.TEXTS.get(code, message), "data": None, "id": rid}
 
 
-async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
-    try:
-        body = await request.body()
-    except HTTPException:
-        body = b"x" * (limit + 1)
-    if len(body) > limit:
-        raise GatewayError(413, f"Request Body Too Large: at most {limit} bytes")
-    return body
+@dataclass(slots=True)
+class Exchange:
+    """The ``id`` of the answer: the request's ``id``, else its ``X-Ca-Nonce``, else a fresh one."""
+
+    rid: Any = field(default_factory=request_id)
+
+
+def rid_of(request: Request[Any, Any, Any]) -> Any:
+    return scoped(request, Exchange).rid
 
 
 async def dispatch(request: Request[Any, Any, Any], target: Api) -> Response[bytes]:
+    x = scoped(request, Exchange)
     services: Services = request.app.state.services
-    rid: Any = request_id()
-    try:
-        body = await read_body(request, services.core.settings.max_body_bytes)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        app = await authenticate(services, request.method, request.url.path,
-                                 query_pairs(request.scope["query_string"]), headers, body)
-    except GatewayError as err:
-        msg = err.message.encode("latin-1", "replace").decode("latin-1")
-        return respond(failure(err.status, err.message, rid), err.status, {"X-Ca-Error-Message": msg})
-    try:
-        env = decode_envelope(body)
-        rid = env.id if env.id not in (None, "") else headers.get("x-ca-nonce", rid)
-        meta = env.request or schemas.CommonParams()
-        if not meta.apiVer or not API_VER.match(meta.apiVer):
-            raise InvalidArgument(f"request.apiVer: '{meta.apiVer or ''}' is not a 1.x.y version", field="apiVer")
-        user = await services.living.authenticate(app, meta.iotToken or "") if target.user else None
-        data = await target.handler(Call(services, app, user, env.params or {}))
-        return respond({"code": 200, "message": "success", "data": data, "id": rid})
-    except DomainError as err:
-        code = errors.code_for(err)
-        return respond(failure(code, err.message, rid))
-    except Exception:
-        log.exception("request %s failed", rid)
-        return respond(failure(500, "service error", rid))
+    body = await read_body(request, services)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    app = await authenticate(services, request.method, request.url.path,
+                             query_pairs(request.scope["query_string"]), headers, body)
+    env = decode(body, schemas.Envelope)
+    x.rid = env.id if env.id not in (None, "") else headers.get("x-ca-nonce", x.rid)
+    meta = env.request or schemas.CommonParams()
+    if not meta.apiVer or not API_VER.match(meta.apiVer):
+        raise InvalidArgument(f"request.apiVer: '{meta.apiVer or ''}' is not a 1.x.y version", field="apiVer")
+    user = await services.living.authenticate(app, meta.iotToken or "") if target.user else None
+    data = await target.handler(Call(services, app, user, env.params or {}))
+    return respond({"code": 200, "message": "success", "data": data, "id": x.rid})
 
 
-def decode_envelope(body: bytes) -> schemas.Envelope:
-    try:
-        return msgspec.json.decode(body or b"{}", type=schemas.Envelope)
-    except msgspec.ValidationError as exc:
-        m = re.search(r"at `\$\.?([^`]*)`", str(exc))
-        path = m.group(1) if m and m.group(1) else "body"
-        raise InvalidArgument(f"{path}: {str(exc).split(' - at ')[0]}", field=path) from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidArgument(f"body: is not valid JSON ({exc})", field="body") from exc
+living_errors = ErrorHandlers()
+
+
+@living_errors.on(GatewayError)
+def gateway_error(request: Request[Any, Any, Any], err: GatewayError) -> Response[bytes]:
+    msg = err.message.encode("latin-1", "replace").decode("latin-1")
+    return respond(failure(err.status, err.message, rid_of(request)), err.status, {"X-Ca-Error-Message": msg})
+
+
+@living_errors.on(BodyTooLarge)
+def too_large(request: Request[Any, Any, Any], err: BodyTooLarge) -> Response[bytes]:
+    """Refused like the vendor's gateway refuses it, before the signature is checked."""
+    return gateway_error(request, GatewayError(413, f"Request Body Too Large: at most {err.limit} bytes"))
+
+
+@living_errors.on(DomainError)
+def domain_error(request: Request[Any, Any, Any], err: DomainError) -> Response[bytes]:
+    return respond(failure(errors.code_for(err), err.message, rid_of(request)))
+
+
+@living_errors.unexpected(log, lambda request: f"request {rid_of(request)}")
+def internal_error(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return respond(failure(500, "service error", rid_of(request)))
 
 
 def _route(target: Api) -> Any:
@@ -374,4 +380,5 @@ def _route(target: Api) -> Any:
                             "{id, version, request: {apiVer, iotToken}, params}.")(handler)
 
 
-router = Router(path="/", route_handlers=[_route(a) for a in APIS], tags=["Living"])
+router = Router(path="/", route_handlers=[_route(a) for a in APIS], tags=["Living"],
+                exception_handlers=living_errors.map)

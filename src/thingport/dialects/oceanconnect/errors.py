@@ -53,7 +53,8 @@ class OcError(Exception):
         self.detail = detail
 
 
-#: kind -> (HTTP status, code), for every operation unless ``OVERRIDES`` says otherwise.
+#: kind -> (HTTP status, code), for every operation unless ``OVERRIDES`` says otherwise; every kind
+#: has an entry (``tests/dialects/test_error_tables.py``).
 TABLE: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.INVALID_ARGUMENT: (400, "50400"),
     ErrorKind.UNAUTHENTICATED: (403, "1010005"),
@@ -68,6 +69,22 @@ TABLE: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.VERIFY_CODE_EXISTS: (400, "100003"),
     ErrorKind.REGISTRATION_NOT_FOUND: (404, "100418"),
     ErrorKind.INTERNAL: (500, "50252"),
+    # No OceanConnect operation raises these (EnOS and Living kinds): one that did would be a server fault.
+    ErrorKind.PRODUCT_HAS_DEVICES: (500, "50252"),
+    ErrorKind.MODEL_NOT_FOUND: (500, "50252"),
+    ErrorKind.DEVICE_KEY_UNCHANGED: (500, "50252"),
+    ErrorKind.DEVICE_KEY_GENERATION_FAILED: (500, "50252"),
+    ErrorKind.NOT_GATEWAY: (500, "50252"),
+    ErrorKind.DEVICE_STATUS_INVALID: (500, "50252"),
+    ErrorKind.TOPOLOGY_CONFLICT: (500, "50252"),
+    ErrorKind.PUBLIC_KEY_MISSING: (500, "50252"),
+    ErrorKind.REFRESH_TOKEN_INVALID: (500, "50252"),
+    ErrorKind.BIND_TOKEN_NOT_FOUND: (500, "50252"),
+    ErrorKind.NOT_IN_BIND_WINDOW: (500, "50252"),
+    ErrorKind.NOT_BOUND: (500, "50252"),
+    ErrorKind.NOT_OWNER: (500, "50252"),
+    ErrorKind.BOUND_TO_OTHER: (500, "50252"),
+    ErrorKind.PERMIT_JOIN_CLOSED: (500, "50252"),
 }
 
 #: Operation-specific codes: registration reports a verify code in use as 100416.
@@ -91,7 +108,7 @@ def for_domain(err: DomainError, operation: str) -> OcError:
     if err.kind is ErrorKind.INVALID_ARGUMENT and err.field in BY_FIELD:
         status, code = BY_FIELD[err.field]
     else:
-        status, code = OVERRIDES.get(operation, {}).get(err.kind) or TABLE.get(err.kind, (500, "50252"))
+        status, code = OVERRIDES.get(operation, {}).get(err.kind) or TABLE[err.kind]
     return OcError(status, code, err.message)
 
 

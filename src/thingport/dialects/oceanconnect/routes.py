@@ -1,7 +1,8 @@
 """OceanConnect northbound routes (``/iocm/app/...``): authentication, devices, subscriptions.
 
 Each route is one small function: decode, call one service, render. :func:`handle` does what
-they share: the body limit, authentication and flow control, and the error envelope.
+they share: the body limit, authentication and flow control; :data:`oc_errors` answers every error
+with the OceanConnect error body.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
 from litestar.params import FromPath
 
-from thingport.dialects.common import decode, query_pairs
-from thingport.dialects.enos.routes import read_body
+from thingport.dialects.common import ErrorHandlers, decode, query_pairs, read_body, scoped
 from thingport.dialects.oceanconnect import errors, render, schemas
 from thingport.dialects.oceanconnect.auth import act_for, authenticate
 from thingport.dialects.oceanconnect.errors import OcError
 from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.domain.models import Application
-from thingport.services.container import Services
+from thingport.services.container import OceanConnectServices, Services
 from thingport.services.context import Caller
 from thingport.services.oceanconnect.registrations import PASSWORD, VERIFY_CODE, DevicePatchOc, RegistrationSpec
 from thingport.services.oceanconnect.tokens import TokenPair
+from thingport.services.oceanconnect.views import OcView
 from thingport.store.oceanconnect import DeviceQuery
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Ctx:
     body: bytes
 
     @property
-    def oc(self) -> Any:
+    def oc(self) -> OceanConnectServices:
         return self.services.oceanconnect
 
 
@@ -65,24 +66,46 @@ def no_content() -> Response[bytes]:
     return Response(b"", status_code=204)
 
 
+@dataclass(slots=True)
+class Operation:
+    """The operation a request runs, which picks operation-specific error codes (``errors.OVERRIDES``)."""
+
+    name: str = ""
+
+
+def operation_of(request: Request[Any, Any, Any]) -> str:
+    return scoped(request, Operation).name
+
+
 async def handle(request: Request[Any, Any, Any], operation: str, fn: Handler, *,
                  authenticated: bool = True) -> Response[bytes]:
+    scoped(request, Operation).name = operation
     services: Services = request.app.state.services
-    try:
-        body = await read_body(request, services)
-        query = dict(query_pairs(request.scope["query_string"]))
-        if authenticated:
-            app, caller = await authenticate(services, request.headers, query, request.app.state.oceanconnect_throttle)
-        else:
-            app, caller = None, Caller("", None, frozenset())
-        return await fn(Ctx(services, app, caller, query, body))
-    except OcError as err:
-        return errors.respond(err)
-    except DomainError as err:
-        return errors.respond(errors.for_domain(err, operation))
-    except Exception:
-        log.exception("OceanConnect %s failed", operation)
-        return errors.respond(OcError(500, "50252"))
+    body = await read_body(request, services)
+    query = dict(query_pairs(request.scope["query_string"]))
+    if authenticated:
+        app, caller = await authenticate(services, request.headers, query, request.app.state.oceanconnect_throttle)
+    else:
+        app, caller = None, Caller("", None, frozenset())
+    return await fn(Ctx(services, app, caller, query, body))
+
+
+oc_errors = ErrorHandlers()
+
+
+@oc_errors.on(OcError)
+def oc_error(_: Request[Any, Any, Any], err: OcError) -> Response[bytes]:
+    return errors.respond(err)
+
+
+@oc_errors.on(DomainError)
+def domain_error(request: Request[Any, Any, Any], err: DomainError) -> Response[bytes]:
+    return errors.respond(errors.for_domain(err, operation_of(request)))
+
+
+@oc_errors.unexpected(log, lambda request: f"OceanConnect {operation_of(request)}")
+def internal_error(_: Request[Any, Any, Any]) -> Response[bytes]:
+    return errors.respond(OcError(500, "50252"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,9 +323,9 @@ async def query_devices(request: Request[Any, Any, Any]) -> Response[bytes]:
         page_size = int_param(c.query, "pageSize", 25, 1, MAX_DEVICE_PAGE) or 25
         imsi = select_imsi(c.query)
         query = device_query(c.query)
-        if query.node_type == "UNKNOWN":  # every Thingport device is an endpoint or a gateway
-            views, total = [], 0
-        else:
+        views: list[OcView] = []
+        total = 0
+        if query.node_type != "UNKNOWN":  # every Thingport device is an endpoint or a gateway
             views, total = await c.oc.registrations.search(c.caller, query, page_no, page_size)
         return json_response({"totalCount": total, "pageNo": page_no, "pageSize": page_size,
                               "devices": [render.query_device(v, imsi=imsi) for v in views]})
@@ -432,7 +455,7 @@ async def delete_subscriptions(request: Request[Any, Any, Any]) -> Response[byte
     return await handle(request, "unsubscribe", run)
 
 
-router = Router(path="/", tags=["OceanConnect"], route_handlers=[
+router = Router(path="/", tags=["OceanConnect"], exception_handlers=oc_errors.map, route_handlers=[
     login, refresh_token, logout, register, register_password, refresh_device_key, refresh_without_id, activation,
     query_device, query_devices, modify_device, delete_device, subscribe, query_subscription, query_subscriptions,
     delete_subscription, delete_subscriptions,
