@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -12,13 +13,14 @@ import pytest
 
 from tests.conftest import make_product
 from tests.support import mosquitto
+from tests.support.device_login import enos_connect
 from tests.support.mqtt_client import Device as MqttDevice
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.broker import Broker
-from thingport.domain.models import Device, I18nText, ProductType
+from thingport.domain.models import Device, DeviceStatus, I18nText, ProductType
 from thingport.services.container import Services
 from thingport.services.context import Caller
-from thingport.services.devices import DeviceSpec
+from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.services.products import ProductSpec
 
 
@@ -80,3 +82,33 @@ async def dynamic_product(services: Services, caller: Caller) -> str:
 
 def request(method: str, params: Any, rid: str = "1") -> bytes:
     return json.dumps({"id": rid, "version": "1.0", "method": method, "params": params}).encode()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
+
+
+async def status_is(services: Services, caller: Caller, asset_id: str, status: DeviceStatus) -> None:
+    async def check() -> bool:
+        return (await services.devices.get(caller, DeviceRef(asset_id=asset_id))).device.status is status
+    await eventually(check)
+
+
+async def connect(door: Door, fields: tuple[str, str, str]) -> tuple[MqttDevice, int]:
+    client = await door.client(*fields)
+    return client, await client.connect()
+
+
+async def reply_to(client: MqttDevice, topic: str) -> dict[str, Any]:
+    while True:
+        msg = await client.receive()
+        if msg.topic == topic:
+            return dict(json.loads(msg.payload))
+
+
+async def enos_gateway(door: Door, gw: Device, pk: str) -> MqttDevice:
+    client, rc = await connect(door, enos_connect(pk, gw.device_key, gw.secret))
+    assert rc == 0
+    return client

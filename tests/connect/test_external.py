@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import PG_URL, make_product, reset_postgres
-from tests.connect.conftest import MakeDevice, request
-from tests.connect.test_frontdoor import reply_to, status_is
+from tests.connect.conftest import MakeDevice, reply_to, request, status_is
 from tests.support import mosquitto
 from tests.support.device_login import alink_sub, enos_sub_sign
 from tests.support.mqtt_client import Device as Client
@@ -115,14 +114,14 @@ async def test_nodes_in_one_share_group_split_the_requests(
     other = await start_node(services, broker_port, "thingport-b")
     handled: dict[str, int] = {"thingport-a": 0, "thingport-b": 0}
     for n in (node, other):
-        original = n.door.on_bridged_publish
+        original = n.door.remote.on_bridged_publish
 
         async def counting(topic: str, payload: bytes, qos: int = 1, *, _n: ExternalBroker = n,
                            _orig: Any = original) -> bool:
             handled[_n.client_id] += 1
             return bool(await _orig(topic, payload, qos))
 
-        n.door.on_bridged_publish = counting  # type: ignore[method-assign]
+        n.door.remote.on_bridged_publish = counting  # type: ignore[method-assign]
     try:
         gw = await make_device(gateway_product)
         client = await gateway_client(broker_port, gw, gateway_product)
