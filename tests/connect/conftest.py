@@ -15,6 +15,7 @@ from tests.conftest import make_product
 from tests.support import mosquitto
 from tests.support.device_login import enos_connect
 from tests.support.mqtt_client import Device as MqttDevice
+from thingport.connect.external import BrokerUrl, ExternalBroker
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.broker import Broker
 from thingport.domain.models import Device, DeviceStatus, I18nText, ProductType
@@ -111,4 +112,27 @@ async def reply_to(client: MqttDevice, topic: str) -> dict[str, Any]:
 async def enos_gateway(door: Door, gw: Device, pk: str) -> MqttDevice:
     client, rc = await connect(door, enos_connect(pk, gw.device_key, gw.secret))
     assert rc == 0
+    return client
+
+
+# --- external-broker mode: Thingport nodes behind a Mosquitto of their own ---------------------
+
+async def start_node(services: Services, port: int, name: str) -> ExternalBroker:
+    node = ExternalBroker(FrontDoor(services), BrokerUrl("127.0.0.1", port, False), "thingport", client_id=name)
+    await node.start()
+    return node
+
+
+@pytest.fixture
+async def node(services: Services, broker_port: int) -> AsyncIterator[ExternalBroker]:
+    n = await start_node(services, broker_port, "thingport-a")
+    yield n
+    await n.stop()
+
+
+async def gateway_client(port: int, gw: Device, gateway_product: str) -> MqttDevice:
+    client = MqttDevice(port, f"gw-{gw.device_key}")
+    assert await client.connect() == 0
+    await client.subscribe((f"/sys/{gateway_product}/{gw.device_key}/#", 1),
+                           (f"/ext/session/{gateway_product}/{gw.device_key}/#", 1))
     return client
