@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -47,15 +48,23 @@ class Door:
         return MqttDevice(self.port, client_id, username=username, password=password)
 
 
-@pytest.fixture
-async def door(services: Services) -> AsyncIterator[Door]:
-    front = FrontDoor(services)
+@contextlib.asynccontextmanager
+async def embedded(front: FrontDoor) -> AsyncIterator[Door]:
+    """The front door behind an embedded broker on an ephemeral port."""
     broker = Broker(front)
     front.attach(broker)
     await broker.start("127.0.0.1", 0)
-    yield Door(front, broker)
-    await broker.stop()
-    front.close()
+    try:
+        yield Door(front, broker)
+    finally:
+        await broker.stop()
+        front.close()
+
+
+@pytest.fixture
+async def door(services: Services) -> AsyncIterator[Door]:
+    async with embedded(FrontDoor(services)) as d:
+        yield d
 
 
 MakeDevice = Callable[..., Awaitable[Device]]

@@ -30,6 +30,7 @@ async def test_replace_closes_the_session_and_only_the_new_secret_works(
     await status_is(services, caller, dev.asset_id, DeviceStatus.ONLINE)
     await fresh.close()
 
+
 @pytest.mark.parametrize("action", ["disable", "delete"])
 async def test_disable_and_delete_are_notified_then_the_session_closes(
         door: Door, services: Services, caller: Caller, service_product: str, make_device: MakeDevice,

@@ -30,6 +30,7 @@ async def test_enos_login_activates_and_state_follows_the_connection(
     await status_is(services, caller, dev.asset_id, DeviceStatus.OFFLINE)
     assert (await services.devices.get(caller, DeviceRef(asset_id=dev.asset_id))).device.last_offline_time
 
+
 async def test_refusals_reveal_nothing_and_repeated_failures_are_throttled(
         door: Door, services: Services, caller: Caller, service_product: str, make_device: MakeDevice) -> None:
     dev = await make_device(service_product)
@@ -48,6 +49,7 @@ async def test_refusals_reveal_nothing_and_repeated_failures_are_throttled(
     assert rc == 0
     await client.close()
 
+
 async def test_a_device_uses_only_its_own_topics(door: Door, service_product: str, make_device: MakeDevice) -> None:
     a = await make_device(service_product)
     b = await make_device(service_product)
@@ -62,6 +64,7 @@ async def test_a_device_uses_only_its_own_topics(door: Door, service_product: st
     await ca.close()
     await cb.close()
 
+
 async def test_a_second_login_of_the_same_device_replaces_the_first(
         door: Door, services: Services, caller: Caller, service_product: str, make_device: MakeDevice) -> None:
     dev = await make_device(service_product)
@@ -73,6 +76,7 @@ async def test_a_second_login_of_the_same_device_replaces_the_first(
     await status_is(services, caller, dev.asset_id, DeviceStatus.ONLINE)
     await second.close()
     await status_is(services, caller, dev.asset_id, DeviceStatus.OFFLINE)
+
 
 async def test_gateway_disconnect_takes_its_sub_devices_offline(
         door: Door, services: Services, caller: Caller, gateway_product: str, service_product: str,

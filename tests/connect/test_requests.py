@@ -76,6 +76,7 @@ async def test_enos_gateway_topology_and_sub_device_sessions(
     assert (await services.devices.get(caller, DeviceRef(asset_id=sub.asset_id))).device.gateway_asset_id is None
     await client.close()
 
+
 async def test_sub_device_outside_the_topology_cannot_log_in(
         door: Door, gateway_product: str, service_product: str, make_device: MakeDevice) -> None:
     gw = await make_device(gateway_product)
@@ -89,6 +90,7 @@ async def test_sub_device_outside_the_topology_cannot_log_in(
     r = await reply_to(client, f"{session}/combine/login_reply")
     assert r["code"] == 460 and "not a sub-device" in r["message"]
     await client.close()
+
 
 async def test_malformed_requests_get_error_replies_and_the_connection_stays(
         door: Door, gateway_product: str, make_device: MakeDevice) -> None:
@@ -108,6 +110,7 @@ async def test_malformed_requests_get_error_replies_and_the_connection_stays(
     assert (await reply_to(client, f"{base}/thing/topo/get_reply"))["code"] == 200
     await client.close()
 
+
 async def test_enos_device_register_through_a_gateway(
         door: Door, services: Services, caller: Caller, gateway_product: str, service_product: str,
         make_device: MakeDevice) -> None:
@@ -124,6 +127,7 @@ async def test_enos_device_register_through_a_gateway(
     view = await services.devices.get(caller, DeviceRef(asset_id=r["data"][1]["assetId"]))
     assert view.device.name.translations == {"zh_CN": "名"} and view.device.secret == r["data"][1]["deviceSecret"]
     await client.close()
+
 
 async def test_alink_gateway_topology_and_change_notifications(
         door: Door, services: Services, caller: Caller, gateway_product: str, service_product: str,

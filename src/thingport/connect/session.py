@@ -15,6 +15,7 @@ from typing import Protocol
 
 from thingport.connect.family import TopicFamily
 from thingport.connect.mqtt.broker import Action
+from thingport.domain.models import Device
 from thingport.services.connectivity import ConnectivityService
 
 
@@ -56,6 +57,12 @@ class Handoff(Protocol):
         ...
 
     async def deliver(self, session: DeviceSession, link: HandoffLink) -> None: ...
+
+
+async def device_now(session: DeviceSession, link: HandoffLink) -> Device | None:
+    """The session's device as it is now: a handoff reads the secret it hands over after CONNACK."""
+    found = await link.connectivity.login_by_id(session.asset_id)
+    return found[0] if found is not None else None
 
 
 #: Where the device's own (productKey, deviceKey) pair may start among a topic's segments.

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.connect.conftest import Door, MakeDevice, connect, status_is
+from tests.connect.conftest import Door, MakeDevice, connect, embedded, status_is
 from tests.support.device_login import enos_connect
 from thingport.connect import family
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt import codec
-from thingport.connect.mqtt.broker import Broker, ConnectInfo
+from thingport.connect.mqtt.broker import ConnectInfo
 from thingport.connect.schemes import SCHEMES
 from thingport.connect.schemes.base import (
     ByKey,
@@ -28,10 +28,10 @@ from thingport.connect.schemes.base import (
 from thingport.connect.schemes.chain import LoginChain
 from thingport.connect.schemes.oceanconnect import OceanConnectScheme
 from thingport.connect.schemes.signed import SignedScheme
-from thingport.connect.session import DeviceSession, HandoffLink
+from thingport.connect.session import DeviceSession, Handoff, HandoffLink
 from thingport.connect.throttle import LoginThrottle
 from thingport.domain.errors import Unauthenticated
-from thingport.domain.models import DeviceStatus
+from thingport.domain.models import Device, DeviceStatus, Product
 from thingport.services.container import Services
 from thingport.services.context import Caller
 
@@ -120,37 +120,28 @@ class TokenScheme:
         return TokenLogin(conn.client_id.removeprefix("token:"), token)
 
     async def login(self, claim: TokenLogin, services: Services, *, remote: bool) -> DeviceSession:
-        session = await self._session(claim.asset_id, services)
         found = await services.connectivity.login_by_id(claim.asset_id)
-        if session is None or found is None or found[0].secret != claim.token:
+        if found is None or not found[0].enabled or found[0].secret != claim.token:
             raise Unauthenticated("token: does not match", field="token")
-        session.handoff = Welcome()
-        return session
+        return _session(*found, Welcome())
 
     def names(self, username: str) -> bool:
         return username.startswith("token:")
 
     async def session_for(self, username: str, services: Services, by_key: ByKey) -> DeviceSession | None:
-        return await self._session(username.removeprefix("token:"), services)
+        found = await services.connectivity.login_by_id(username.removeprefix("token:"))
+        return _session(*found) if found is not None and found[0].enabled else None
 
-    async def _session(self, asset_id: str, services: Services) -> DeviceSession | None:
-        found = await services.connectivity.login_by_id(asset_id)
-        if found is None or not found[0].enabled:
-            return None
-        device, product = found
-        return DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key, family.ENOS,
-                             is_gateway=product.is_gateway)
+
+def _session(device: Device, product: Product, handoff: Handoff | None = None) -> DeviceSession:
+    return DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key, family.ENOS,
+                         is_gateway=product.is_gateway, handoff=handoff)
 
 
 @pytest.fixture
 async def token_door(services: Services) -> AsyncIterator[Door]:
-    front = FrontDoor(services, schemes=(TokenScheme(), *SCHEMES))
-    broker = Broker(front)
-    front.attach(broker)
-    await broker.start("127.0.0.1", 0)
-    yield Door(front, broker)
-    await broker.stop()
-    front.close()
+    async with embedded(FrontDoor(services, schemes=(TokenScheme(), *SCHEMES))) as d:
+        yield d
 
 
 async def test_a_registered_scheme_logs_devices_in_and_hands_off_like_the_built_in_ones(

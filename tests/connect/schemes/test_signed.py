@@ -45,6 +45,7 @@ async def test_alink_login_with_hmac_password(door: Door, services: Services, ca
     await status_is(services, caller, dev.asset_id, DeviceStatus.ONLINE)
     await client.close()
 
+
 async def test_enos_dynamic_activation_pushes_the_secret_once(
         door: Door, services: Services, caller: Caller, dynamic_product: str, make_device: MakeDevice) -> None:
     dev = await make_device(dynamic_product)
@@ -67,11 +68,13 @@ async def test_enos_dynamic_activation_pushes_the_secret_once(
     assert rc == 0
     await static.close()
 
+
 async def test_product_secret_is_refused_where_dynamic_activation_is_off(
         door: Door, services: Services, caller: Caller, service_product: str, make_device: MakeDevice) -> None:
     dev = await make_device(service_product)
     product = await services.products.get(caller, service_product)
     assert (await connect(door, enos_connect(service_product, dev.device_key, product.secret, mode=3)))[1] == 4
+
 
 async def test_alink_dynamic_registration_over_mqtt(
         door: Door, services: Services, caller: Caller, dynamic_product: str, make_device: MakeDevice) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from thingport.connect import family, messages
 from thingport.connect.mqtt.broker import ConnectInfo
 from thingport.connect.schemes.base import ByKey, UnreadableLogin, user_and_password
-from thingport.connect.session import DeviceSession, Handoff, HandoffLink, oceanconnect_bind_topic
+from thingport.connect.session import DeviceSession, Handoff, HandoffLink, device_now, oceanconnect_bind_topic
 from thingport.crypto import oceanconnect
 from thingport.domain.errors import Unauthenticated
 from thingport.services.container import Services
@@ -39,9 +39,8 @@ class BindAnswer:
     sole_topic = None
 
     async def deliver(self, session: DeviceSession, link: HandoffLink) -> None:
-        found = await link.connectivity.login_by_id(session.asset_id)
-        if found is not None:
-            device = found[0]
+        device = await device_now(session, link)
+        if device is not None:
             link.send(session, oceanconnect_bind_topic(device.device_key), messages.encode({
                 "result": 0, "deviceId": device.asset_id, "nodeId": device.device_key,
                 "deviceSecret": device.secret}), 1)

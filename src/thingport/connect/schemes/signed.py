@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from thingport.connect import family, messages
 from thingport.connect.mqtt.broker import ConnectInfo
 from thingport.connect.schemes.base import ByKey, UnreadableLogin, user_and_password
-from thingport.connect.session import DeviceSession, HandoffLink
+from thingport.connect.session import DeviceSession, HandoffLink, device_now
 from thingport.domain.errors import Unauthenticated
 from thingport.services.connectivity import Credential
 from thingport.services.container import Services
@@ -65,9 +65,8 @@ class ActivationPush:
     sole_topic = None
 
     async def deliver(self, session: DeviceSession, link: HandoffLink) -> None:
-        found = await link.connectivity.login_by_id(session.asset_id)
-        if found is not None:
-            device = found[0]
+        device = await device_now(session, link)
+        if device is not None:
             link.send(session, f"/ext/session/{device.product_key}/{device.device_key}/thing/activate/info",
                       messages.command("thing.activate.info", {
                           "assetId": device.asset_id, "productKey": device.product_key,
@@ -81,11 +80,11 @@ class RegistrationPush:
     sole_topic = "/ext/register"
 
     async def deliver(self, session: DeviceSession, link: HandoffLink) -> None:
-        registered = await link.connectivity.login_by_id(session.asset_id)
-        if registered is not None:
+        device = await device_now(session, link)
+        if device is not None:
             link.send(session, self.sole_topic, messages.encode({"productKey": session.product_key,
                                                                  "deviceName": session.device_key,
-                                                                 "deviceSecret": registered[0].secret}), 1)
+                                                                 "deviceSecret": device.secret}), 1)
         link.close_after(session, REGISTER_GRACE_S, "dynamic registration done")
 
 
