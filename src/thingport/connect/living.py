@@ -32,7 +32,7 @@ from thingport.domain.errors import InvalidArgument
 from thingport.services import events
 from thingport.services.provisioning import CipherRequest
 
-#: Enrollee IEs per ``enrollee/found`` report; the device SDK tracks at most 5 (living.md §4.4).
+#: Enrollee IEs per ``enrollee/found`` report (docs/living.md, "Device side"); the device SDK tracks at most 5.
 MAX_ENROLLEES = 30
 
 

@@ -29,7 +29,7 @@ from thingport.services.provisioning import ProvisioningService
 
 log = logging.getLogger(__name__)
 
-MAX_TOPO_ADD = 30  # Alink: at most 30 sub-devices per thing/topo/add (living.md §4.5)
+MAX_TOPO_ADD = 30  # Alink: at most 30 sub-devices per thing/topo/add (docs/mqtt.md, "Device requests")
 MAX_BATCH_LOGIN = 50  # Alink batch login; EnOS documents none, the same bound protects both
 MAX_REGISTER = 1000
 
