@@ -5,7 +5,7 @@ Client id ``{deviceId|nodeId}_{0|2}_{0|1}_{YYYYMMDDHH}``, user name the same id,
 :func:`thingport.crypto.oceanconnect.parse_client_id`. authType ``1`` is mentioned but never
 described by the vendor, so no scheme reads it (CONNACK 2), as any other digit.
 
-This module is connect/'s one caller of the OceanConnect service.
+This module is connect/'s one caller of the OceanConnect service, all through :func:`_registrations`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from thingport.connect.session import DeviceSession, Handoff, HandoffLink, devic
 from thingport.crypto import oceanconnect
 from thingport.domain.errors import Unauthenticated
 from thingport.services.container import Services
-from thingport.services.oceanconnect import DeviceCredential
+from thingport.services.oceanconnect import DeviceCredential, OceanConnectService
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class OceanConnectScheme:
         """
         if claim.check_time and not oceanconnect.timestamp_is_current(claim.timestamp):
             raise Unauthenticated("timestamp: not the current hour (UTC)", field="timestamp")
-        oc = services.oceanconnect
+        oc = _registrations(services)
         cred = await oc.login_credential(claim.identifier, claim.auth_type)
         if cred is None or not oceanconnect.verify_mqtt_password(cred.secret, claim.timestamp, claim.password):
             raise Unauthenticated("password: does not match", field="password")
@@ -87,12 +87,17 @@ class OceanConnectScheme:
 
     async def session_for(self, username: str, services: Services, by_key: ByKey) -> DeviceSession | None:
         """The deviceId, or the nodeId of a bound device (authType 2); a device waiting for its bind has none."""
-        oc = services.oceanconnect
+        oc = _registrations(services)
         cred = (await oc.login_credential(username, oceanconnect.BY_DEVICE_ID)
                 or await oc.login_credential(username, oceanconnect.BY_NODE_ID))
         if cred is None or cred.binding:
             return None
         return _session(cred, None)
+
+
+def _registrations(services: Services) -> OceanConnectService:
+    """The OceanConnect service that holds registrations, binds and their credentials."""
+    return services.oceanconnect
 
 
 def _session(cred: DeviceCredential, handoff: Handoff | None) -> DeviceSession:
