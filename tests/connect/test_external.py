@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ import httpx
 import pytest
 
 from tests.conftest import PG_URL, make_product, reset_postgres
-from tests.connect.conftest import MakeDevice, request
-from tests.connect.test_frontdoor import reply_to, status_is
+from tests.connect.conftest import MakeDevice, gateway_client, reply_to, request, start_node, status_is
 from tests.support import mosquitto
-from tests.support.device_login import alink_sub, enos_sub_sign
+from tests.support.device_login import enos_sub_sign
 from tests.support.mqtt_client import Device as Client
 from thingport.app import create_app
 from thingport.connect.external import BrokerUrl, EmqxKick, ExternalBroker
@@ -33,30 +31,9 @@ from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.settings import Settings
 
 
-async def start_node(services: Services, port: int, name: str) -> ExternalBroker:
-    node = ExternalBroker(FrontDoor(services), BrokerUrl("127.0.0.1", port, False), "thingport", client_id=name)
-    await node.start()
-    return node
-
-
-@pytest.fixture
-async def node(services: Services, broker_port: int) -> AsyncIterator[ExternalBroker]:
-    n = await start_node(services, broker_port, "thingport-a")
-    yield n
-    await n.stop()
-
-
 def sub_entry(pk: str, sub: Device, cid: str = "c1", ts: str = "1700000000000") -> dict[str, Any]:
     return {"productKey": pk, "deviceKey": sub.device_key, "clientId": cid, "timestamp": ts, "signMethod": "sha256",
             "sign": enos_sub_sign(pk, sub.device_key, sub.secret, cid=cid, ts=ts)}
-
-
-async def gateway_client(port: int, gw: Device, gateway_product: str) -> Client:
-    client = Client(port, f"gw-{gw.device_key}")
-    assert await client.connect() == 0
-    await client.subscribe((f"/sys/{gateway_product}/{gw.device_key}/#", 1),
-                           (f"/ext/session/{gateway_product}/{gw.device_key}/#", 1))
-    return client
 
 
 async def test_the_shared_subscriptions_cover_every_request_topic(node: ExternalBroker) -> None:
@@ -115,14 +92,14 @@ async def test_nodes_in_one_share_group_split_the_requests(
     other = await start_node(services, broker_port, "thingport-b")
     handled: dict[str, int] = {"thingport-a": 0, "thingport-b": 0}
     for n in (node, other):
-        original = n.door.on_bridged_publish
+        original = n.door.remote.on_bridged_publish
 
         async def counting(topic: str, payload: bytes, qos: int = 1, *, _n: ExternalBroker = n,
                            _orig: Any = original) -> bool:
             handled[_n.client_id] += 1
             return bool(await _orig(topic, payload, qos))
 
-        n.door.on_bridged_publish = counting  # type: ignore[method-assign]
+        n.door.remote.on_bridged_publish = counting  # type: ignore[method-assign]
     try:
         gw = await make_device(gateway_product)
         client = await gateway_client(broker_port, gw, gateway_product)
@@ -244,20 +221,3 @@ async def test_serve_in_external_mode_consumes_and_answers_hooks(
                                   "username": f"{gw.device_key}&{gateway_product}"})
         assert r.json() == {"result": "ok"}
         await status_is(svc, caller, gw.asset_id, DeviceStatus.ONLINE)
-
-
-async def test_alink_requests_are_answered_in_alink_form(
-        node: ExternalBroker, broker_port: int, service_product: str, gateway_product: str,
-        make_device: MakeDevice) -> None:
-    gw = await make_device(gateway_product)
-    sub = await make_device(service_product)
-    client = await gateway_client(broker_port, gw, gateway_product)
-    base = f"/sys/{gateway_product}/{gw.device_key}"
-    entry = alink_sub(service_product, sub.device_key, sub.secret)
-    await client.publish(f"{base}/thing/topo/add", request("thing.topo.add", [entry]), 1)
-    r = await reply_to(client, f"{base}/thing/topo/add_reply")
-    assert r["code"] == 200 and r["data"] == [{"productKey": service_product, "deviceName": sub.device_key}], r
-    await client.publish(f"{base}/thing/topo/delete",
-                         request("thing.topo.delete", [{"productKey": service_product, "deviceName": "nobody"}]), 1)
-    assert (await reply_to(client, f"{base}/thing/topo/delete_reply"))["code"] == 6100  # Alink: device not found
-    await client.close()

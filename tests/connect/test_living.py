@@ -11,9 +11,7 @@ import json
 from typing import Any
 
 from tests.conftest import make_product
-from tests.connect.conftest import Door, MakeDevice, request
-from tests.connect.test_external import start_node
-from tests.connect.test_frontdoor import connect, reply_to, status_is
+from tests.connect.conftest import Door, MakeDevice, connect, reply_to, request, start_node, status_is
 from tests.support.device_login import alink_connect, alink_sub, enos_connect
 from tests.support.mqtt_client import Device as Client
 from thingport.crypto import awss

@@ -3,7 +3,8 @@
 The broker authenticates devices and checks their topic rights by calling the HTTP hooks of
 :mod:`thingport.dialects.emqx`; this module consumes the platform's request topics through a shared
 subscription (``$share/{group}/…``), so each request reaches exactly one of the Thingport nodes,
-which answers it with the front door's handlers and publishes the reply and any downlink.
+which answers it with the front door's handlers (through its remote sessions,
+:mod:`thingport.connect.remote`) and publishes the reply and any downlink.
 
 Plain MQTT cannot close another client's connection. With EMQX the front door's kicks go to its
 REST API (``DELETE /api/v5/clients/{clientid}``) when ``emqx_api_url`` is set; otherwise a closed
@@ -214,7 +215,7 @@ class ExternalBroker:
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
         try:
-            await self.door.on_bridged_publish(topic, payload, 1)
+            await self.door.remote.on_bridged_publish(topic, payload, 1)
         except Exception:  # one bad request must not stop the consumer
             log.exception("bridged request on %s failed", topic)
 

@@ -1,21 +1,23 @@
-"""The Living Platform's device side over MQTT: provisioning requests, and the downlinks apps cause.
+"""The Living Platform's device side over MQTT: provisioning requests, and the commands apps cause.
 
 Requests (Alink, ``/sys/{pk}/{dn}/…``, answered on ``<topic>_reply``) go to the provisioning service:
 a device reports its bind token, a registrar the enrollees it sniffed and asks for the key of one
 it was told to check in (the permit-join rule of ``thing/topo/add`` is the connectivity service's,
 as the rule is a product's whatever family its gateway speaks). What an app does to a
-device (bind, permit, remove a sub-device, start provisioning) is a committed ``living.*`` event,
-sent here as that device's downlink: once, so a device that is offline then misses it.
+device (bind, permit, remove a sub-device, start provisioning) is a committed ``living.*`` event;
+:func:`downlink` is the command it becomes, which :mod:`thingport.connect.downlinks` sends once, so
+a device that is offline then misses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from thingport.connect import messages
 from thingport.connect.messages import Request
 from thingport.connect.requests import (
+    DeviceContext,
     DeviceRequests,
     Handler,
     Target,
@@ -30,24 +32,21 @@ from thingport.domain.errors import InvalidArgument
 from thingport.services import events
 from thingport.services.provisioning import CipherRequest
 
-if TYPE_CHECKING:
-    from thingport.connect.frontdoor import FrontDoor
-
-#: Enrollee IEs per ``enrollee/found`` report; the device SDK tracks at most 5 (living.md §4.4).
+#: Enrollee IEs per ``enrollee/found`` report (docs/living.md, "Device side"); the device SDK tracks at most 5.
 MAX_ENROLLEES = 30
 
 
 # --- requests -----------------------------------------------------------------------------------
 
-async def enrollee_match(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def enrollee_match(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     """``thing/awss/enrollee/match`` ``{token}``: the device's bind token, replacing its earlier one."""
     own_target(session, target)
     params = as_object(req.params)
-    await door.services.provisioning.report_bind_token(session.asset_id, text(params, "token", strict=True))
+    await ctx.provisioning.report_bind_token(session.asset_id, text(params, "token", strict=True))
     return {}
 
 
-async def enrollee_found(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def enrollee_found(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     """``thing/awss/enrollee/found``: a registrar's sniffed enrollee IEs; the reply lists those accepted.
 
     An IE that does not parse or verify is dropped, not refused: it is what the air carried.
@@ -58,20 +57,20 @@ async def enrollee_found(door: FrontDoor, session: DeviceSession, req: Request, 
         raise InvalidArgument("awssVer: must be an object", field="awssVer")
     payloads = strings(params, "payload", MAX_ENROLLEES)
     rssi: int | str = integer(params, "rssi") if params.get("rssi") is not None else ""
-    return await door.services.provisioning.report_enrollees(
+    return await ctx.provisioning.report_enrollees(
         session.asset_id, payloads, ssid=text(params, "ssid", required=False, strict=True),
         bssid=text(params, "bssid", required=False, strict=True), rssi=rssi,
         reporter_type=integer(params, "type", 0))
 
 
-async def cipher_get(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def cipher_get(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     """``thing/cipher/get``: the provisioning key of an enrollee the registrar was told to check in."""
     own_target(session, target)
     params = as_object(req.params)
     cipher = CipherRequest(text(params, "productKey", strict=True), text(params, "deviceName", strict=True),
                            integer(params, "cipherType", 3), text(params, "random", strict=True),
                            text(params, "mac", required=False, strict=True) or None)
-    return await door.services.provisioning.registrar_cipher(session.asset_id, cipher)
+    return await ctx.provisioning.registrar_cipher(session.asset_id, cipher)
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {
@@ -110,20 +109,3 @@ def downlink(ev: events.Event) -> tuple[str, bytes]:
     p = ev.payload
     return f"/sys/{p['productKey']}/{p['deviceKey']}/{path}", messages.command(method, params(p))
 
-
-async def deliver(door: FrontDoor, ev: events.Event) -> None:
-    """Send the event's downlink to the device through this node, or by topic behind an external broker.
-
-    Like the front door's own notices, it goes to any session but an OceanConnect one (those devices
-    use other topics); an EnOS-signed device shares the ``/sys`` tree. A live Alink gateway is not
-    sent ``thing/topo/change`` here: the front door's ``topology.changed`` handling, which runs first
-    for the same removal, told it already, so it gets exactly one.
-    """
-    assert ev.asset_id is not None
-    topic, body = downlink(ev)
-    session = door.downlink_session(ev.asset_id)
-    if session is None:
-        door.send_by_topic(topic, body, 1)
-    elif session.dialect != "oceanconnect" and not (ev.kind == events.LIVING_TOPO_CHANGE
-                                                     and session.dialect == "alink"):
-        door.send(session, topic, body, 1)

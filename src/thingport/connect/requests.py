@@ -3,8 +3,12 @@
 Topics ``/sys/{pk}/{dk}/{path}`` and ``/ext/session/{pk}/{dk}/{path}``; each handler gets the parsed
 request and answers with reply ``data`` or a domain error, which becomes the family's code
 (:mod:`thingport.connect.messages`). EnOS and Alink share the topics and differ in a field name
-(``deviceKey`` / ``deviceName``) and a few spellings, which the handlers accept both of.
+(``deviceKey`` / ``deviceName``) and a few spellings, which the handlers accept both of; what they
+answer follows the session's :class:`~thingport.connect.family.TopicFamily`.
 Other dialects' device features add their handlers with :meth:`DeviceRequests.add`.
+
+Handlers see the node only as a :class:`DeviceContext`: the services they call and the gateway's
+sub-device sessions.
 """
 
 from __future__ import annotations
@@ -12,23 +16,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from thingport.connect import messages
 from thingport.connect.messages import BadRequest, Request
 from thingport.connect.session import DeviceSession
-from thingport.crypto.device_sign import Family
 from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.domain.models import I18nText
-from thingport.services.connectivity import Credential, DeviceLogin
+from thingport.services.connectivity import ConnectivityService, Credential, DeviceLogin
 from thingport.services.devices import DeviceSpec
-
-if TYPE_CHECKING:
-    from thingport.connect.frontdoor import FrontDoor
+from thingport.services.provisioning import ProvisioningService
 
 log = logging.getLogger(__name__)
 
-MAX_TOPO_ADD = 30  # Alink: at most 30 sub-devices per thing/topo/add (living.md §4.5)
+MAX_TOPO_ADD = 30  # Alink: at most 30 sub-devices per thing/topo/add (docs/mqtt.md, "Device requests")
 MAX_BATCH_LOGIN = 50  # Alink batch login; EnOS documents none, the same bound protects both
 MAX_REGISTER = 1000
 
@@ -53,7 +54,25 @@ class Target:
     path: str
 
 
-Handler = Callable[["FrontDoor", DeviceSession, Request, Target], Awaitable[Any]]
+class DeviceContext(Protocol):
+    """What a request handler may use of the node: the services it calls, the gateway's sessions."""
+
+    @property
+    def connectivity(self) -> ConnectivityService: ...
+
+    @property
+    def provisioning(self) -> ProvisioningService: ...
+
+    async def refresh_subs(self, session: DeviceSession) -> None: ...
+
+    async def sub_login(self, gateway: DeviceSession, cred: Credential) -> DeviceLogin: ...
+
+    async def sub_logout(self, gateway: DeviceSession, product_key: str, device_key: str) -> None: ...
+
+    def send(self, session: DeviceSession, topic: str, payload: bytes, qos: int = 0) -> None: ...
+
+
+Handler = Callable[[DeviceContext, DeviceSession, Request, Target], Awaitable[Any]]
 
 
 def parse_topic(topic: str) -> Target | None:
@@ -78,7 +97,7 @@ class DeviceRequests:
         """Topic filters matching every request handled here, any device (``/sys/+/+/thing/topo/add`` …)."""
         return sorted(f"/{root}/+/+/{path}" for root, path in self._handlers)
 
-    async def handle(self, door: FrontDoor, session: DeviceSession, topic: str, payload: bytes, qos: int) -> bool:
+    async def handle(self, ctx: DeviceContext, session: DeviceSession, topic: str, payload: bytes, qos: int) -> bool:
         """Answer a platform request; True when the message was the platform's (not to be routed)."""
         target = parse_topic(topic)
         if target is None:
@@ -88,27 +107,22 @@ class DeviceRequests:
         handler = self._handlers.get((target.root, target.path))
         if handler is None:
             return False
-        family: Family = "alink" if session.dialect == "alink" else "enos"
         try:
             req = messages.parse_request(payload)
         except BadRequest as exc:
-            door.send(session, topic + "_reply",
-                      messages.reply(exc.request_id, messages.PARAM_ERROR, None, exc.message), qos)
+            ctx.send(session, topic + "_reply",
+                     messages.reply(exc.request_id, messages.PARAM_ERROR, None, exc.message), qos)
             return True
         try:
-            data = await handler(door, session, req, target)
+            data = await handler(ctx, session, req, target)
             body = messages.reply(req.id, messages.OK, data)
         except DomainError as err:
-            body = messages.reply(req.id, messages.error_code(family, err), None, err.message)
-        door.send(session, topic + "_reply", body, qos)
+            body = messages.reply(req.id, messages.error_code(session.family.reply_codes, err), None, err.message)
+        ctx.send(session, topic + "_reply", body, qos)
         return True
 
 
 # --- helpers shared by the handlers -----------------------------------------------------------
-
-def key_name(session: DeviceSession) -> str:
-    return "deviceName" if session.dialect == "alink" else "deviceKey"
-
 
 def own_target(session: DeviceSession, target: Target) -> None:
     if not session.owns(target.product_key, target.device_key):
@@ -194,12 +208,12 @@ def credential(entry: dict[str, Any], shared: dict[str, Any] | None = None) -> C
 
 
 def device_entry(session: DeviceSession, pk: str, dk: str, **extra: Any) -> dict[str, Any]:
-    return {"productKey": pk, key_name(session): dk, **extra}
+    return {"productKey": pk, session.family.key_field: dk, **extra}
 
 
 def login_entry(session: DeviceSession, login: DeviceLogin) -> dict[str, Any]:
     d = login.device
-    if session.dialect == "alink":
+    if not session.family.sub_login_details:
         return device_entry(session, d.product_key, d.device_key)
     extra: dict[str, Any] = {"assetId": d.asset_id}
     if login.activating:
@@ -209,35 +223,35 @@ def login_entry(session: DeviceSession, login: DeviceLogin) -> dict[str, Any]:
 
 # --- handlers -----------------------------------------------------------------------------------
 
-async def topo_add(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def topo_add(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
     creds = [credential(e) for e in as_list(req.params, "params", MAX_TOPO_ADD)]
-    added = await door.services.connectivity.add_topology(session.asset_id, creds)
-    await door.refresh_subs(session)
+    added = await ctx.connectivity.add_topology(session.asset_id, creds)
+    await ctx.refresh_subs(session)
     return [device_entry(session, d.product_key, d.device_key) for d in added]
 
 
-async def topo_delete(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def topo_delete(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
     refs = [device_of(e) for e in as_list(req.params, "params", MAX_REGISTER)]
-    removed = await door.services.connectivity.remove_topology(session.asset_id, refs)
-    await door.refresh_subs(session)
+    removed = await ctx.connectivity.remove_topology(session.asset_id, refs)
+    await ctx.refresh_subs(session)
     return [device_entry(session, d.product_key, d.device_key) for d in removed]
 
 
-async def topo_get(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def topo_get(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
-    subs = await door.services.connectivity.sub_devices(session.asset_id)
+    subs = await ctx.connectivity.sub_devices(session.asset_id)
     return [device_entry(session, d.product_key, d.device_key) for d in subs]
 
 
-async def combine_login(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def combine_login(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
-    login = await door.sub_login(session, credential(as_object(req.params)))
+    login = await ctx.sub_login(session, credential(as_object(req.params)))
     return login_entry(session, login)
 
 
-async def combine_login_batch(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def combine_login_batch(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     """EnOS ``combine/login/batch`` (shared clientId/timestamp) and Alink ``combine/batch_login``."""
     own_target(session, target)
     params = as_object(req.params)
@@ -249,30 +263,30 @@ async def combine_login_batch(door: FrontDoor, session: DeviceSession, req: Requ
     for entry in entries:
         cred = credential(entry, shared)
         try:
-            logged.append(login_entry(session, await door.sub_login(session, cred)))
+            logged.append(login_entry(session, await ctx.sub_login(session, cred)))
         except DomainError as err:
             log.info("sub-device login of %s/%s via %s refused: %s", cred.product_key, cred.device_key,
                      session.asset_id, err.message)
             failed.append(device_entry(session, cred.product_key, cred.device_key))
-    if session.dialect == "alink":
-        if failed and not logged:
-            raise InvalidArgument("deviceList: no sub-device could log in", field="deviceList")
-        return logged
-    return {"loginedSubDevices": logged, "failedSubDevices": failed}
+    if session.family.batch_login_lists_failures:
+        return {"loginedSubDevices": logged, "failedSubDevices": failed}
+    if failed and not logged:
+        raise InvalidArgument("deviceList: no sub-device could log in", field="deviceList")
+    return logged
 
 
-async def combine_logout(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def combine_logout(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
     entries = [req.params] if isinstance(req.params, dict) else as_list(req.params, "params", MAX_BATCH_LOGIN)
     out = []
     for entry in entries:
         pk, dk = device_of(entry)
-        await door.sub_logout(session, pk, dk)
+        await ctx.sub_logout(session, pk, dk)
         out.append(device_entry(session, pk, dk))
     return out[0] if isinstance(req.params, dict) else out
 
 
-async def device_register(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def device_register(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     """EnOS ``thing.device.register``: deviceName a string or a StringI18n ``{defaultValue, i18nValue}``."""
     own_target(session, target)
     specs = []
@@ -295,36 +309,36 @@ async def device_register(door: FrontDoor, session: DeviceSession, req: Request,
             text(entry, "productKey"), label, text(entry, "timezone", required=False) or "+00:00",
             device_key=text(entry, "deviceKey", required=False) or None, attributes=attributes,
             description=text(entry, "deviceDesc", required=False) or None))
-    created = await door.services.connectivity.register_devices(session.asset_id, specs)
+    created = await ctx.connectivity.register_devices(session.asset_id, specs)
     return [{"assetId": d.asset_id, "productKey": d.product_key, "deviceKey": d.device_key,
              "deviceSecret": d.secret} for d in created]
 
 
-async def sub_register(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def sub_register(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
     refs = [device_of(e) for e in as_list(req.params, "params", MAX_REGISTER)]
-    devices = await door.services.connectivity.sub_register(session.asset_id, refs)
+    devices = await ctx.connectivity.sub_register(session.asset_id, refs)
     return [device_entry(session, d.product_key, d.device_key, deviceSecret=d.secret, iotId=d.asset_id)
             for d in devices]
 
 
-async def product_register(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def product_register(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     """Alink gateway-proxied dynamic registration: each sub-device signed with its product secret."""
     own_target(session, target)
     out = []
     entries = as_list(req.params, "proxieds", MAX_REGISTER, key="proxieds")
     for entry in entries:
         pk, dk = device_of(entry)
-        reg = await door.services.connectivity.register(
+        reg = await ctx.connectivity.register(
             pk, dk, text(entry, "random"), text(entry, "signMethod", "signmethod"), text(entry, "sign"))
         out.append(device_entry(session, pk, dk, deviceSecret=reg.device.secret))
     return {"proxieds": out}
 
 
-async def list_found(door: FrontDoor, session: DeviceSession, req: Request, target: Target) -> Any:
+async def list_found(ctx: DeviceContext, session: DeviceSession, req: Request, target: Target) -> Any:
     own_target(session, target)
     refs = [device_of(e) for e in as_list(req.params, "params", MAX_REGISTER)]
-    found = await door.services.connectivity.report_found(session.asset_id, refs)
+    found = await ctx.connectivity.report_found(session.asset_id, refs)
     return [device_entry(session, d.product_key, d.device_key) for d in found]
 
 

@@ -1,4 +1,4 @@
-"""Who is on an MQTT connection, and which topics that device may use.
+"""Who is on an MQTT connection, which topics that device may use, and what its login hands it.
 
 A device publishes and subscribes only under its own topics: those whose first segments after
 the root name its product and key (``/sys/{pk}/{dk}/…``, ``/ext/session/{pk}/{dk}/…``,
@@ -11,12 +11,12 @@ topics of its sub-devices. Wildcards are allowed only after the part that names 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Protocol
 
+from thingport.connect.family import TopicFamily
 from thingport.connect.mqtt.broker import Action
-
-Dialect = Literal["enos", "alink", "oceanconnect"]
-Purpose = Literal["device", "activate", "register", "bind"]
+from thingport.domain.models import Device
+from thingport.services.connectivity import ConnectivityService
 
 
 def oceanconnect_bind_topic(node_id: str) -> str:
@@ -25,6 +25,45 @@ def oceanconnect_bind_topic(node_id: str) -> str:
     Named by the nodeId, the one name the device knows before its bind (docs/oceanconnect.md).
     """
     return f"/huawei/v1/bind/{node_id}"
+
+
+class HandoffLink(Protocol):
+    """What a handoff may use: the device's record, its session's downlink, closing that session."""
+
+    @property
+    def connectivity(self) -> ConnectivityService: ...
+
+    def send(self, session: DeviceSession, topic: str, payload: bytes, qos: int = 0) -> None: ...
+
+    def close_after(self, session: DeviceSession, delay_s: float, reason: str) -> None: ...
+
+
+class Handoff(Protocol):
+    """What a login hands the device right after CONNACK (a secret, a bind answer).
+
+    Only a broker of ours can send it before the device's first request, so behind an external
+    broker a login with a handoff is refused (:class:`thingport.connect.schemes.base.NeedsEmbeddedBroker`).
+    """
+
+    @property
+    def name(self) -> str:
+        """What the login is, for the log: ``dynamic activation`` …"""
+        ...
+
+    @property
+    def sole_topic(self) -> str | None:
+        """Set when the session exists only for the handoff: it never puts the device online, may
+        subscribe to this topic alone, and is closed by the handoff. None: it goes on as the device's."""
+        ...
+
+    async def deliver(self, session: DeviceSession, link: HandoffLink) -> None: ...
+
+
+async def device_now(session: DeviceSession, link: HandoffLink) -> Device | None:
+    """The session's device as it is now: a handoff reads the secret it hands over after CONNACK."""
+    found = await link.connectivity.login_by_id(session.asset_id)
+    return found[0] if found is not None else None
+
 
 #: Where the device's own (productKey, deviceKey) pair may start among a topic's segments.
 _PAIR_AT = (1, 2, 3)
@@ -37,18 +76,20 @@ class DeviceSession:
     org_id: str
     product_key: str
     device_key: str
-    dialect: Dialect
+    family: TopicFamily
     is_gateway: bool = False
-    #: ``activate``: EnOS dynamic activation, the secret is pushed once connected; ``register``:
-    #: Alink dynamic registration, the secret goes to ``/ext/register`` and the session ends;
-    #: ``bind``: an OceanConnect device bound by its verify code, its deviceId and secret go to
-    #: :func:`oceanconnect_bind_topic` and the session goes on as the bound device's.
-    purpose: Purpose = "device"
+    #: What the login hands the device once connected, if anything (its scheme's choice).
+    handoff: Handoff | None = None
     client_id: str = ""
     #: Sub-devices in the gateway's topology: asset id → (productKey, deviceKey).
     subs: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Sub-devices the gateway has logged in (combine/login): asset id → (productKey, deviceKey).
     online_subs: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def handoff_only(self) -> bool:
+        """The session exists only to receive its handoff, not as the device going online."""
+        return self.handoff is not None and self.handoff.sole_topic is not None
 
     def owns(self, product_key: str, device_key: str) -> bool:
         return (product_key, device_key) == (self.product_key, self.device_key)
@@ -57,10 +98,11 @@ class DeviceSession:
         return self.owns(product_key, device_key) or (product_key, device_key) in self.subs.values()
 
     def may(self, topic: str, action: Action) -> bool:
-        if self.purpose == "register":
-            return action == "subscribe" and topic == "/ext/register"
+        sole = self.handoff.sole_topic if self.handoff is not None else None
+        if sole is not None:
+            return action == "subscribe" and topic == sole
         segs = topic.split("/")
-        if self.dialect == "oceanconnect":
+        if not self.family.sys_tree:
             if topic == oceanconnect_bind_topic(self.device_key):
                 return action == "subscribe"
             prefixes = (["", "huawei", "v1", "devices", self.asset_id], ["$oc", "devices", self.asset_id])

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.connect.conftest import MakeDevice, gateway_product, make_device  # noqa: F401 (fixtures)
-from tests.connect.test_frontdoor import status_is
+from tests.connect.conftest import MakeDevice, gateway_product, make_device, status_is  # noqa: F401 (fixtures)
 from tests.support.device_login import enos_connect, enos_sub_sign, oceanconnect_connect
 from thingport.domain.models import DeviceStatus
 from thingport.services.connectivity import Credential

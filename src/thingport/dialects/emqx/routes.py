@@ -8,9 +8,10 @@
   ``$events/client_disconnected`` (``{"event": "client.connected"|"client.disconnected", "clientid",
   "username", "reason"}``): the device goes online / offline.
 
-Every decision is the front door's (:class:`thingport.connect.frontdoor.FrontDoor`): the same login
-check, topic rights and online state as on the embedded broker. Each call may reach any Thingport
-node, so rights are derived from the user name, not from a session this node holds.
+Every decision is the front door's (:class:`thingport.connect.frontdoor.FrontDoor`, through its
+:class:`~thingport.connect.remote.RemoteSessions`): the same login check, topic rights and online
+state as on the embedded broker. Each call may reach any Thingport node, so rights are derived from
+the user name, not from a session this node holds.
 
 Only the broker may call these: ``Authorization: Bearer {emqx_hook_token}``; with no token set the
 hooks are off (403). A malformed authentication or authorization request is answered ``deny`` with a
@@ -113,7 +114,7 @@ async def authenticate(request: Req) -> dict[str, Any]:
     conn = ConnectInfo(body.clientid, body.username or None,
                        body.password.encode() if body.password else None, True, 0,
                        (body.peerhost or "", 0), False)
-    result = await door_of(request).authenticate_remote(conn)
+    result = await door_of(request).remote.authenticate(conn)
     return {"result": "allow" if result.return_code == codec.ACCEPTED else "deny", "is_superuser": False}
 
 
@@ -124,7 +125,7 @@ async def authorize(request: Req) -> dict[str, Any]:
         body = decode(await request.body(), AuthzIn)
     except DomainError as err:
         return _deny(err)
-    allowed = await door_of(request).authorize_remote(body.username, body.topic, body.action)
+    allowed = await door_of(request).remote.authorize(body.username, body.topic, body.action)
     return {"result": "allow" if allowed else "deny"}
 
 
@@ -139,11 +140,11 @@ async def client_event(request: Req) -> Response[dict[str, Any]]:
             raise InvalidArgument("username: missing", field="username")
     except DomainError as err:
         return Response({"result": "error", "message": err.message}, status_code=400)
-    door = door_of(request)
+    remote = door_of(request).remote
     if body.event == "client.connected":
-        known = await door.connected_remote(body.clientid, body.username)
+        known = await remote.connected(body.clientid, body.username)
     else:
-        known = await door.disconnected_remote(body.clientid, body.username, body.reason or "")
+        known = await remote.disconnected(body.clientid, body.username, body.reason or "")
     return Response({"result": "ok" if known else "ignored"})
 
 

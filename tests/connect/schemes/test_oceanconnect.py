@@ -1,4 +1,5 @@
-"""OceanConnect devices on the MQTT front door: bind by verify code, password mode, the life of a device.
+"""OceanConnect logins: what the scheme reads of a CONNECT; bind by verify code, password mode, the life
+of a device on the embedded broker.
 
 The registrations and refreshes go through the real northbound routes (``/iocm/app/...``), the
 device through a real MQTT client, and the pushes to a real HTTP callback server.
@@ -13,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.connect.conftest import Door
-from tests.connect.test_frontdoor import connect, status_is
+from tests.connect.conftest import Door, MakeDevice, connect, status_is
 from tests.support.device_login import oceanconnect_connect
 from tests.support.mqtt_client import Device as Client
 from tests.support.oc_client import OcClient, oc_error
 from tests.support.receiver import Receiver, receiver
 from thingport.connect.mqtt.broker import ConnectInfo
+from thingport.connect.schemes.oceanconnect import OceanConnectLogin, OceanConnectScheme
 from thingport.connect.session import DeviceSession
 from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
 from thingport.domain.models import DeviceStatus
@@ -41,6 +42,39 @@ async def pushes(oc: OcClient, services: Services) -> AsyncIterator[tuple[Receiv
             assert r.status_code == 201, r.text
         yield rec, worker
     await worker.stop()
+
+
+def info(client_id: str, username: str | None = "dk&pk", password: bytes | None = b"pw") -> ConnectInfo:
+    return ConnectInfo(client_id, username, password, True, 60, None, False)
+
+
+def test_oceanconnect_logins_are_read_by_device_id_and_node_id() -> None:
+    oc = OceanConnectScheme().read(info("D39564861q3gDa_0_1_2018072417", "D39564861q3gDa"))
+    assert isinstance(oc, OceanConnectLogin)
+    assert (oc.identifier, oc.auth_type, oc.check_time, oc.timestamp) == ("D39564861q3gDa", 0, True,
+                                                                          "2018072417")
+    node = OceanConnectScheme().read(info("urn:imei:8612_3_2_0_2018072417", "urn:imei:8612_3"))
+    assert isinstance(node, OceanConnectLogin) and (node.identifier, node.auth_type) == ("urn:imei:8612_3", 2)
+
+
+def test_other_forms_are_not_oceanconnect_logins() -> None:
+    assert OceanConnectScheme().read(info("dk|securemode=2,signmethod=sha256|")) is None
+    assert OceanConnectScheme().read(info("D1_1_1_2018072417", "D1")) is None  # authType 1: never described
+
+
+async def test_oceanconnect_login_by_device_id(door: Door, services: Services, caller: Caller,
+                                               service_product: str, make_device: MakeDevice) -> None:
+    dev = await make_device(service_product)
+    client, rc = await connect(door, oceanconnect_connect(dev.asset_id, dev.secret))
+    assert rc == 0
+    await status_is(services, caller, dev.asset_id, DeviceStatus.ONLINE)
+    await client.close()
+    # sigType 1 checks the hour; sigType 0 does not
+    _, rc = await connect(door, oceanconnect_connect(dev.asset_id, dev.secret, ts="2018072417"))
+    assert rc == 4
+    ok, rc = await connect(door, oceanconnect_connect(dev.asset_id, dev.secret, ts="2018072417", sig_type=0))
+    assert rc == 0
+    await ok.close()
 
 
 async def bind(door: Door, node_id: str, verify_code: str) -> tuple[Client, dict[str, Any]]:
@@ -168,9 +202,9 @@ async def test_an_external_broker_cannot_bind_and_leaves_the_code_unused(door: D
     """Behind an external broker the answer could not follow the CONNACK: refused before it is used."""
     await oc.register("ext-node-0001", verifyCode="EXT-CODE")
     cid, user, password = oceanconnect_connect("ext-node-0001", "EXT-CODE", auth_type=BY_NODE_ID)
-    result = await door.door.authenticate_remote(ConnectInfo(cid, user, password.encode(), True, 60, None, False))
+    result = await door.door.remote.authenticate(ConnectInfo(cid, user, password.encode(), True, 60, None, False))
     assert not isinstance(result.principal, DeviceSession)
     _, answer = await bind(door, "ext-node-0001", "EXT-CODE")  # still pending: the embedded broker binds it
     # and once bound, the external broker's rights lookup knows the device by its nodeId as user name
-    session = await door.door.session_for("ext-node-0001")
+    session = await door.door.remote.session_for("ext-node-0001")
     assert session is not None and session.asset_id == answer["deviceId"]

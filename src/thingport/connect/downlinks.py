@@ -1,0 +1,189 @@
+"""Registry events → what devices are told and which sessions close.
+
+Replacing, disabling or deleting a device tells it (on the documented topics) and closes its
+session at once; its gateway, if it logged in through one, hears of it too, and of its enabling.
+An online gateway whose family hears of topology changes is told those it did not make, and a
+Living app's action (a ``living.*`` event) becomes its device's command (:func:`thingport.connect.living.downlink`).
+
+Behind an external broker (a :class:`TopicRoutedDownlink`) the device may be connected through any
+node: what no session of this node knows goes to the device's topics, and sessions are closed by
+user name.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from thingport.connect import family, living, messages
+from thingport.connect.family import TopicFamily
+from thingport.connect.session import DeviceSession
+from thingport.services import events
+from thingport.services.connectivity import ConnectivityService
+
+
+class Downlink(Protocol):
+    """Where the front door sends messages and which sessions it can close (a broker)."""
+
+    def send_to(self, client_id: str, topic: str, payload: bytes, qos: int = 0) -> bool: ...
+
+    async def disconnect_client(self, client_id: str, reason: str = "", *,
+                                discard_session: bool = False) -> bool: ...
+
+
+@runtime_checkable
+class TopicRoutedDownlink(Downlink, Protocol):
+    """A broker this node is only a client of: messages are routed by topic, sessions closed by user name.
+
+    The device may be connected through any node, so notifications go to its topics even when no
+    session of this node knows it, and a session to close is found by the device's user name.
+    """
+
+    async def disconnect_user(self, username: str, reason: str = "") -> bool: ...
+
+
+class SessionTable(Protocol):
+    """What routing needs of the front door: its live sessions, their gateways and its way out."""
+
+    @property
+    def connectivity(self) -> ConnectivityService: ...
+
+    @property
+    def downlink(self) -> Downlink | None: ...
+
+    def live(self, asset_id: str) -> DeviceSession | None: ...
+
+    def via(self, asset_id: str) -> DeviceSession | None: ...
+
+    def live_gateway(self, sub_asset_id: str) -> DeviceSession | None: ...
+
+    def send(self, session: DeviceSession, topic: str, payload: bytes, qos: int = 0) -> None: ...
+
+    async def refresh_subs(self, session: DeviceSession) -> None: ...
+
+    async def drop_sub(self, gateway: DeviceSession, asset_id: str) -> None: ...
+
+
+class DownlinkRouter:
+    def __init__(self, sessions: SessionTable, bus: events.EventBus) -> None:
+        self.sessions = sessions
+        self._unsubscribe = bus.subscribe(self.on_event)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    async def on_event(self, ev: events.Event) -> None:
+        if ev.asset_id is None:
+            return
+        if ev.kind in events.SESSION_ENDING:
+            await self._end_sessions(ev)
+        elif ev.kind == events.DEVICE_ENABLED:
+            await self._notify_via_gateway(ev.asset_id, "enable")
+        elif ev.kind == events.TOPOLOGY_CHANGED:
+            await self._topology_changed(ev)
+        elif ev.kind in living.DOWNLINKS:
+            await self._living(ev)
+
+    def _routed(self) -> TopicRoutedDownlink | None:
+        downlink = self.sessions.downlink
+        return downlink if isinstance(downlink, TopicRoutedDownlink) else None
+
+    async def _end_sessions(self, ev: events.Event) -> None:
+        assert ev.asset_id is not None
+        action = {events.DEVICE_DISABLED: "disable", events.DEVICE_DELETED: "delete"}.get(ev.kind)
+        session = self.sessions.live(ev.asset_id)
+        routed = self._routed()
+        if session is not None:
+            if action is not None and session.family.sys_tree:
+                self.sessions.send(session, f"/sys/{session.product_key}/{session.device_key}/thing/{action}",
+                                   messages.command(f"thing.{action}", {}), 1)
+            downlink = self.sessions.downlink
+            if downlink is not None:
+                await downlink.disconnect_client(session.client_id, f"device {ev.kind}")
+        elif routed is not None:
+            pk, dk = ev.payload.get("productKey"), ev.payload.get("deviceKey")
+            if pk and dk:
+                if action is not None:
+                    routed.send_to("", f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}), 1)
+                await routed.disconnect_user(f"{dk}&{pk}", f"device {ev.kind}")
+            await routed.disconnect_user(ev.asset_id, f"device {ev.kind}")  # OceanConnect user name
+        gateway = self.sessions.via(ev.asset_id)
+        if gateway is not None:
+            if action is not None:
+                await self._notify_via_gateway(ev.asset_id, action)
+            await self.sessions.drop_sub(gateway, ev.asset_id)
+        elif action == "disable" and routed is not None:
+            await self._notify_via_gateway(ev.asset_id, action)
+
+    async def _notify_via_gateway(self, asset_id: str, action: str) -> None:
+        """Tell a sub-device's live gateway, on the topics its family hears sub-device notices on.
+
+        Behind an external broker the gateway may be connected through another node: it is found in
+        the topology, and as this node cannot know its family, the topics of both signed families
+        are used (the gateway listens on one of them, nobody on the other).
+        """
+        gateway = self.sessions.live_gateway(asset_id)
+        families: tuple[TopicFamily, ...] = (gateway.family,) if gateway is not None else ()
+        if gateway is None and self._routed() is not None:
+            gateway, families = await self._gateway_of(asset_id), family.SIGNED
+        if gateway is None or asset_id not in gateway.subs:
+            return
+        pk, dk = gateway.subs[asset_id]
+        for fam in families:
+            if not fam.sys_tree:
+                continue
+            if fam.sub_notices_via_combine:
+                self.sessions.send(gateway, f"/ext/session/{gateway.product_key}/{gateway.device_key}/combine/{action}",
+                                   messages.command(f"combine.{action}", {"productKey": pk, "deviceKey": dk}), 1)
+            else:
+                self.sessions.send(gateway, f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}),
+                                   1)
+
+    async def _gateway_of(self, sub_asset_id: str) -> DeviceSession | None:
+        """A session standing for a sub-device's gateway as the topology names it (sent to by topic)."""
+        found = await self.sessions.connectivity.login_by_id(sub_asset_id)
+        if found is None or found[0].gateway_asset_id is None:
+            return None
+        gw = await self.sessions.connectivity.login_by_id(found[0].gateway_asset_id)
+        if gw is None:
+            return None
+        device, product = gw
+        session = DeviceSession(device.asset_id, device.org_id, device.product_key, device.device_key,
+                                family.SIGNED[0], is_gateway=product.is_gateway,
+                                client_id=f"{device.device_key}&{device.product_key}")
+        await self.sessions.refresh_subs(session)
+        return session
+
+    async def _topology_changed(self, ev: events.Event) -> None:
+        assert ev.asset_id is not None
+        session = self.sessions.live(ev.asset_id)
+        if session is None:
+            return
+        before = dict(session.subs)
+        await self.sessions.refresh_subs(session)
+        if not session.family.hears_topology_changes or ev.payload.get("origin") == session.asset_id:
+            return
+        for status, ids, known in ((0, ev.payload.get("added", []), session.subs),
+                                   (1, ev.payload.get("removed", []), before)):
+            subs = [{"productKey": known[i][0], "deviceName": known[i][1]} for i in ids if i in known]
+            if subs:
+                self.sessions.send(session, f"/sys/{session.product_key}/{session.device_key}/thing/topo/change",
+                                   messages.command("thing.topo.change", {"status": status, "subList": subs}), 1)
+
+    async def _living(self, ev: events.Event) -> None:
+        """A Living app's command: to the device's session on this node (its own or its gateway's),
+        else by topic behind an external broker.
+
+        Only families on the shared topic tree get it. A live gateway that hears of topology changes
+        is not sent ``thing/topo/change`` here: :meth:`_topology_changed`, which runs first for the
+        same removal, told it already, so it gets exactly one.
+        """
+        assert ev.asset_id is not None
+        topic, body = living.downlink(ev)
+        session = self.sessions.live(ev.asset_id) or self.sessions.via(ev.asset_id)
+        if session is None:
+            routed = self._routed()
+            if routed is not None:
+                routed.send_to("", topic, body, 1)
+        elif session.family.sys_tree and not (ev.kind == events.LIVING_TOPO_CHANGE
+                                              and session.family.hears_topology_changes):
+            self.sessions.send(session, topic, body, 1)
