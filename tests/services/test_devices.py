@@ -69,9 +69,9 @@ async def test_replace_revokes_old_key_and_emits_event(services: Services, calle
     assert view.device.status is DeviceStatus.INACTIVE
     with pytest.raises(DeviceNotFound):
         await services.devices.get(caller, DeviceRef(product_key=service_product, device_key="dev-a"))
-    replaced = [e for e in seen if e.kind == events.DEVICE_REPLACED]
-    assert replaced and replaced[0].payload["deviceKey"] == "dev-a" and replaced[0].payload["newDeviceKey"] == "dev-b"
-    assert events.DEVICE_REPLACED in events.SESSION_ENDING
+    replaced = [e.payload for e in seen if isinstance(e.payload, events.DeviceReplaced)]
+    assert replaced and replaced[0].device_key == "dev-a" and replaced[0].new_device_key == "dev-b"
+    assert events.DeviceReplaced in events.SESSION_ENDING
 
 
 async def test_events_are_written_to_the_outbox(services: Services, caller: Caller, service_product: str) -> None:
@@ -80,8 +80,8 @@ async def test_events_are_written_to_the_outbox(services: Services, caller: Call
     await services.devices.set_enabled(caller, DeviceRef(d.asset_id), False)
     async with services.core.read() as conn:
         rows = await services.core.events.since(conn, 0)
-    kinds = [r["kind"] for r in rows]
-    assert kinds[-2:] == [events.DEVICE_CREATED, events.DEVICE_DISABLED]
+    kinds = [r.kind for r in rows]
+    assert kinds[-2:] == [events.DeviceCreated.KIND, events.DeviceDisabled.KIND]
 
 
 async def test_failed_transaction_publishes_nothing(services: Services, caller: Caller, service_product: str) -> None:

@@ -72,25 +72,26 @@ class DownlinkRouter:
         self._unsubscribe()
 
     async def on_event(self, ev: events.Event) -> None:
+        p = ev.payload
         if ev.asset_id is None:
             return
-        if ev.kind in events.SESSION_ENDING:
-            await self._end_sessions(ev)
-        elif ev.kind == events.DEVICE_ENABLED:
+        if isinstance(p, events.SESSION_ENDING):
+            await self._end_sessions(ev.asset_id, p)
+        elif isinstance(p, events.DeviceEnabled):
             await self._notify_via_gateway(ev.asset_id, "enable")
-        elif ev.kind == events.TOPOLOGY_CHANGED:
-            await self._topology_changed(ev)
-        elif ev.kind in living.DOWNLINKS:
-            await self._living(ev)
+        elif isinstance(p, events.TopologyChanged):
+            await self._topology_changed(ev.asset_id, p)
+        elif isinstance(p, events.LivingDownlink):
+            await self._living(ev.asset_id, p)
 
     def _routed(self) -> TopicRoutedDownlink | None:
         downlink = self.sessions.downlink
         return downlink if isinstance(downlink, TopicRoutedDownlink) else None
 
-    async def _end_sessions(self, ev: events.Event) -> None:
-        assert ev.asset_id is not None
-        action = {events.DEVICE_DISABLED: "disable", events.DEVICE_DELETED: "delete"}.get(ev.kind)
-        session = self.sessions.live(ev.asset_id)
+    async def _end_sessions(self, asset_id: str, p: events.DeviceEvent) -> None:
+        action = {events.DeviceDisabled: "disable", events.DeviceDeleted: "delete"}.get(type(p))
+        reason = f"device {p.KIND}"
+        session = self.sessions.live(asset_id)
         routed = self._routed()
         if session is not None:
             if action is not None and session.family.sys_tree:
@@ -98,21 +99,20 @@ class DownlinkRouter:
                                    messages.command(f"thing.{action}", {}), 1)
             downlink = self.sessions.downlink
             if downlink is not None:
-                await downlink.disconnect_client(session.client_id, f"device {ev.kind}")
+                await downlink.disconnect_client(session.client_id, reason)
         elif routed is not None:
-            pk, dk = ev.payload.get("productKey"), ev.payload.get("deviceKey")
-            if pk and dk:
-                if action is not None:
-                    routed.send_to("", f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}), 1)
-                await routed.disconnect_user(f"{dk}&{pk}", f"device {ev.kind}")
-            await routed.disconnect_user(ev.asset_id, f"device {ev.kind}")  # OceanConnect user name
-        gateway = self.sessions.via(ev.asset_id)
+            pk, dk = p.product_key, p.device_key
+            if action is not None:
+                routed.send_to("", f"/sys/{pk}/{dk}/thing/{action}", messages.command(f"thing.{action}", {}), 1)
+            await routed.disconnect_user(f"{dk}&{pk}", reason)
+            await routed.disconnect_user(asset_id, reason)  # OceanConnect user name
+        gateway = self.sessions.via(asset_id)
         if gateway is not None:
             if action is not None:
-                await self._notify_via_gateway(ev.asset_id, action)
-            await self.sessions.drop_sub(gateway, ev.asset_id)
+                await self._notify_via_gateway(asset_id, action)
+            await self.sessions.drop_sub(gateway, asset_id)
         elif action == "disable" and routed is not None:
-            await self._notify_via_gateway(ev.asset_id, action)
+            await self._notify_via_gateway(asset_id, action)
 
     async def _notify_via_gateway(self, asset_id: str, action: str) -> None:
         """Tell a sub-device's live gateway, on the topics its family hears sub-device notices on.
@@ -153,23 +153,21 @@ class DownlinkRouter:
         await self.sessions.refresh_subs(session)
         return session
 
-    async def _topology_changed(self, ev: events.Event) -> None:
-        assert ev.asset_id is not None
-        session = self.sessions.live(ev.asset_id)
+    async def _topology_changed(self, asset_id: str, p: events.TopologyChanged) -> None:
+        session = self.sessions.live(asset_id)
         if session is None:
             return
         before = dict(session.subs)
         await self.sessions.refresh_subs(session)
-        if not session.family.hears_topology_changes or ev.payload.get("origin") == session.asset_id:
+        if not session.family.hears_topology_changes or p.origin == session.asset_id:
             return
-        for status, ids, known in ((0, ev.payload.get("added", []), session.subs),
-                                   (1, ev.payload.get("removed", []), before)):
+        for status, ids, known in ((0, p.added, session.subs), (1, p.removed, before)):
             subs = [{"productKey": known[i][0], "deviceName": known[i][1]} for i in ids if i in known]
             if subs:
                 self.sessions.send(session, f"/sys/{session.product_key}/{session.device_key}/thing/topo/change",
                                    messages.command("thing.topo.change", {"status": status, "subList": subs}), 1)
 
-    async def _living(self, ev: events.Event) -> None:
+    async def _living(self, asset_id: str, p: events.LivingDownlink) -> None:
         """A Living app's command: to the device's session on this node (its own or its gateway's),
         else by topic behind an external broker.
 
@@ -177,13 +175,12 @@ class DownlinkRouter:
         is not sent ``thing/topo/change`` here: :meth:`_topology_changed`, which runs first for the
         same removal, told it already, so it gets exactly one.
         """
-        assert ev.asset_id is not None
-        topic, body = living.downlink(ev)
-        session = self.sessions.live(ev.asset_id) or self.sessions.via(ev.asset_id)
+        topic, body = living.downlink(p)
+        session = self.sessions.live(asset_id) or self.sessions.via(asset_id)
         if session is None:
             routed = self._routed()
             if routed is not None:
                 routed.send_to("", topic, body, 1)
-        elif session.family.sys_tree and not (ev.kind == events.LIVING_TOPO_CHANGE
+        elif session.family.sys_tree and not (isinstance(p, events.LivingTopoChange)
                                               and session.family.hears_topology_changes):
             self.sessions.send(session, topic, body, 1)

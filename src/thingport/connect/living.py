@@ -11,8 +11,9 @@ a device that is offline then misses it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from thingport.connect import messages
 from thingport.connect.messages import Request
@@ -87,25 +88,23 @@ def register(requests: DeviceRequests) -> None:
 
 # --- downlinks ----------------------------------------------------------------------------------
 
-Params = Callable[[dict[str, Any]], Any]
-
-#: event kind → (topic under ``/sys/{pk}/{dn}/``, method, params from the event payload).
-DOWNLINKS: dict[str, tuple[str, str, Params]] = {
-    events.LIVING_BIND_NOTIFY: ("_thing/event/notify", "_thing.event.notify", lambda p: {
-        "identifier": "awss.BindNotify",
-        "value": {"iotId": p["iotId"], "identityId": p["identityId"], "owned": p["owned"],
-                  "productKey": p["productKey"], "deviceName": p["deviceKey"], "operation": p["operation"]}}),
-    events.LIVING_GATEWAY_PERMIT: ("thing/gateway/permit", "thing.gateway.permit", lambda p: p["permit"]),
-    events.LIVING_TOPO_CHANGE: ("thing/topo/change", "thing.topo.change",
-                                lambda p: {"status": p["status"], "subList": p["subList"]}),
-    events.LIVING_ENROLLEE_CHECKIN: ("thing/awss/enrollee/checkin", "thing.awss.enrollee.checkin",
-                                     lambda p: p["enrollee"]),
-}
-
-
-def downlink(ev: events.Event) -> tuple[str, bytes]:
-    """The topic and command a ``living.*`` event becomes."""
-    path, method, params = DOWNLINKS[ev.kind]
-    p = ev.payload
-    return f"/sys/{p['productKey']}/{p['deviceKey']}/{path}", messages.command(method, params(p))
-
+def downlink(p: events.LivingDownlink) -> tuple[str, bytes]:
+    """The topic under ``/sys/{pk}/{dn}/`` and the command a ``living.*`` event becomes."""
+    params: Any
+    match p:
+        case events.LivingBindNotify():
+            path, method = "_thing/event/notify", "_thing.event.notify"
+            params = {"identifier": "awss.BindNotify",
+                      "value": {"iotId": p.iot_id, "identityId": p.identity_id, "owned": p.owned,
+                                "productKey": p.product_key, "deviceName": p.device_key, "operation": p.operation}}
+        case events.LivingGatewayPermit():
+            path, method, params = "thing/gateway/permit", "thing.gateway.permit", msgspec.to_builtins(p.permit)
+        case events.LivingTopoChange():
+            path, method = "thing/topo/change", "thing.topo.change"
+            params = {"status": p.status, "subList": msgspec.to_builtins(p.sub_list)}
+        case events.LivingEnrolleeCheckin():
+            path, method = "thing/awss/enrollee/checkin", "thing.awss.enrollee.checkin"
+            params = msgspec.to_builtins(p.enrollee)
+        case _:
+            raise TypeError(f"no Living downlink for {p.KIND}")
+    return f"/sys/{p.product_key}/{p.device_key}/{path}", messages.command(method, params)

@@ -177,8 +177,9 @@ class RemoteSessions:
         """
         if ev.asset_id is None:
             return
-        if ev.kind in events.SESSION_ENDING or ev.kind in (events.DEVICE_ENABLED, events.TOPOLOGY_CHANGED):
-            ending = ev.asset_id if ev.kind in events.SESSION_ENDING else None
+        ends = isinstance(ev.payload, events.SESSION_ENDING)
+        if ends or isinstance(ev.payload, (events.DeviceEnabled, events.TopologyChanged)):
+            ending = ev.asset_id if ends else None
             self._by_user.clear()
             self._bridged = {k: v for k, v in self._bridged.items() if v[1].asset_id != ending}
 

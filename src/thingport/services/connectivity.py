@@ -235,9 +235,8 @@ class ConnectivityService:
             for pk, dk in refs:
                 found.append(await self._org_device(conn, gateway.org_id, pk, dk, "deviceName"))
         async with self.core.write(gateway.org_id) as tx:
-            await tx.emit(events.SUB_DEVICES_FOUND, gateway.asset_id,
-                          {"subDevices": [{"assetId": d.asset_id, "productKey": d.product_key,
-                                           "deviceKey": d.device_key} for d in found]})
+            await tx.emit(events.SubDevicesFound(sub_devices=[events.SubDevice.of(d) for d in found]),
+                          gateway.asset_id)
         return found
 
     async def _org_device(self, conn: Any, org_id: str, product_key: str, device_key: str, field: str) -> Device:

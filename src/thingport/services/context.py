@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from thingport.crypto.keyring import Keyring
 from thingport.domain.errors import PermissionDenied
 from thingport.domain.models import Permission, now_ms
-from thingport.services.events import Event, EventBus
+from thingport.services.events import Event, EventBus, EventPayload
 from thingport.settings import Settings
 from thingport.store.accounts import AccountStore
 from thingport.store.db import Database
@@ -53,12 +53,12 @@ class Tx:
     now: int
     pending: list[Event] = field(default_factory=list)
 
-    async def emit(self, kind: str, asset_id: str | None, payload: dict[str, Any] | None = None,
-                   *, org_id: str | None = None) -> None:
+    async def emit(self, payload: EventPayload, asset_id: str | None = None, *, org_id: str | None = None) -> None:
+        """Record ``payload`` about ``asset_id`` (None: not about a device) in the transaction's
+        organization, or ``org_id`` for a transaction not opened for one."""
         org = org_id or self.org_id
-        body = payload or {}
-        eid = await self.outbox.append(self.conn, org, kind, asset_id, body, self.now)
-        self.pending.append(Event(kind, org, asset_id, body, eid, self.now))
+        eid = await self.outbox.append(self.conn, org, payload.KIND, asset_id, payload, self.now)
+        self.pending.append(Event(payload, org, asset_id, eid, self.now))
 
 
 class Core:

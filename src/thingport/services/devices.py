@@ -149,8 +149,7 @@ class DeviceService:
         except IntegrityError as exc:
             raise DeviceKeyExists(f"deviceKey: {key} exists in product {product.product_key}",
                                   field="deviceKey") from exc
-        await tx.emit(events.DEVICE_CREATED, device.asset_id,
-                      {"productKey": device.product_key, "deviceKey": device.device_key})
+        await tx.emit(events.DeviceCreated.of(device), device.asset_id)
         return DeviceView(device, product)
 
     async def _fresh_key(self, conn: AsyncConnection, product_key: str) -> str:
@@ -208,8 +207,7 @@ class DeviceService:
                 update_time=tx.now,
             )
             await self.core.devices.save(tx.conn, device)
-            await tx.emit(events.DEVICE_UPDATED, device.asset_id, {"productKey": device.product_key,
-                                                                    "deviceKey": device.device_key})
+            await tx.emit(events.DeviceUpdated.of(device), device.asset_id)
             return await self.view_of(tx.conn, caller, device)
 
     async def delete(self, caller: Caller, ref: DeviceRef) -> Device:
@@ -222,8 +220,8 @@ class DeviceService:
     async def delete_in(self, tx: Tx, device: Device) -> None:
         """Delete inside the caller's transaction (a dialect deleting several devices at once)."""
         await self.core.devices.delete(tx.conn, device.asset_id)
-        await tx.emit(events.DEVICE_DELETED, device.asset_id,
-                      {**_session(device), "gatewayId": device.gateway_asset_id}, org_id=device.org_id)
+        await tx.emit(events.DeviceDeleted(product_key=device.product_key, device_key=device.device_key,
+                                           gateway_id=device.gateway_asset_id), device.asset_id, org_id=device.org_id)
 
     async def set_enabled(self, caller: Caller, ref: DeviceRef, enabled: bool) -> Device:
         """Enable a disabled device, or disable an enabled one (11794 otherwise)."""
@@ -250,8 +248,8 @@ class DeviceService:
             device.online = False
             device.last_offline_time = tx.now
         await self.core.devices.save(tx.conn, device, labels=False)
-        await tx.emit(events.DEVICE_ENABLED if enabled else events.DEVICE_DISABLED, device.asset_id,
-                      _session(device), org_id=device.org_id)
+        await tx.emit((events.DeviceEnabled if enabled else events.DeviceDisabled).of(device), device.asset_id,
+                      org_id=device.org_id)
 
     async def replace_key(self, caller: Caller, ref: DeviceRef, new_device_key: str, *,
                           key_version: str = "v2.1") -> DeviceView:
@@ -298,8 +296,8 @@ class DeviceService:
                 await self.core.devices.save(tx.conn, device, labels=False)
         except IntegrityError as exc:
             raise taken from exc
-        await tx.emit(events.DEVICE_REPLACED, device.asset_id, {**_session(old), "newDeviceKey": new_key},
-                      org_id=device.org_id)
+        await tx.emit(events.DeviceReplaced(product_key=old.product_key, device_key=old.device_key,
+                                            new_device_key=new_key), device.asset_id, org_id=device.org_id)
 
     # connectivity (called by the MQTT front door) -----------------------------------------
     async def mark_connected(self, asset_id: str) -> Device | None:
@@ -323,18 +321,14 @@ class DeviceService:
             else:
                 device.last_offline_time = tx.now
             await self.core.devices.save(tx.conn, device, labels=False)
-            await tx.emit(events.DEVICE_CONNECTED if online else events.DEVICE_DISCONNECTED, asset_id,
-                          _session(device), org_id=device.org_id)
+            await tx.emit((events.DeviceConnected if online else events.DeviceDisconnected).of(device), asset_id,
+                          org_id=device.org_id)
             return device
 
     async def reset_online_state(self) -> int:
         """At start-up: nobody is connected yet, so devices recorded online become offline."""
         async with self.core.write() as tx:
             return await self.core.devices.mark_all_offline(tx.conn, tx.now)
-
-
-def _session(device: Device) -> dict[str, Any]:
-    return {"productKey": device.product_key, "deviceKey": device.device_key}
 
 
 def require_gateway(view: DeviceView) -> None:

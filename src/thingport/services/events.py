@@ -4,6 +4,11 @@ Every event is first written to the ``events`` table in the transaction that cau
 consumer that was down can catch up from the table), then handed to in-process subscribers once
 that transaction has committed. The MQTT front door subscribes to close sessions; push delivery
 of other dialects reads the table.
+
+What an event says is one :class:`EventPayload` struct per kind, shared by the service that emits
+it and every consumer. Its JSON is the row's ``payload`` column, and a running deployment keeps
+its outbox across an upgrade: field names (camelCase) and values are a stored format, so a field
+is renamed never, and added only with a default that reads the older rows.
 """
 
 from __future__ import annotations
@@ -11,58 +16,271 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Self
+
+import msgspec
+
+from thingport.domain.models import Device
+from thingport.store.events import EventRow
 
 log = logging.getLogger(__name__)
 
-DEVICE_CREATED = "device.created"
-DEVICE_UPDATED = "device.updated"
-DEVICE_REPLACED = "device.replaced"
-DEVICE_DELETED = "device.deleted"
-DEVICE_ENABLED = "device.enabled"
-DEVICE_DISABLED = "device.disabled"
-DEVICE_CONNECTED = "device.connected"
-DEVICE_DISCONNECTED = "device.disconnected"
-TOPOLOGY_CHANGED = "topology.changed"
-#: A gateway reported sub-devices it discovered (Alink ``thing/list/found``).
-SUB_DEVICES_FOUND = "topology.found"
-#: A device registered by verify code completed its bind (OceanConnect): it has its secret now.
-DEVICE_BOUND = "device.bound"
-#: A pending bind was not completed in time (OceanConnect): the registration lapsed.
-DEVICE_BIND_EXPIRED = "device.bind_expired"
-PRODUCT_CREATED = "product.created"
-PRODUCT_UPDATED = "product.updated"
-PRODUCT_DELETED = "product.deleted"
-#: A sub-device left its gateway: its (gateway-proxied) session must end. Payload: productKey, deviceKey,
-#: gatewayAssetId, gatewayProductKey, gatewayDeviceKey.
-DEVICE_DETACHED = "device.detached"
+#: kind → the struct of its payload, filled as the structs below are defined (one each).
+KINDS: dict[str, type[EventPayload]] = {}
 
-# Living Platform downlinks: the asset id is the device the message goes to; every payload carries
-# orgId, productKey and deviceKey of that device plus the message fields (docs/living.md).
-#: ``/sys/{pk}/{dn}/_thing/event/notify`` identifier ``awss.BindNotify``; payload adds iotId, identityId,
-#: owned (0/1), operation ("Bind" | "Unbind").
-LIVING_BIND_NOTIFY = "living.bind_notify"
-#: ``/sys/{pk}/{dn}/thing/gateway/permit``; payload adds permit = {productKey, time}.
-LIVING_GATEWAY_PERMIT = "living.gateway_permit"
-#: ``/sys/{pk}/{dn}/thing/topo/change``; payload adds status (1 = deleted) and subList [{productKey, deviceName}].
-LIVING_TOPO_CHANGE = "living.topo_change"
-#: ``/sys/{pk}/{dn}/thing/awss/enrollee/checkin`` to the registrar; payload adds enrollee =
-#: {productKey, deviceName, timeout}.
-LIVING_ENROLLEE_CHECKIN = "living.enrollee_checkin"
+
+class _Stored(msgspec.Struct, rename="camel", omit_defaults=True):
+    """camelCase JSON, the keys the table has always held; a field at its default is left out."""
+
+
+class EventPayload(_Stored):
+    """What an event of kind ``KIND`` says. A subclass that sets ``KIND`` is that kind's one struct."""
+
+    KIND: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("KIND")
+        if kind is None:  # an abstract base of several kinds
+            return
+        if kind in KINDS:
+            raise TypeError(f"event kind {kind} has two structs: {KINDS[kind].__name__} and {cls.__name__}")
+        KINDS[kind] = cls
+
+
+# --- devices --------------------------------------------------------------------------------------
+
+class DeviceEvent(EventPayload):
+    """About one device, named by the keys it logs in with: its session (and, behind an external
+    broker, its user name) is found from them, and a push can describe a device deleted since."""
+
+    product_key: str
+    device_key: str
+
+
+class PlainDeviceEvent(DeviceEvent):
+    """A device event that carries nothing beyond the device's keys."""
+
+    @classmethod
+    def of(cls, device: Device) -> Self:
+        return cls(product_key=device.product_key, device_key=device.device_key)
+
+
+class DeviceCreated(PlainDeviceEvent):
+    KIND = "device.created"
+
+
+class DeviceUpdated(PlainDeviceEvent):
+    KIND = "device.updated"
+
+
+class DeviceEnabled(PlainDeviceEvent):
+    KIND = "device.enabled"
+
+
+class DeviceDisabled(PlainDeviceEvent):
+    KIND = "device.disabled"
+
+
+class DeviceConnected(PlainDeviceEvent):
+    KIND = "device.connected"
+
+
+class DeviceDisconnected(PlainDeviceEvent):
+    KIND = "device.disconnected"
+
+
+class DeviceReplaced(DeviceEvent):
+    """The device got ``new_device_key`` and a new secret; the keys are the old ones, whose session ends."""
+
+    KIND = "device.replaced"
+    new_device_key: str
+
+
+class DeviceDeleted(DeviceEvent, omit_defaults=False):
+    """``gateway_id``: the gateway the device was under (OceanConnect's ``deviceDeleted`` names it);
+    ``null`` for a directly connected one, missing in rows written before it was recorded."""
+
+    KIND = "device.deleted"
+    gateway_id: str | None = None
+
+
+class DeviceDetached(DeviceEvent):
+    """A sub-device left its gateway: its (gateway-proxied) session must end."""
+
+    KIND = "device.detached"
+    gateway_asset_id: str
+    gateway_product_key: str
+    gateway_device_key: str
+
+
+class DeviceBound(DeviceEvent):
+    """A device registered by verify code completed its bind (OceanConnect): it has its secret now."""
+
+    KIND = "device.bound"
+    node_id: str | None
+
+
+class DeviceBindExpired(DeviceEvent):
+    """A pending bind was not completed in time (OceanConnect): the registration lapsed, and a
+    never-bound device was ``deleted`` with it (``name`` describes it in the push)."""
+
+    KIND = "device.bind_expired"
+    node_id: str | None
+    name: str | None
+    deleted: bool
+
+
+# --- topology -------------------------------------------------------------------------------------
+
+class SubDevice(_Stored):
+    asset_id: str
+    product_key: str
+    device_key: str
+
+    @classmethod
+    def of(cls, device: Device) -> Self:
+        return cls(asset_id=device.asset_id, product_key=device.product_key, device_key=device.device_key)
+
+
+class TopologyChanged(EventPayload):
+    """Sub-devices ``added`` to or ``removed`` from the gateway the event is about.
+
+    ``origin`` is ``api`` or the asset id of the device that asked, so a gateway is told only of
+    changes it did not make (absent in the oldest rows). A removal also names the gateway and the
+    removed devices by key.
+    """
+
+    KIND = "topology.changed"
+    added: list[str]
+    removed: list[str]
+    origin: str | None = None
+    product_key: str | None = None
+    device_key: str | None = None
+    removed_devices: list[SubDevice] | None = None
+
+
+class SubDevicesFound(EventPayload):
+    """A gateway reported sub-devices it discovered (Alink ``thing/list/found``)."""
+
+    KIND = "topology.found"
+    sub_devices: list[SubDevice]
+
+
+# --- products -------------------------------------------------------------------------------------
+
+class ProductEvent(EventPayload):
+    product_key: str
+
+
+class ProductCreated(ProductEvent):
+    KIND = "product.created"
+
+
+class ProductUpdated(ProductEvent):
+    """``living``: the Living Platform metadata changed, not the product itself."""
+
+    KIND = "product.updated"
+    living: bool = False
+
+
+class ProductDeleted(ProductEvent):
+    KIND = "product.deleted"
+
+
+# --- Living Platform downlinks (docs/living.md) -----------------------------------------------------
+
+class LivingDownlink(EventPayload):
+    """A Living app's action that becomes a command to the device the event is about, named here
+    by its organization and keys (``connect/living.py`` says the topic and body of each)."""
+
+    org_id: str
+    product_key: str
+    device_key: str
+
+
+class LivingBindNotify(LivingDownlink):
+    """``awss.BindNotify``: a user bound (``Bind``) or unbound (``Unbind``) the device."""
+
+    KIND = "living.bind_notify"
+    iot_id: str
+    identity_id: str
+    owned: int
+    operation: str
+
+
+class JoinPermit(_Stored):
+    """Which product may join a gateway (``""`` any) and for how long (0 always, 65535 closed)."""
+
+    product_key: str
+    time: int
+
+
+class LivingGatewayPermit(LivingDownlink):
+    KIND = "living.gateway_permit"
+    permit: JoinPermit
+
+
+class DeviceName(_Stored):
+    """A device as the Living topics name it."""
+
+    product_key: str
+    device_name: str
+
+
+class LivingTopoChange(LivingDownlink):
+    """``status`` 1: the sub-devices in ``sub_list`` were deleted from the gateway."""
+
+    KIND = "living.topo_change"
+    status: int
+    sub_list: list[DeviceName]
+
+
+class CheckinEnrollee(DeviceName):
+    timeout: int
+
+
+class LivingEnrolleeCheckin(LivingDownlink):
+    """The registrar may let ``enrollee`` (asset id ``enrollee_iot_id``) onto the network."""
+
+    KIND = "living.enrollee_checkin"
+    enrollee: CheckinEnrollee
+    enrollee_iot_id: str
+
 
 #: Events after which a live device session must be closed at once.
-SESSION_ENDING = frozenset({DEVICE_REPLACED, DEVICE_DELETED, DEVICE_DISABLED, DEVICE_DETACHED})
+SESSION_ENDING: Final = (DeviceReplaced, DeviceDeleted, DeviceDisabled, DeviceDetached)
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str
+    """A payload in its envelope, the ``events`` row's columns: organization, device, id and time."""
+
+    payload: EventPayload
     org_id: str
     asset_id: str | None
-    payload: dict[str, Any] = field(default_factory=dict)
     id: int = 0
     time: int = 0
+
+    @property
+    def kind(self) -> str:
+        return self.payload.KIND
+
+
+def decode(row: EventRow) -> Event | None:
+    """The stored row as an event, or None (logged) to skip it: a kind this node does not know (a
+    newer or older node wrote it) or a payload it cannot read must not stop a reader of the table."""
+    cls = KINDS.get(row.kind)
+    if cls is None:
+        log.info("skipping event %s of unknown kind %s", row.id, row.kind)
+        return None
+    try:
+        payload = msgspec.json.decode(row.payload, type=cls)
+    except msgspec.DecodeError as exc:
+        log.warning("skipping event %s: unreadable %s payload: %s", row.id, row.kind, exc)
+        return None
+    return Event(payload, row.org_id, row.asset_id, row.id, row.create_time)
 
 
 Subscriber = Callable[[Event], Awaitable[None]]

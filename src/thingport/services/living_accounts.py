@@ -301,10 +301,10 @@ class LivingAccountService:
 
     async def notify(self, tx: Tx, device: Device, b: Binding, operation: str) -> None:
         """``awss.BindNotify`` for the device (the front door publishes ``_thing/event/notify``)."""
-        await tx.emit(events.LIVING_BIND_NOTIFY, device.asset_id, {
-            "orgId": device.org_id, "productKey": device.product_key, "deviceKey": device.device_key,
-            "iotId": device.asset_id, "identityId": b.identity_id, "owned": 1 if b.owned else 0,
-            "operation": operation}, org_id=device.org_id)
+        await tx.emit(events.LivingBindNotify(
+            org_id=device.org_id, product_key=device.product_key, device_key=device.device_key,
+            iot_id=device.asset_id, identity_id=b.identity_id, owned=1 if b.owned else 0,
+            operation=operation), device.asset_id, org_id=device.org_id)
 
     # product metadata (operator) ----------------------------------------------------------------
     async def product_meta(self, org_id: str, product_key: str) -> ProductMeta:
@@ -348,5 +348,5 @@ class LivingAccountService:
             if patch.require_permit_join is not None:
                 meta = replace(meta, require_permit_join=patch.require_permit_join)
             await self.store.put_product_meta(tx.conn, meta)
-            await tx.emit(events.PRODUCT_UPDATED, None, {"productKey": product_key, "living": True})
+            await tx.emit(events.ProductUpdated(product_key=product_key, living=True))
         return meta

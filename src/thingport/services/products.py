@@ -62,7 +62,7 @@ class ProductService:
                 create_time=tx.now, create_by=caller.app_key, update_time=tx.now, update_by=caller.app_key,
             )
             await self.core.products.insert(tx.conn, product)
-            await tx.emit(events.PRODUCT_CREATED, None, {"productKey": key})
+            await tx.emit(events.ProductCreated(product_key=key))
         return product
 
     async def get(self, caller: Caller, product_key: str) -> Product:
@@ -88,7 +88,7 @@ class ProductService:
                 update_time=tx.now, update_by=caller.app_key,
             )
             await self.core.products.save(tx.conn, product)
-            await tx.emit(events.PRODUCT_UPDATED, None, {"productKey": product_key})
+            await tx.emit(events.ProductUpdated(product_key=product_key))
         return product
 
     async def delete(self, caller: Caller, product_key: str) -> None:
@@ -100,4 +100,4 @@ class ProductService:
                 raise ProductHasDevices(
                     f"productKey: product {product_key} still has {count} devices", field="productKey")
             await self.core.products.delete(tx.conn, product_key)
-            await tx.emit(events.PRODUCT_DELETED, None, {"productKey": product_key})
+            await tx.emit(events.ProductDeleted(product_key=product_key))

@@ -207,11 +207,11 @@ class ProvisioningService:
         registrar = await self.core.devices.by_id(tx.conn, row.registrar_id)
         assert registrar is not None
         await self.store.set_enrollee_status(tx.conn, row.registrar_id, row.enrollee_id, 1, tx.now)
-        await tx.emit(events.LIVING_ENROLLEE_CHECKIN, registrar.asset_id, {
-            "orgId": registrar.org_id, "productKey": registrar.product_key, "deviceKey": registrar.device_key,
-            "enrollee": {"productKey": enrollee.product_key, "deviceName": enrollee.device_key,
-                         "timeout": self.core.settings.living_enrollee_timeout_s},
-            "enrolleeIotId": enrollee.asset_id}, org_id=registrar.org_id)
+        await tx.emit(events.LivingEnrolleeCheckin(
+            org_id=registrar.org_id, product_key=registrar.product_key, device_key=registrar.device_key,
+            enrollee=events.CheckinEnrollee(product_key=enrollee.product_key, device_name=enrollee.device_key,
+                                            timeout=self.core.settings.living_enrollee_timeout_s),
+            enrollee_iot_id=enrollee.asset_id), registrar.asset_id, org_id=registrar.org_id)
 
     async def _cipher(self, conn: AsyncConnection, caller: Caller, req: CipherRequest) -> tuple[str, Device | None]:
         mac = _cipher_mac(req)
@@ -243,9 +243,9 @@ class ProvisioningService:
                                           field="productKey") from exc
             permit = Permit(gw.asset_id, product_key or None, time, tx.now)
             await self.store.put_permit(tx.conn, permit)
-            await tx.emit(events.LIVING_GATEWAY_PERMIT, gw.asset_id, {
-                "orgId": gw.org_id, "productKey": gw.product_key, "deviceKey": gw.device_key,
-                "permit": {"productKey": product_key or "", "time": time}})
+            await tx.emit(events.LivingGatewayPermit(
+                org_id=gw.org_id, product_key=gw.product_key, device_key=gw.device_key,
+                permit=events.JoinPermit(product_key=product_key or "", time=time)), gw.asset_id)
             return permit
 
     async def remove_sub_device(self, user: EndUser, gateway_iot_id: str, sub_iot_id: str) -> Device:
@@ -258,9 +258,10 @@ class ProvisioningService:
                 raise InvalidArgument(f"subIotId: device {sub_iot_id} is not a sub-device of gateway {gw.asset_id}",
                                       field="subIotId")
             [removed] = await self.topology.detach(tx, user.caller, gw, [DeviceRef(asset_id=sub.asset_id)])
-            await tx.emit(events.LIVING_TOPO_CHANGE, gw.asset_id, {
-                "orgId": gw.org_id, "productKey": gw.product_key, "deviceKey": gw.device_key, "status": 1,
-                "subList": [{"productKey": removed.product_key, "deviceName": removed.device_key}]})
+            await tx.emit(events.LivingTopoChange(
+                org_id=gw.org_id, product_key=gw.product_key, device_key=gw.device_key, status=1,
+                sub_list=[events.DeviceName(product_key=removed.product_key, device_name=removed.device_key)]),
+                gw.asset_id)
             return removed
 
     async def _owned_gateway(self, conn: AsyncConnection, user: EndUser, iot_id: str) -> Device:

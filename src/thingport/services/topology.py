@@ -45,7 +45,7 @@ class TopologyService:
                 raise LimitExceeded(f"subDevices: a gateway has at most {limit} sub-devices", field="subDevices")
             if ids:
                 await self.core.devices.set_gateway(tx.conn, ids, gw.asset_id, tx.now)
-                await tx.emit(events.TOPOLOGY_CHANGED, gw.asset_id, {"added": ids, "removed": [], "origin": origin})
+                await tx.emit(events.TopologyChanged(added=ids, removed=[], origin=origin), gw.asset_id)
             return ids
 
     async def remove_sub_devices(self, caller: Caller, gateway: DeviceRef, subs: list[DeviceRef], *,
@@ -74,14 +74,13 @@ class TopologyService:
                 removed.append(sub)
         ids = [d.asset_id for d in removed]
         await self.core.devices.set_gateway(tx.conn, ids, None, tx.now)
-        await tx.emit(events.TOPOLOGY_CHANGED, gw.asset_id, {
-            "added": [], "removed": ids, "origin": origin, "productKey": gw.product_key, "deviceKey": gw.device_key,
-            "removedDevices": [{"assetId": d.asset_id, "productKey": d.product_key, "deviceKey": d.device_key}
-                               for d in removed]})
+        await tx.emit(events.TopologyChanged(
+            added=[], removed=ids, origin=origin, product_key=gw.product_key, device_key=gw.device_key,
+            removed_devices=[events.SubDevice.of(d) for d in removed]), gw.asset_id)
         for d in removed:
-            await tx.emit(events.DEVICE_DETACHED, d.asset_id, {
-                "productKey": d.product_key, "deviceKey": d.device_key, "gatewayAssetId": gw.asset_id,
-                "gatewayProductKey": gw.product_key, "gatewayDeviceKey": gw.device_key})
+            await tx.emit(events.DeviceDetached(
+                product_key=d.product_key, device_key=d.device_key, gateway_asset_id=gw.asset_id,
+                gateway_product_key=gw.product_key, gateway_device_key=gw.device_key), d.asset_id)
         return removed
 
     async def gateway_of(self, caller: Caller, sub: DeviceRef) -> DeviceView:

@@ -1,34 +1,44 @@
 """The event outbox: events are written in the transaction that caused them.
 
 Owns the ``events`` table, so a class (the store rule, ``store/__init__.py``); ``Core`` holds one.
+A payload is stored as the JSON of its msgspec struct; which struct a row's kind reads back into
+is the services' business (``services/events.decode``), so rows come back undecoded.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from dataclasses import dataclass
 
+import msgspec
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.store.schema import events
 
 
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    org_id: str
+    kind: str
+    asset_id: str | None
+    payload: str
+    create_time: int
+
+
 class EventStore:
     async def append(self, conn: AsyncConnection, org_id: str, kind: str, asset_id: str | None,
-                     payload: dict[str, Any], now: int) -> int:
+                     payload: msgspec.Struct, now: int) -> int:
         res = await conn.execute(insert(events).values(org_id=org_id, kind=kind, asset_id=asset_id,
-                                                       payload=json.dumps(payload), create_time=now))
+                                                       payload=msgspec.json.encode(payload).decode(),
+                                                       create_time=now))
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
 
-    async def since(self, conn: AsyncConnection, after_id: int, limit: int = 500) -> list[dict[str, Any]]:
+    async def since(self, conn: AsyncConnection, after_id: int, limit: int = 500) -> list[EventRow]:
         q = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
-        return [
-            {"id": r["id"], "org_id": r["org_id"], "kind": r["kind"], "asset_id": r["asset_id"],
-             "payload": json.loads(r["payload"]), "create_time": r["create_time"]}
-            for r in (await conn.execute(q)).mappings()
-        ]
+        return [EventRow(r["id"], r["org_id"], r["kind"], r["asset_id"], r["payload"], r["create_time"])
+                for r in (await conn.execute(q)).mappings()]
 
     async def last_id(self, conn: AsyncConnection) -> int:
         """The newest event's id, 0 for none: where a reader that skips the past starts."""

@@ -14,7 +14,7 @@ from thingport.domain.models import Application, I18nText, ProductType
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceSpec
-from thingport.services.events import Event
+from thingport.services.events import Event, EventPayload
 from thingport.services.living_accounts import EndUser, MetaPatch
 
 
@@ -50,8 +50,8 @@ class World:
     def end_user(self, client: LivingClient) -> EndUser:
         return EndUser(client.identity_id, self.caller.org_id, self.app.app_key)
 
-    def kinds(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
+    def kinds(self, kind: type[EventPayload]) -> list[Event]:
+        return [e for e in self.events if isinstance(e.payload, kind)]
 
 
 @pytest.fixture

@@ -90,9 +90,9 @@ async def test_token_bind_story(world: World) -> None:
     iot_id = await c.ok("/awss/token/user/bind", {"homeId": c.home, "productKey": pk, "deviceName": "lamp-1",
                                                   "token": TOKEN}, api_ver="1.0.8")
     assert iot_id == lamp
-    [note] = world.kinds(events.LIVING_BIND_NOTIFY)
-    assert note.asset_id == lamp and note.payload["operation"] == "Bind" and note.payload["owned"] == 1
-    assert note.payload["productKey"] == pk and note.payload["deviceKey"] == "lamp-1"
+    [note] = world.kinds(events.LivingBindNotify)
+    assert note.asset_id == lamp and note.payload.operation == "Bind" and note.payload.owned == 1
+    assert note.payload.product_key == pk and note.payload.device_key == "lamp-1"
     # the token is used up; a bound device is filtered out unless reset
     r = await c.call("/awss/token/check", {"token": TOKEN})
     assert r["code"] == 6608 and r["message"] == "token not found"
@@ -192,9 +192,9 @@ async def test_enrollee_discovery_cipher_and_checkin(world: World) -> None:
     key = await c.ok("/awss/cipher/get", {"deviceInfoForCipher": {
         "productKey": enr_pk, "deviceName": "bulb-1", "cipherType": 3, "random": RANDOM, "params": {}}})
     assert key == hashlib.sha256(enr_secret.encode() + b"," + bytes.fromhex(RANDOM)).hexdigest()
-    [checkin] = world.kinds(events.LIVING_ENROLLEE_CHECKIN)
-    assert checkin.asset_id == registrar and checkin.payload["enrollee"] == {
-        "productKey": enr_pk, "deviceName": "bulb-1", "timeout": 60}
+    [checkin] = world.kinds(events.LivingEnrolleeCheckin)
+    assert checkin.asset_id == registrar and checkin.payload.enrollee == events.CheckinEnrollee(
+        product_key=enr_pk, device_name="bulb-1", timeout=60)
     assert (await c.ok("/awss/enrollee/list/get", {"pageNum": 1, "pageSize": 10}))["items"][0]["status"] == 1
     # the registrar gets the same key on thing/cipher/get
     from thingport.services.provisioning import CipherRequest
@@ -243,9 +243,9 @@ async def test_gateway_permit_and_topo_remove(world: World) -> None:
         await prov.check_join(gw, sub_pk)
     assert await owner.ok("/thing/gateway/permit", {"iotId": gw, "productKey": sub_pk, "time": 60},
                           api_ver="1.0.2") is None
-    [permit] = world.kinds(events.LIVING_GATEWAY_PERMIT)
-    assert permit.asset_id == gw and permit.payload["permit"] == {"productKey": sub_pk, "time": 60}
-    assert permit.payload["productKey"] == gw_pk and permit.payload["deviceKey"] == "gw-1"
+    [permit] = world.kinds(events.LivingGatewayPermit)
+    assert permit.asset_id == gw and permit.payload.permit == events.JoinPermit(product_key=sub_pk, time=60)
+    assert permit.payload.product_key == gw_pk and permit.payload.device_key == "gw-1"
     await prov.check_join(gw, sub_pk)
     await owner.ok("/thing/gateway/permit", {"iotId": gw, "productKey": sub_pk, "time": 65535})
     with pytest.raises(Exception, match="does not permit"):
@@ -265,13 +265,13 @@ async def test_gateway_permit_and_topo_remove(world: World) -> None:
     r = await owner.call("/thing/topo/remove", {"iotId": gw, "subIotid": "nope"})
     assert r["code"] == 6100 and "subIotId" in r["message"]
     assert await owner.ok("/thing/topo/remove", {"iotId": gw, "subIotId": sub}, api_ver="1.0.2") is None
-    [change] = world.kinds(events.LIVING_TOPO_CHANGE)
-    assert change.asset_id == gw and change.payload["status"] == 1
-    assert change.payload["subList"] == [{"productKey": sub_pk, "deviceName": "sensor-1"}]
-    [detached] = world.kinds(events.DEVICE_DETACHED)
-    assert detached.asset_id == sub and detached.kind in events.SESSION_ENDING
-    [topo] = world.kinds(events.TOPOLOGY_CHANGED)
-    assert topo.payload["removed"] == [sub]
+    [change] = world.kinds(events.LivingTopoChange)
+    assert change.asset_id == gw and change.payload.status == 1
+    assert change.payload.sub_list == [events.DeviceName(product_key=sub_pk, device_name="sensor-1")]
+    [detached] = world.kinds(events.DeviceDetached)
+    assert detached.asset_id == sub and isinstance(detached.payload, events.SESSION_ENDING)
+    [topo] = world.kinds(events.TopologyChanged)
+    assert topo.payload.removed == [sub]
     view = await world.services.devices.get(world.caller, DeviceRef(asset_id=sub))
     assert view.device.gateway_asset_id is None
     r = await owner.call("/thing/topo/remove", {"iotId": gw, "subIotId": sub})
@@ -298,8 +298,8 @@ async def test_other_users_cannot_touch_devices(world: World) -> None:
     world.events.clear()
     await member.ok("/uc/unbindAccountAndDev", {"iotId": gw}, api_ver="1.0.9")
     assert (await owner.ok("/uc/listBindingByDev", {"iotId": gw, "pageNo": 1, "pageSize": 10}))["total"] == 1
-    [unbind] = world.kinds(events.LIVING_BIND_NOTIFY)
-    assert unbind.payload["operation"] == "Unbind" and unbind.payload["identityId"] == member.identity_id
+    [unbind] = world.kinds(events.LivingBindNotify)
+    assert unbind.payload.operation == "Unbind" and unbind.payload.identity_id == member.identity_id
 
 
 async def test_owner_unbind_removes_everyone_and_sub_devices(world: World) -> None:
@@ -316,7 +316,7 @@ async def test_owner_unbind_removes_everyone_and_sub_devices(world: World) -> No
     await owner.ok("/uc/unbindAccountAndDev", {"iotId": gw, "unbindSubdevice": True})
     assert (await owner.ok("/uc/listBindingByAccount", {"pageNo": 1, "pageSize": 10}))["total"] == 0
     assert (await member.ok("/uc/listBindingByAccount", {"pageNo": 1, "pageSize": 10}))["total"] == 0
-    assert {(e.asset_id, e.payload["identityId"]) for e in world.kinds(events.LIVING_BIND_NOTIFY)} == {
+    assert {(e.asset_id, e.payload.identity_id) for e in world.kinds(events.LivingBindNotify)} == {
         (gw, owner.identity_id), (gw, member.identity_id), (sub, owner.identity_id)}
 
 

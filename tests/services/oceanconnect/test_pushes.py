@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+
 from tests.services.conftest import statements
 from thingport.domain.models import Organization
 from thingport.services.container import Services
@@ -55,3 +57,22 @@ async def test_fan_out_reads_the_devices_of_a_batch_at_once(services: Services, 
     with statements(services) as five:
         assert await pushes.fan_out(everything) == 5
     assert len(five) == len(one)
+
+
+class Teleported(msgspec.Struct):
+    """A payload of a kind this node does not know, as a newer node could have written it."""
+
+    where: str
+
+
+async def test_fan_out_passes_over_events_it_cannot_read(services: Services, org: Organization) -> None:
+    caller = await subscriber(services, org)
+    regs, pushes = services.oceanconnect.registrations, services.oceanconnect.pushes
+    await pushes.fan_out(everything)  # the cursor starts
+    async with services.core.write(org.org_id) as tx:
+        await services.core.events.append(tx.conn, org.org_id, "device.teleported", "a1", Teleported("moon"), tx.now)
+        await services.core.events.append(tx.conn, org.org_id, "device.created", "a2", Teleported("moon"), tx.now)
+    kept = (await regs.register(caller, RegistrationSpec(PASSWORD, "kept-node"))).asset_id
+    assert await pushes.fan_out(everything) == 1
+    assert [json.loads(p.body)["deviceId"] for p in await pushes.claim()] == [kept]
+    assert await pushes.fan_out(everything) == 0  # the cursor is past all three

@@ -8,6 +8,7 @@ from tests.services.conftest import statements
 from thingport.crypto.oceanconnect import BY_DEVICE_ID, BY_NODE_ID, mqtt_password, verify_mqtt_password
 from thingport.domain.errors import DeviceKeyExists, DeviceOnline, DeviceStatusInvalid
 from thingport.domain.models import I18nText, Organization
+from thingport.services import events
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef, DeviceSpec
@@ -19,7 +20,7 @@ TS = "2025041401"
 
 async def kinds(services: Services, asset_id: str) -> list[str]:
     async with services.core.read() as conn:
-        return [e["kind"] for e in await services.core.events.since(conn, 0) if e["asset_id"] == asset_id]
+        return [e.kind for e in await services.core.events.since(conn, 0) if e.asset_id == asset_id]
 
 
 async def device_login(services: Services, ident: str, auth_type: int, secret: str) -> str | None:
@@ -149,6 +150,6 @@ async def test_refresh_is_the_registry_key_rule(services: Services, caller: Call
     assert view.activated and view.device.active_time == before.active_time
     assert view.device.device_key == "refreshed-node" and view.device.secret != before.secret
     async with services.core.read() as conn:
-        replaced = [e for e in await services.core.events.since(conn, 0) if e["kind"] == "device.replaced"]
-    assert [e["payload"] for e in replaced] == [
-        {"productKey": product_key, "deviceKey": "refresh-node", "newDeviceKey": "refreshed-node"}]
+        replaced = [events.decode(e) for e in await services.core.events.since(conn, 0) if e.kind == "device.replaced"]
+    assert [e.payload for e in replaced if e] == [
+        events.DeviceReplaced(product_key=product_key, device_key="refresh-node", new_device_key="refreshed-node")]

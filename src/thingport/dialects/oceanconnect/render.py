@@ -80,11 +80,14 @@ def query_device(view: OcView, *, imsi: bool = False) -> dict[str, Any]:
     }
 
 
-def _fallback_info(ev: Event, status: str | None = None, detail: str | None = None) -> dict[str, Any]:
+def _fallback_info(p: events.DeviceEvent, status: str | None = None, detail: str | None = None) -> dict[str, Any]:
     """deviceInfo of a device deleted before its event was pushed, from what the event recorded."""
     info: dict[str, Any] = dict.fromkeys(INFO_KEYS)
-    info.update({"nodeId": ev.payload.get("nodeId") or ev.payload.get("newDeviceKey") or ev.payload.get("deviceKey"),
-                 "name": ev.payload.get("name"), "status": status, "statusDetail": detail})
+    node_id = p.node_id if isinstance(p, (events.DeviceBound, events.DeviceBindExpired)) else None
+    new_key = p.new_device_key if isinstance(p, events.DeviceReplaced) else None
+    info.update({"nodeId": node_id or new_key or p.device_key,
+                 "name": p.name if isinstance(p, events.DeviceBindExpired) else None,
+                 "status": status, "statusDetail": detail})
     return info
 
 
@@ -93,30 +96,29 @@ def push(ev: Event, view: OcView | None) -> tuple[str, dict[str, Any]] | None:
 
     The device is read when the push is queued; one deleted by then is described from the event.
     """
-    did = ev.asset_id
+    did, p = ev.asset_id, ev.payload
     gw = gateway_id(view) if view else did
-    if ev.kind == events.DEVICE_CREATED:
-        info = device_info(view, push=True) if view else _fallback_info(ev, "OFFLINE", "NOT_ACTIVE")
+    if isinstance(p, events.DeviceCreated):
+        info = device_info(view, push=True) if view else _fallback_info(p, "OFFLINE", "NOT_ACTIVE")
         return "deviceAdded", {"notifyType": "deviceAdded", "deviceId": did, "gatewayId": gw,
                                "nodeType": node_type(view) if view else "UNKNOWN", "deviceInfo": info}
-    if ev.kind == events.DEVICE_BOUND:
-        info = device_info(view, status_override=("ONLINE", "NONE")) if view else _fallback_info(ev, "ONLINE", "NONE")
+    if isinstance(p, events.DeviceBound):
+        info = device_info(view, status_override=("ONLINE", "NONE")) if view else _fallback_info(p, "ONLINE", "NONE")
         return "bindDevice", {"notifyType": "bindDevice", "deviceId": did, "resultCode": "succeeded",
                               "deviceInfo": info}
-    if ev.kind == events.DEVICE_BIND_EXPIRED:
-        info = device_info(view, push=True) if view else _fallback_info(ev, "OFFLINE", "NOT_ACTIVE")
+    if isinstance(p, events.DeviceBindExpired):
+        info = device_info(view, push=True) if view else _fallback_info(p, "OFFLINE", "NOT_ACTIVE")
         return "bindDevice", {"notifyType": "bindDevice", "deviceId": did, "resultCode": "expired",
                               "deviceInfo": info}
-    if ev.kind in (events.DEVICE_CONNECTED, events.DEVICE_DISCONNECTED):
+    if isinstance(p, (events.DeviceConnected, events.DeviceDisconnected)):
         info = dict.fromkeys(INFO_KEYS)
-        info["status"], info["statusDetail"] = ("ONLINE" if ev.kind == events.DEVICE_CONNECTED else "OFFLINE"), "NONE"
+        info["status"], info["statusDetail"] = "ONLINE" if isinstance(p, events.DeviceConnected) else "OFFLINE", "NONE"
         return "deviceInfoChanged", {"notifyType": "deviceInfoChanged", "deviceId": did, "gatewayId": gw,
                                      "deviceInfo": info, "networkStatus": None}
-    if ev.kind in (events.DEVICE_UPDATED, events.DEVICE_REPLACED, events.DEVICE_ENABLED, events.DEVICE_DISABLED):
-        info = device_info(view, push=True) if view else _fallback_info(ev)
+    if isinstance(p, (events.DeviceUpdated, events.DeviceReplaced, events.DeviceEnabled, events.DeviceDisabled)):
+        info = device_info(view, push=True) if view else _fallback_info(p)
         return "deviceInfoChanged", {"notifyType": "deviceInfoChanged", "deviceId": did, "gatewayId": gw,
                                      "deviceInfo": info, "networkStatus": None}
-    if ev.kind == events.DEVICE_DELETED:
-        return "deviceDeleted", {"notifyType": "deviceDeleted", "deviceId": did,
-                                 "gatewayId": ev.payload.get("gatewayId") or did}
+    if isinstance(p, events.DeviceDeleted):
+        return "deviceDeleted", {"notifyType": "deviceDeleted", "deviceId": did, "gatewayId": p.gateway_id or did}
     return None

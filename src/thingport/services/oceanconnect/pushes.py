@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from thingport.services import events
 from thingport.services.context import Core
 from thingport.services.events import Event
 from thingport.services.oceanconnect.views import OcView, views
@@ -48,10 +49,12 @@ class PushService:
                 cursor = 0
             last, taken = cursor, []
             for r in await self.core.events.since(tx.conn, cursor, limit):
-                if r["id"] != last + 1 and tx.now - r["create_time"] < EVENT_GAP_GRACE_MS:
+                if r.id != last + 1 and tx.now - r.create_time < EVENT_GAP_GRACE_MS:
                     break
-                last = r["id"]
-                taken.append(Event(r["kind"], r["org_id"], r["asset_id"], r["payload"], r["id"], r["create_time"]))
+                last = r.id
+                ev = events.decode(r)  # None: a kind this node cannot read, passed over
+                if ev is not None:
+                    taken.append(ev)
             subs: dict[tuple[str, str], list[Subscription]] = {}
             for s in await self.store.org_subscriptions(tx.conn, {ev.org_id for ev in taken}):
                 subs.setdefault((s.org_id, s.notify_type), []).append(s)

@@ -191,7 +191,7 @@ class RegistrationService:
             dynamic_activate_enabled=False, tags={}, create_time=tx.now, create_by=caller.app_key,
             update_time=tx.now, update_by=caller.app_key))
         await self.store.set_default_product(tx.conn, caller.org_id, key)
-        await tx.emit(events.PRODUCT_CREATED, None, {"productKey": key})
+        await tx.emit(events.ProductCreated(product_key=key))
         return key
 
     async def register(self, caller: Caller, spec: RegistrationSpec) -> Registered:
@@ -272,8 +272,7 @@ class RegistrationService:
             reg.location = patch.location if patch.location is not None else reg.location
             reg.info = {**reg.info, **patch.info}
             await self.store.save(tx.conn, reg)
-            await tx.emit(events.DEVICE_UPDATED, device.asset_id, {"productKey": device.product_key,
-                                                                    "deviceKey": device.device_key})
+            await tx.emit(events.DeviceUpdated.of(device), device.asset_id)
 
     async def delete(self, caller: Caller, device_id: str, cascade: bool) -> None:
         """Delete a device; a gateway's sub-devices go too (``cascade``) or become directly connected."""
@@ -394,9 +393,8 @@ class RegistrationService:
     async def _bound(self, tx: Tx, device: Device, reg: Registration) -> None:
         reg.pending, reg.verify_code, reg.expire_time, reg.activated = False, None, None, True
         await self.store.save(tx.conn, reg)
-        await tx.emit(events.DEVICE_BOUND, device.asset_id, {"productKey": device.product_key,
-                                                             "deviceKey": device.device_key, "nodeId": reg.node_id},
-                      org_id=device.org_id)
+        await tx.emit(events.DeviceBound(product_key=device.product_key, device_key=device.device_key,
+                                         node_id=reg.node_id), device.asset_id, org_id=device.org_id)
 
     # expiry ------------------------------------------------------------------------------------
     async def expire(self, now: int | None = None) -> int:
@@ -410,9 +408,9 @@ class RegistrationService:
                 if device is None:
                     continue
                 activated = reg.activated or bool(device.active_time)
-                await tx.emit(events.DEVICE_BIND_EXPIRED, reg.asset_id, {
-                    "productKey": device.product_key, "deviceKey": device.device_key, "nodeId": reg.node_id,
-                    "name": device.name.default, "deleted": not activated}, org_id=reg.org_id)
+                await tx.emit(events.DeviceBindExpired(
+                    product_key=device.product_key, device_key=device.device_key, node_id=reg.node_id,
+                    name=device.name.default, deleted=not activated), reg.asset_id, org_id=reg.org_id)
                 if activated:
                     reg.pending, reg.verify_code, reg.expire_time = False, None, None
                     await self.store.save(tx.conn, reg)
