@@ -19,7 +19,7 @@ from typing import Any
 
 
 def apim_signature(token: str, params: dict[str, str], body: str, timestamp: str, secret: str) -> str:
-    """reference/enos.md §3.2: sha256(token + sorted k+v + body + timestamp + secret), lowercase hex."""
+    """docs/reference/enos.md §3.2: sha256(token + sorted k+v + body + timestamp + secret), lowercase hex."""
     data = token + "".join(k + v for k, v in sorted(params.items())) + body + timestamp + secret
     return hashlib.sha256(data.encode()).hexdigest()
 

@@ -37,6 +37,27 @@ async def reset_postgres(url: str) -> None:
     await db.close()
 
 
+#: Fixtures that start a broker or a server outside the test's event loop, and the markers a test using
+#: one must carry, so that the quick loop (``-m "not slow"``) never starts one (CONTRIBUTING.md, "Tests").
+MARKS_OF_FIXTURE = {"broker_port": {"slow", "subprocess"}, "live": {"slow", "sdk"}}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse to run a test whose markers do not say what it starts: ``subprocess`` and ``sdk`` are
+    always also ``slow``, and a test using a fixture of :data:`MARKS_OF_FIXTURE` carries its markers."""
+    wrong = []
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        needed = {"slow"} if marks & {"subprocess", "sdk"} else set()
+        for fixture, fixture_marks in MARKS_OF_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                needed |= fixture_marks
+        if needed - marks:
+            wrong.append(f"{item.nodeid}: add {', '.join(sorted(needed - marks))}")
+    if wrong:
+        raise pytest.UsageError("tests lack the markers of what they start:\n" + "\n".join(wrong))
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

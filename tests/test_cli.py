@@ -183,6 +183,8 @@ def test_decrypt_secret(tmp_path: Path, rsa_key: tuple[Path, Path]) -> None:
     assert nothing.exit_code == 2
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_serve_starts_a_real_server(data_dir: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(serve_argv(data_dir, port), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.enos_client import EnosClient
 from tests.support.processes import free_port, start_thingport, stop
@@ -16,6 +17,8 @@ from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
 from thingport.store.db import Database
+
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 
 async def provision(data_dir: Path) -> tuple[str, str]:

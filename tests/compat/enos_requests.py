@@ -85,7 +85,7 @@ class CreateDeviceRequest(ConnectServiceRequest):
 
 
 def addressing(asset_id: str | None, product_key: str | None, device_key: str | None) -> dict[str, str]:
-    """``assetId``, or ``productKey`` + ``deviceKey`` (reference/enos.md §1.2)."""
+    """``assetId``, or ``productKey`` + ``deviceKey`` (docs/reference/enos.md §1.2)."""
     if asset_id is not None:
         return {"assetId": asset_id}
     assert product_key is not None and device_key is not None

@@ -37,6 +37,8 @@ from tests.support.live_server import LiveServer
 from tests.support.processes import free_port
 from thingport.settings import Settings
 
+pytestmark = [pytest.mark.sdk, pytest.mark.slow]
+
 # A refused login makes the SDK wait this long for a CONNACK it will never like (default 10 s).
 MqttConnection._MqttConnection__connect_timeout = 3  # type: ignore[attr-defined]
 

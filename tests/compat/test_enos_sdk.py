@@ -25,6 +25,8 @@ from tests.compat.enos_requests import (
 from tests.support.live_server import LiveServer
 from thingport.crypto import caller_secret
 
+pytestmark = [pytest.mark.sdk, pytest.mark.slow]
+
 
 @pytest.fixture
 def client(live: LiveServer, account: Account) -> EnOSDefaultClient:

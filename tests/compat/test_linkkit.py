@@ -25,6 +25,8 @@ from tests.support.live_server import LiveServer
 from tests.support.processes import free_port
 from thingport.settings import Settings
 
+pytestmark = [pytest.mark.sdk, pytest.mark.slow]
+
 WAIT = 10.0
 
 

@@ -37,6 +37,8 @@ from tests.support.live_server import LiveServer
 from tests.support.processes import free_port
 from thingport.settings import Settings
 
+pytestmark = [pytest.mark.sdk, pytest.mark.slow]
+
 WAIT = 10.0
 RANDOM = "00112233445566778899aabbccddeeff"
 TOKEN = "0123456789ABCDEF0123456789ABCDEF"

@@ -36,12 +36,16 @@ def sub_entry(pk: str, sub: Device, cid: str = "c1", ts: str = "1700000000000") 
             "sign": enos_sub_sign(pk, sub.device_key, sub.secret, cid=cid, ts=ts)}
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_the_shared_subscriptions_cover_every_request_topic(node: ExternalBroker) -> None:
     assert "$share/thingport//sys/+/+/thing/topo/add" in node.filters
     assert "$share/thingport//ext/session/+/+/combine/login" in node.filters
     assert len(node.filters) == len(node.door.requests.filters()) >= 10
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_a_gateway_on_mosquitto_is_answered_by_thingport(
         node: ExternalBroker, broker_port: int, services: Services, caller: Caller, service_product: str,
         gateway_product: str, make_device: MakeDevice) -> None:
@@ -86,6 +90,8 @@ async def test_a_gateway_on_mosquitto_is_answered_by_thingport(
     await client.close()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_nodes_in_one_share_group_split_the_requests(
         node: ExternalBroker, broker_port: int, services: Services, gateway_product: str,
         make_device: MakeDevice) -> None:
@@ -121,6 +127,8 @@ async def test_nodes_in_one_share_group_split_the_requests(
         await other.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_the_consumer_reconnects_after_losing_the_broker(
         services: Services, tmp_path: Path, gateway_product: str, make_device: MakeDevice) -> None:
     if mosquitto.binary() is None:
@@ -164,6 +172,8 @@ async def test_emqx_kick_uses_the_rest_api() -> None:
                     ("DELETE", "/api/v5/clients/gone", basic)]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_a_disabled_device_is_told_and_kicked_through_emqx_rest(
         services: Services, broker_port: int, caller: Caller, service_product: str, make_device: MakeDevice) -> None:
     dev = await make_device(service_product)
@@ -194,6 +204,8 @@ async def test_a_disabled_device_is_told_and_kicked_through_emqx_rest(
         await n.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_serve_in_external_mode_consumes_and_answers_hooks(
         settings: Settings, backend: str, broker_port: int, tmp_path: Path) -> None:
     if backend == "postgresql":

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.conftest import make_product
 from tests.connect.conftest import Door, MakeDevice, connect, reply_to, request, start_node, status_is
 from tests.support.device_login import alink_connect, alink_sub, enos_connect
@@ -249,6 +251,8 @@ async def test_removing_a_sub_device_tells_the_gateway_once_and_ends_the_sub_ses
     await client.close()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_behind_an_external_broker_downlinks_go_by_topic_once(
         services: Services, caller: Caller, broker_port: int, gateway_product: str, service_product: str,
         make_device: MakeDevice) -> None:

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from tests.connect.conftest import MakeDevice, gateway_client, reply_to, request
 from tests.support.device_login import alink_connect, alink_sub
 from thingport.connect.external import ExternalBroker
@@ -81,6 +83,8 @@ async def test_a_bridged_request_takes_the_family_on_record_else_the_requests_ow
             door.close()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_alink_requests_are_answered_in_alink_form(
         node: ExternalBroker, broker_port: int, service_product: str, gateway_product: str,
         make_device: MakeDevice) -> None:

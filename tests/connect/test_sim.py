@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.connect.conftest import Door
@@ -34,6 +35,7 @@ async def test_fleet_logs_in_with_gateways_and_sub_devices(door: Door, services:
     assert (refused.connected, refused.refused) == (0, 2)
 
 
+@pytest.mark.slow
 def test_sim_command(settings: Settings) -> None:
     settings = replace(settings, mqtt_port=free_port())
     with live_server(settings) as server:

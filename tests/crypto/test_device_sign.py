@@ -8,7 +8,7 @@ from thingport.crypto import device_sign
 
 
 def test_alink_documented_vector() -> None:
-    # living.md §4.1: HMAC-SHA1("secret", "clientId12345deviceNamedeviceproductKeypktimestamp789")
+    # docs/reference/living.md §4.1: HMAC-SHA1("secret", "clientId12345deviceNamedeviceproductKeypktimestamp789")
     fields = {"clientId": "12345", "productKey": "pk", "timestamp": "789"}
     sign = "FAFD82A3D602B37FB0FA8B7892F24A477F851A14"
     assert device_sign.alink_sign("secret", {**fields, "deviceName": "device"}, "hmacsha1").upper() == sign
@@ -17,7 +17,8 @@ def test_alink_documented_vector() -> None:
 
 
 def test_enos_documented_example() -> None:
-    # enos.md §5.2: upper(sha1("clientId123deviceKeytestproductKey123timestamp1524448722000deviceSecretxxx"))
+    # docs/reference/enos.md §5.2:
+    # upper(sha1("clientId123deviceKeytestproductKey123timestamp1524448722000deviceSecretxxx"))
     expected = hashlib.sha1(b"clientId123deviceKeytestproductKey123timestamp1524448722000deviceSecretxxx")
     fields = {"clientId": "123", "productKey": "123", "timestamp": "1524448722000"}
     sign = expected.hexdigest().upper()

@@ -1,7 +1,8 @@
 """CONNECT fields, sub-device signs and enrollee IEs as device SDKs build them, written from the vendor docs.
 
 Independent of :mod:`thingport.crypto.device_sign` and :mod:`thingport.crypto.awss` on purpose: these
-are the tests' own reading of the formulas (reference/enos.md §5.2, living.md §4.1, §4.4, oceanconnect.md §7.5).
+are the tests' own reading of the formulas (docs/reference/enos.md §5.2, docs/reference/living.md §4.1
+and §4.4, docs/reference/oceanconnect.md §7.5).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def oceanconnect_connect(identifier: str, secret: str, *, ts: str | None = None,
 
 
 def enrollee_ie(pk: str, dn: str, secret: str, random: bytes, security: int = 3) -> str:
-    """The hex IE body a registrar reports on ``thing/awss/enrollee/found`` (living.md §4.4): dn, pk,
+    """The hex IE body a registrar reports on ``thing/awss/enrollee/found`` (docs/reference/living.md §4.4): dn, pk,
     random, security, sign method 0 and ``HMAC-SHA1(secret, random ‖ dn ‖ pk)``, each length-prefixed."""
     sign = hmac.new(secret.encode(), random + dn.encode() + pk.encode(), hashlib.sha1).digest()
     fields = (bytes([len(dn)]), dn.encode(), bytes([len(pk)]), pk.encode(), bytes([len(random)]), random,

@@ -1,7 +1,8 @@
-"""The JSON request/reply envelope EnOS and Alink devices share (reference/enos.md §5.4, living.md §4).
+"""The JSON request/reply envelope EnOS and Alink devices share.
 
 Request ``{"id", "version", "method", "params"}``; reply on the request topic + ``_reply``:
-``{"id", "code", "data", "message"}``. Domain errors become each family's documented codes.
+``{"id", "code", "data", "message"}`` (docs/reference/enos.md §5.4, docs/reference/living.md §4).
+Domain errors become each family's documented codes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Alibaba Cloud API-gateway request signature (reference/living.md §1.2), as pure functions.
+"""The Alibaba Cloud API-gateway request signature (docs/reference/living.md §1.2), as pure functions.
 
 ``StringToSign = METHOD\\nAccept\\nContent-MD5\\nContent-Type\\nDate\\n`` + one ``name:value\\n`` per
 signed header (names lower-case, sorted) + path (+ ``?k=v&…`` sorted by key);

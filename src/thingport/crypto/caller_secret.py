@@ -1,6 +1,6 @@
 """Secrets returned encrypted for the calling application (EnOS v2.4 ``requireSecret``).
 
-The vendor never published the algorithm (reference/enos.md §4). Thingport implements the hybrid
+The vendor never published the algorithm (docs/reference/enos.md §4). Thingport implements the hybrid
 scheme the reference proposes, with the Java defaults EnOS's stack most likely uses:
 
 * ``sessionKey`` = base64(RSA PKCS#1 v1.5 encrypt(app public key, K)), K a fresh 16-byte AES key

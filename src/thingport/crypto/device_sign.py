@@ -2,9 +2,9 @@
 
 Two families share one input, the parameters sorted by name with each name followed by its value:
 
-* **EnOS** (reference/enos.md §5.2): a *plain* digest of ``sorted(k+v) + secret``. The method names
+* **EnOS** (docs/reference/enos.md §5.2): a *plain* digest of ``sorted(k+v) + secret``. The method names
   say ``hmac…`` but the SDKs hash; sha1 is sent upper-case, sha256 and md5 lower-case.
-* **Alink** (reference/living.md §4.1): ``HMAC(key=secret, msg=sorted(k+v))``.
+* **Alink** (docs/reference/living.md §4.1): ``HMAC(key=secret, msg=sorted(k+v))``.
 
 A device names its method (``signmethod=hmacsha1``) but not its family, and both families use
 the same method names, so :func:`verify` tries both and says which one matched. Hex is compared

@@ -1,4 +1,4 @@
-"""The OceanConnect MQTT login scheme (reference/oceanconnect.md §7.5), as pure functions.
+"""The OceanConnect MQTT login scheme (docs/reference/oceanconnect.md §7.5), as pure functions.
 
 ``clientId = {deviceId|nodeId}_{authType}_{sigType}_{YYYYMMDDHH}``; ``password =
 hex(HMAC-SHA256(key=timestamp, msg=secret))``. authType 0 names the device by deviceId, 2 by

@@ -1,4 +1,4 @@
-"""The EnOS request signing schemes (reference/enos.md §3), as pure functions.
+"""The EnOS request signing schemes (docs/reference/enos.md §3), as pure functions.
 
 * APIM token service: ``encryption = sha256hex(appKey + timestamp + appSecret)`` and per request
   ``apim-signature = sha256hex(accessToken + sorted(k+v of query) + body + timestamp + appSecret)``.

@@ -1,4 +1,4 @@
-"""The EnOS search expression language (reference/enos.md §2.7), parsed into a small AST.
+"""The EnOS search expression language (docs/reference/enos.md §2.7), parsed into a small AST.
 
 Grammar (case-insensitive keywords, single or double quotes)::
 

@@ -10,7 +10,7 @@ from typing import Any
 from thingport.domain.errors import InvalidArgument
 from thingport.domain.models import I18nText
 
-# v2.1 allows ':' in a deviceKey, v2.4 does not (reference/enos.md §2.8).
+# v2.1 allows ':' in a deviceKey, v2.4 does not (docs/reference/enos.md §2.8).
 DEVICE_KEY_PATTERNS = {
     "v2.1": re.compile(r"^[A-Za-z0-9_.:\-]{4,64}$"),
     "v2.4": re.compile(r"^[A-Za-z0-9_.\-]{4,64}$"),

@@ -98,7 +98,7 @@ class ConnectivityService:
         """Alink dynamic registration: a pre-registered, never activated device gets its secret.
 
         The device proves it knows the product secret by signing ``deviceName``, ``productKey``
-        and ``random`` with it (reference/living.md §4.2).
+        and ``random`` with it (docs/reference/living.md §4.2).
         """
         async with self.core.read() as conn:
             device, product = await self._find(conn, product_key, device_key)

@@ -327,6 +327,7 @@ async def test_takeover_closes_the_first_connection_before_the_second_is_announc
 
 # --- liveness and kicking ---------------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_keepalive_expiry_closes_and_publishes_the_will(broker: Broker, hooks: Hooks,
                                                               devices: Callable[..., Device]) -> None:
     watcher = devices(client_id="w")
@@ -341,6 +342,7 @@ async def test_keepalive_expiry_closes_and_publishes_the_will(broker: Broker, ho
     assert (await watcher.receive()).payload == b"offline"
 
 
+@pytest.mark.slow
 async def test_pings_keep_a_connection_alive(broker: Broker, hooks: Hooks) -> None:
     raw = await Raw.open(broker.port)
     await raw.connect("pinger", keep_alive=1)

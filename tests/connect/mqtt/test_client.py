@@ -9,6 +9,8 @@ import pytest
 from thingport.connect.mqtt.broker import AllowAllHooks, AuthResult, Broker, ConnectInfo
 from thingport.connect.mqtt.client import ConnectRefused, MqttClient
 
+pytestmark = [pytest.mark.slow]
+
 
 class Refusing(AllowAllHooks):
     async def authenticate(self, conn: ConnectInfo) -> AuthResult:

@@ -183,6 +183,7 @@ async def test_a_verify_code_binds_one_device_once(door: Door, oc: OcClient) -> 
         await c.close()
 
 
+@pytest.mark.slow
 async def test_expired_and_unknown_registrations_cannot_bind(door: Door, oc: OcClient, services: Services) -> None:
     reg = await oc.register("late-node-0001", verifyCode="LATE-CODE", timeout=1)
     await asyncio.sleep(1.1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.connect.conftest import Door, MakeDevice, connect, status_is
 from tests.support.device_login import alink_connect, alink_sign, enos_connect
 from thingport.connect.mqtt.broker import ConnectInfo
@@ -76,6 +78,7 @@ async def test_product_secret_is_refused_where_dynamic_activation_is_off(
     assert (await connect(door, enos_connect(service_product, dev.device_key, product.secret, mode=3)))[1] == 4
 
 
+@pytest.mark.slow
 async def test_alink_dynamic_registration_over_mqtt(
         door: Door, services: Services, caller: Caller, dynamic_product: str, make_device: MakeDevice) -> None:
     dev = await make_device(dynamic_product)

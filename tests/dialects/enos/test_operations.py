@@ -1,4 +1,4 @@
-"""Every Connect Service operation and documented error code, through HTTP (reference/enos.md §1)."""
+"""Every Connect Service operation and documented error code, through HTTP (docs/reference/enos.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Login, refreshToken, logout, the app_key + Bearer checks, appId and flow control (reference §2, §9)."""
+"""Login, refreshToken, logout, the app_key + Bearer checks, appId and flow control.
+
+As docs/reference/oceanconnect.md §2 and §9 describe them.
+"""
 
 from __future__ import annotations
 

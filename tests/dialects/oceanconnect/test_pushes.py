@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.oc_client import OcClient
 from tests.support.processes import free_port, start_thingport, stop
@@ -68,6 +69,7 @@ async def test_push_shapes_and_order(oc: OcClient, services: Services) -> None:
         await worker.stop()
 
 
+@pytest.mark.slow
 async def test_retry_with_back_off(oc: OcClient, services: Services) -> None:
     worker = OceanConnectWorker(services)
     try:
@@ -89,6 +91,7 @@ async def test_retry_with_back_off(oc: OcClient, services: Services) -> None:
         await worker.stop()
 
 
+@pytest.mark.slow
 async def test_expired_registration_pushes(oc: OcClient, services: Services) -> None:
     worker = OceanConnectWorker(services)
     try:
@@ -147,6 +150,8 @@ async def wait_for(cond: Any, timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 async def test_pushes_survive_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     app_key, secret = await provision(data_dir)

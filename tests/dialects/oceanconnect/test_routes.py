@@ -1,4 +1,7 @@
-"""Every OceanConnect device and subscription route and its documented error codes (reference §3-§8)."""
+"""Every OceanConnect device and subscription route and its documented error codes.
+
+The routes and codes are those of docs/reference/oceanconnect.md §3-§8.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Who is calling the Connect Service, proven by one of the two verifiable EnOS schemes.
 
 * APIM token: headers ``apim-accesstoken`` + ``apim-timestamp`` + ``apim-signature``
-  (reference/enos.md §3.2), the token from ``/apim-token-service/v2.0/token/get``.
+  (docs/reference/enos.md §3.2), the token from ``/apim-token-service/v2.0/token/get``.
 * Query signature of ``enos-api-sdk-python``: ``accessKey``, ``requestTimestamp``, ``sign``.
 
 A signature is accepted once (a replay is refused) and only while its timestamp is within the

@@ -43,7 +43,7 @@ CODES: dict[ErrorKind, int] = {
 
 PREFIX: dict[int, str] = {99400: "Invalid Argument ", 99403: "", 99404: "Not Found: ", 99500: ""}
 
-#: Product-not-found differs per operation across doc versions (reference/enos.md §7.8).
+#: Product-not-found differs per operation across doc versions (docs/reference/enos.md §7.8).
 PRODUCT_NOT_FOUND_BY_ACTION = {("v2.1", "get"): 11611, ("v2.1", "update"): 11651, ("v2.1", "delete"): 11651}
 
 #: HTTP status and code of a failed authentication (a gateway-level failure, not a business code).

@@ -1,4 +1,4 @@
-"""The API-gateway signature every Living call carries (reference/living.md §1.2).
+"""The API-gateway signature every Living call carries (docs/reference/living.md §1.2).
 
 A request is accepted when ``X-Ca-Signature`` is the HMAC-SHA256 of the server's string-to-sign
 under the secret of the application ``X-Ca-Key``, the signed headers include ``x-ca-key`` and

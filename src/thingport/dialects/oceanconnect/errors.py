@@ -1,4 +1,4 @@
-"""The OceanConnect error table: domain error kinds to ``{error_code, error_desc}`` (reference §9).
+"""The OceanConnect error table: error kinds to ``{error_code, error_desc}`` (docs/reference/oceanconnect.md §9).
 
 Business errors carry ``error_code`` as a JSON string; gateway errors (token, throttle) use the
 ``{resultcode, resultmsg}`` body the API gateway sends. The documented ``error_desc`` comes first;

@@ -1,6 +1,6 @@
 """Devices and events in OceanConnect shapes: ``deviceInfo``, QueryDeviceDTOCloud2NA, push bodies.
 
-Every documented key is present, ``null`` when unset (reference §6, §8.2). Times are UTC
+Every documented key is present, ``null`` when unset (docs/reference/oceanconnect.md §6, §8.2). Times are UTC
 ``yyyyMMdd'T'HHmmss'Z'``.
 """
 

@@ -1,4 +1,4 @@
-"""Request bodies of the northbound API as msgspec structs; unknown keys are ignored (reference §3)."""
+"""Northbound request bodies as msgspec structs; unknown keys are ignored (docs/reference/oceanconnect.md §3)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import msgspec
 
 
 class DeviceInfoIn(msgspec.Struct):
-    """The writable ``deviceInfo`` fields (reference §6)."""
+    """The writable ``deviceInfo`` fields (docs/reference/oceanconnect.md §6)."""
 
     nodeId: str | None = None
     name: str | None = None
