@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from thingport.connect import messages
+from thingport.connect import grammar, messages
 from thingport.connect.messages import BadRequest, Request
 from thingport.connect.session import DeviceSession
 from thingport.domain.errors import DomainError, InvalidArgument
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 MAX_TOPO_ADD = 30  # Alink: at most 30 sub-devices per thing/topo/add (docs/mqtt.md, "Device requests")
 MAX_BATCH_LOGIN = 50  # Alink batch login; EnOS documents none, the same bound protects both
 MAX_REGISTER = 1000
+
+#: The roots of the topics requests come on (``/sys/{pk}/{dk}/{path}``, ``/ext/session/{pk}/{dk}/{path}``).
+REQUEST_ROOTS = ("sys", "ext/session")
 
 #: Replies devices send to the platform's own commands: consumed, never routed to anyone.
 PLATFORM_REPLIES = {
@@ -76,12 +79,12 @@ Handler = Callable[[DeviceContext, DeviceSession, Request, Target], Awaitable[An
 
 
 def parse_topic(topic: str) -> Target | None:
-    segs = topic.split("/")
-    if len(segs) >= 5 and segs[:2] == ["", "sys"]:
-        return Target("sys", segs[2], segs[3], "/".join(segs[4:]))
-    if len(segs) >= 6 and segs[:3] == ["", "ext", "session"]:
-        return Target("ext/session", segs[3], segs[4], "/".join(segs[5:]))
-    return None
+    """The device a request topic names, read by the grammar its rights are read by."""
+    named = grammar.SIGNED.parse(topic)
+    if named is None or named.root.name not in REQUEST_ROOTS:
+        return None
+    product_key, device_key = named.names
+    return Target(named.root.name, product_key, device_key, named.path)
 
 
 class DeviceRequests:
