@@ -61,12 +61,19 @@ class Named:
         return "/".join(self.rest)
 
 
-@dataclass(frozen=True, slots=True)
 class Grammar:
     """The roots of one tree. A topic whose first segments are a root's head belongs to that root
     alone; the root with no literal head (``/{pk}/{dk}/user/…``) takes only what no other claims."""
 
-    roots: tuple[Root, ...]
+    def __init__(self, *roots: Root) -> None:
+        self.roots = roots
+        self._literal = tuple(r for r in roots if len(r.head) > 1)
+        self._headless = next((r for r in roots if len(r.head) <= 1), None)
+        #: First segments no product key can take: ``/ext/{other}/…`` is not a productKey ``ext``.
+        self._reserved = frozenset(r.head[:2] for r in self._literal)
+
+    def __repr__(self) -> str:
+        return f"Grammar({', '.join(r.name for r in self.roots)})"
 
     def parse(self, topic: str) -> Named | None:
         """The topic's root and names, or None when it is no topic of this tree.
@@ -86,28 +93,24 @@ class Grammar:
 
     def _claimant(self, segs: list[str]) -> Root | None:
         """The one root a topic can belong to: the first whose literal head it starts with, else
-        the headless root, unless the topic's first segment is another root's (``/ext/{other}/…``
-        is not a productKey ``ext``)."""
-        literal = [r for r in self.roots if len(r.head) > 1]
-        for root in literal:
+        the headless root, unless the topic starts with a segment reserved to another root."""
+        for root in self._literal:
             if tuple(segs[: len(root.head)]) == root.head:
                 return root
-        if any(tuple(segs[:2]) == r.head[:2] for r in literal):
-            return None
-        return next((r for r in self.roots if len(r.head) <= 1), None)
+        return None if tuple(segs[:2]) in self._reserved else self._headless
 
 
 #: EnOS (enos-mqtt-sdk-python, the Java SDK) and Alink (aliyun-iot-linkkit, the C SDK) devices.
-SIGNED = Grammar((
+SIGNED = Grammar(
     Root("sys", ("", "sys"), "pair"),
     Root("ext/session", ("", "ext", "session"), "pair"),
     Root("ext/ntp", ("", "ext", "ntp"), "pair"),
     Root("user", ("",), "pair", tail=("user",)),
-))
+)
 
 #: OceanConnect devices: their deviceId topics, and their bind answer named by nodeId.
-OCEANCONNECT = Grammar((
+OCEANCONNECT = Grammar(
     Root("huawei/v1/devices", ("", "huawei", "v1", "devices"), "device_id"),
     Root("$oc/devices", ("$oc", "devices"), "device_id"),
     Root("huawei/v1/bind", ("", "huawei", "v1", "bind"), "node_id", rest=False, actions=SUBSCRIBE),
-))
+)
