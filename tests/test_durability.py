@@ -77,3 +77,40 @@ async def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
         stop(proc)
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} acknowledged devices lost"
+
+
+@pytest.mark.parametrize("nonce_store", ["memory", "database"])
+async def test_a_signed_create_replayed_after_kill_9_is_refused(tmp_path: Path, nonce_store: str) -> None:
+    """The used signature commits with the device it created: the restarted server knows it."""
+    data_dir = tmp_path / "data"
+    app_key, secret = await provision(data_dir)
+    env = {"THINGPORT_NONCE_STORE": nonce_store}
+    port = free_port()
+    proc = start_thingport(data_dir, port, env)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            enos = EnosClient(http, app_key, secret, "o1", scheme="accessKey")
+            pk = await enos.create_product(model_id="m1")
+            # no deviceKey: a replay that got through would create a second device, not fail on the key
+            r = await enos.raw("POST", "/connect-service/v2.1/devices", {"action": "create"},
+                               {"productKey": pk, "deviceName": {"defaultValue": "d"}, "timezone": "+08:00"})
+            os.kill(proc.pid, signal.SIGKILL)  # right after the answer: no batch of used values was written
+            proc.wait(10)
+        assert r.json()["code"] == 0, r.text
+        signed = r.request
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc = start_thingport(data_dir, port, env)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            replay = await http.send(httpx.Request(signed.method, signed.url, headers=signed.headers,
+                                                   content=signed.content))
+            assert replay.status_code == 401 and replay.json()["code"] == 401, replay.text
+            assert "the signature was used before; a replayed request is refused" in replay.json()["msg"]
+            r = await EnosClient(http, app_key, secret, "o1").call(
+                "POST", "/connect-service/v2.1/devices", {"action": "search"},
+                {"pagination": {"pageNo": 1, "pageSize": 10}, "projection": ["assetId"]})
+            assert r["code"] == 0 and len(r["data"]) == 1, r
+    finally:
+        stop(proc)

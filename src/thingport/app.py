@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from thingport import __version__
+from thingport import __version__, datadir
 from thingport.connect import embedded, external
 from thingport.crypto.keyring import Keyring
 from thingport.dialects.admin.routes import router as admin_router
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def ensure_initialised(settings: Settings) -> tuple[Keyring, str]:
     """On first start with an empty data directory create the master key and operator token."""
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only: key, token, database
+    datadir.prepare(settings)  # owner-only: key, token, database; refused when others can write it
     key_file = settings.key_file
     if key_file.exists():
         keyring = Keyring.load(key_file)

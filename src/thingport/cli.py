@@ -56,7 +56,7 @@ def settings_for(data_dir: Path | None, config: Path | None = None, **overrides:
 @contextmanager
 def server_lock(settings: Settings, *, wait: bool) -> Iterator[bool]:
     """Held by a running server; operator commands that must not run beside it test it."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(settings.data_dir / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

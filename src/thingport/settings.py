@@ -91,6 +91,10 @@ class Settings:
     living_signature_window_s: int = 900
     #: ``timeout`` sent with enrollee found_reply and checkin, seconds.
     living_enrollee_timeout_s: int = 60
+    # Outbound requests (docs/security.md, "Outbound pushes")
+    #: Networks OceanConnect pushes may reach although they are not public (loopback, private,
+    #: link-local, CGNAT…), comma-separated: ``10.20.0.0/16, fd00:1::/64``. Empty: public addresses only.
+    oceanconnect_push_allowed_networks: str = ""
 
     @property
     def db_url(self) -> str:

@@ -7,12 +7,13 @@ import asyncio
 
 import pytest
 
+from tests.conftest import make_product
 from tests.connect.conftest import Door, MakeDevice, connect, enos_gateway, reply_to, request, status_is
 from tests.support.device_login import enos_connect, enos_sub_sign
-from thingport.domain.models import DeviceStatus
+from thingport.domain.models import DeviceStatus, I18nText
 from thingport.services.container import Services
 from thingport.services.context import Caller
-from thingport.services.devices import DeviceRef
+from thingport.services.devices import DeviceRef, DeviceSpec
 
 
 @pytest.mark.parametrize("method", ["sha256", "hmacsha256", "sha1", "hmacsha1", "md5", "hmacmd5"])
@@ -61,6 +62,34 @@ async def test_a_device_uses_only_its_own_topics(door: Door, service_product: st
     assert await cb.subscribe((f"/sys/{service_product}/{b.device_key}/thing/event/x", 0)) == [0]
     await ca.publish(f"/sys/{service_product}/{b.device_key}/thing/event/x", b"{}")
     await cb.nothing_more()
+    await ca.close()
+    await cb.close()
+
+
+async def test_a_device_keyed_like_a_topic_word_cannot_reach_another_tenant(
+        door: Door, services: Services, service_product: str, make_device: MakeDevice) -> None:
+    """The attack: organization B keys a device with A's product key, A keys one ``thing``; A's pair
+    then stood at segments 3-4 of B's topics (``/sys/{pkB}/{pkA}/thing/…``) and was taken as A's right."""
+    await services.accounts.create_org("Other", "o-other")
+    await services.accounts.create_model("o-other", "model1")
+    other = Caller.operator("o-other")
+    pk_b = await make_product(services, other)
+    b = (await services.devices.create(other, DeviceSpec(pk_b, I18nText("b"), "+08:00", device_key=service_product))
+         ).device
+    a = await make_device(service_product, "thing")
+    ca, _ = await connect(door, enos_connect(service_product, a.device_key, a.secret))
+    cb, _ = await connect(door, enos_connect(pk_b, b.device_key, b.secret))
+    theirs = f"/sys/{pk_b}/{b.device_key}"
+    assert await ca.subscribe((f"{theirs}/thing/#", 1), (f"/{pk_b}/{b.device_key}/thing/#", 1)) == [0x80, 0x80]
+    assert await ca.subscribe((f"/sys/{service_product}/thing/#", 1)) == [1]
+    assert await cb.subscribe((f"{theirs}/#", 1)) == [1]
+    # A's publish on B's topic is dropped before its PUBACK; B's own uplink is then the first B hears
+    await ca.publish(f"{theirs}/thing/event/property/post", b'{"from":"a"}', 1)
+    await cb.publish(f"{theirs}/thing/event/property/post", b'{"from":"b"}', 1)
+    assert (await cb.receive()).payload == b'{"from":"b"}'
+    # B's uplink reached B before A's marker was even sent: had A been subscribed, it came first
+    await ca.publish(f"/sys/{service_product}/thing/marker", b"marker", 1)
+    assert (await ca.receive()).payload == b"marker"
     await ca.close()
     await cb.close()
 

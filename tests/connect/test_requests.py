@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.connect.conftest import Door, MakeDevice, connect, enos_gateway, reply_to, request, status_is
 from tests.support.device_login import alink_connect, alink_sub, enos_sub_sign
+from thingport.connect import requests
 from thingport.domain.models import DeviceStatus
 from thingport.services.container import Services
 from thingport.services.context import Caller
@@ -108,6 +111,24 @@ async def test_malformed_requests_get_error_replies_and_the_connection_stays(
     assert r["code"] == 460 and "at most 30" in r["message"]
     await client.publish(f"{base}/thing/topo/get", request("thing.topo.get", {}, "11"))
     assert (await reply_to(client, f"{base}/thing/topo/get_reply"))["code"] == 200
+    await client.close()
+
+
+async def test_a_request_nested_1000_deep_is_answered_460_without_a_traceback(
+        door: Door, gateway_product: str, make_device: MakeDevice, caplog: pytest.LogCaptureFixture) -> None:
+    requests.REPORTED.clear()
+    gw = await make_device(gateway_product)
+    client = await enos_gateway(door, gw, gateway_product)
+    base = f"/sys/{gateway_product}/{gw.device_key}"
+    deep = b'{"id":"1","params":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    for topic in ("thing/topo/add", "thing/device/register", "thing/topo/delete"):
+        await client.publish(f"{base}/{topic}", deep, 1)
+        r = await reply_to(client, f"{base}/{topic}_reply")
+        assert r["code"] == 460 and r["message"].startswith("payload: arrays and objects nested more than 32")
+    await client.publish(f"{base}/thing/topo/add", request("thing.topo.add", [{"productKey": 1e300 * 10}]), 1)
+    assert (await reply_to(client, f"{base}/thing/topo/add_reply"))["code"] == 460
+    assert not [r for r in caplog.records if r.exc_info]
+    assert len([r for r in caplog.records if "malformed request" in r.getMessage()]) == 1
     await client.close()
 
 

@@ -1,12 +1,20 @@
 """The replay guard: once per value, in either store mode, and across a restart."""
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import replace
 
+import httpx
 import pytest
 
+from tests.support.enos_client import EnosClient
+from tests.support.living_client import LivingClient
+from thingport.domain.errors import DomainError
+from thingport.domain.models import Application, I18nText
+from thingport.services import nonces
 from thingport.services.container import Services
-from thingport.services.context import Core
+from thingport.services.context import Caller, Core
+from thingport.services.devices import DeviceSpec
 from thingport.services.nonces import NonceGuard
 
 
@@ -46,3 +54,54 @@ async def test_batches_reach_the_database_without_an_explicit_flush(services: Se
     async with services.core.read() as conn:
         stored = await services.core.accounts.live_nonces(conn, 0)
     assert len(stored) >= 50
+
+
+# --- a signed request's value commits with what the request writes (memory mode) -----------------
+
+@pytest.fixture
+def no_batches(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[NonceGuard]:
+    """The memory guard with its batches held back: only a write transaction can have stored a value."""
+    monkeypatch.setattr(nonces, "FLUSH_S", 3600)
+    guard = services.accounts.nonces
+    monkeypatch.setattr(guard, "in_memory", True)
+    yield guard
+    if guard._flusher is not None:
+        guard._flusher.cancel()
+
+
+async def stored(services: Services) -> set[str]:
+    async with services.core.read() as conn:
+        return {key for key, _ in await services.core.accounts.live_nonces(conn, 0)}
+
+
+async def test_the_first_write_of_a_request_records_its_value(
+        services: Services, caller: Caller, service_product: str, no_batches: NonceGuard) -> None:
+    assert await no_batches.use("sig-create", 60_000)
+    with pytest.raises(DomainError):  # a write that fails records nothing: nothing was applied
+        await services.devices.create(caller, DeviceSpec("no-such-product", I18nText("d"), "+08:00"))
+    assert nonces._key("sig-create") not in await stored(services)
+    await services.devices.create(caller, DeviceSpec(service_product, I18nText("d"), "+08:00"))
+    assert nonces._key("sig-create") in await stored(services)
+    # a restarted node refuses the replay though no batch was written
+    restarted = NonceGuard(Core(replace(services.core.settings, nonce_store="memory"), services.core.keyring,
+                                services.core.db))
+    assert not await restarted.use("sig-create", 60_000)
+
+
+async def test_signed_http_writes_of_both_dialects_commit_their_value(
+        services: Services, http: httpx.AsyncClient, app: Application, caller: Caller, service_product: str,
+        no_batches: NonceGuard) -> None:
+    enos = EnosClient(http, app.app_key, app.secret, app.org_id, scheme="accessKey")
+    r = await enos.raw("POST", "/connect-service/v2.1/devices", {"action": "create"},
+                       {"productKey": service_product, "deviceName": {"defaultValue": "d"}, "timezone": "+08:00"})
+    assert r.json()["code"] == 0
+    sign = dict(r.request.url.params)["sign"]
+    assert nonces._key(f"enos:accessKey:{sign.lower()}") in await stored(services)
+
+    user = await services.living.create_user(caller.org_id, "ann")
+    living = LivingClient(http, app.app_key, app.secret)
+    await living.sign_in((await services.living.mint_auth_code(user.identity_id))[0])
+    body = living.body({"name": "home"}, "1.1.0")
+    r = await living.raw("/living/home/create", body, living.signed("/living/home/create", body, nonce="n-home"))
+    assert r.json()["code"] == 200
+    assert nonces._key(f"living:{app.app_key}:n-home") in await stored(services)

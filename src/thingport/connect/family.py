@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from thingport.connect import grammar
 from thingport.crypto.device_sign import Family
 
 
@@ -25,6 +26,8 @@ class TopicFamily:
     #: it (``thing/{action}``, ``combine/{action}``, the Living downlinks). OceanConnect's are not:
     #: its devices get none of those, and their topic rights are their deviceId topics.
     sys_tree: bool
+    #: Where its topics name a device, which its topic rights and requests read (:mod:`~thingport.connect.grammar`).
+    topics: grammar.Grammar
     #: A gateway hears of its sub-devices' enable/disable/delete on its own ``combine/{action}``
     #: (EnOS), else on the sub-device's ``thing/{action}`` (Alink).
     sub_notices_via_combine: bool
@@ -37,13 +40,14 @@ class TopicFamily:
     batch_login_lists_failures: bool
 
 
-ENOS = TopicFamily("enos", "deviceKey", "enos", sys_tree=True, sub_notices_via_combine=True,
+ENOS = TopicFamily("enos", "deviceKey", "enos", sys_tree=True, topics=grammar.SIGNED, sub_notices_via_combine=True,
                    hears_topology_changes=False, sub_login_details=True, batch_login_lists_failures=True)
-ALINK = TopicFamily("alink", "deviceName", "alink", sys_tree=True, sub_notices_via_combine=False,
+ALINK = TopicFamily("alink", "deviceName", "alink", sys_tree=True, topics=grammar.SIGNED, sub_notices_via_combine=False,
                     hears_topology_changes=True, sub_login_details=False, batch_login_lists_failures=False)
 #: Its topic rights keep it off the shared tree, so the request attributes are never read; they are EnOS's.
-OCEANCONNECT = TopicFamily("oceanconnect", "deviceKey", "enos", sys_tree=False, sub_notices_via_combine=False,
-                           hears_topology_changes=False, sub_login_details=True, batch_login_lists_failures=True)
+OCEANCONNECT = TopicFamily("oceanconnect", "deviceKey", "enos", sys_tree=False, topics=grammar.OCEANCONNECT,
+                           sub_notices_via_combine=False, hears_topology_changes=False, sub_login_details=True,
+                           batch_login_lists_failures=True)
 
 #: What a signed login may turn out to be, in the order a gateway's notices go to both when this node
 #: cannot know which one it speaks (:mod:`thingport.connect.downlinks`).

@@ -14,15 +14,16 @@ sub-device sessions.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from thingport.connect import messages
+from thingport.connect import grammar, messages
 from thingport.connect.messages import BadRequest, Request
 from thingport.connect.session import DeviceSession
+from thingport.domain import validate
 from thingport.domain.errors import DomainError, InvalidArgument
-from thingport.domain.models import I18nText
 from thingport.services.connectivity import ConnectivityService, Credential, DeviceLogin
 from thingport.services.devices import DeviceSpec
 from thingport.services.provisioning import ProvisioningService
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 MAX_TOPO_ADD = 30  # Alink: at most 30 sub-devices per thing/topo/add (docs/mqtt.md, "Device requests")
 MAX_BATCH_LOGIN = 50  # Alink batch login; EnOS documents none, the same bound protects both
 MAX_REGISTER = 1000
+
+#: The roots of the topics requests come on (``/sys/{pk}/{dk}/{path}``, ``/ext/session/{pk}/{dk}/{path}``).
+REQUEST_ROOTS = ("sys", "ext/session")
 
 #: Replies devices send to the platform's own commands: consumed, never routed to anyone.
 PLATFORM_REPLIES = {
@@ -76,12 +80,12 @@ Handler = Callable[[DeviceContext, DeviceSession, Request, Target], Awaitable[An
 
 
 def parse_topic(topic: str) -> Target | None:
-    segs = topic.split("/")
-    if len(segs) >= 5 and segs[:2] == ["", "sys"]:
-        return Target("sys", segs[2], segs[3], "/".join(segs[4:]))
-    if len(segs) >= 6 and segs[:3] == ["", "ext", "session"]:
-        return Target("ext/session", segs[3], segs[4], "/".join(segs[5:]))
-    return None
+    """The device a request topic names, read by the grammar its rights are read by."""
+    named = grammar.SIGNED.parse(topic)
+    if named is None or named.root.name not in REQUEST_ROOTS:
+        return None
+    product_key, device_key = named.names
+    return Target(named.root.name, product_key, device_key, named.path)
 
 
 class DeviceRequests:
@@ -110,6 +114,8 @@ class DeviceRequests:
         try:
             req = messages.parse_request(payload)
         except BadRequest as exc:
+            _report(log.warning, "malformed", "malformed request from %s on %s: %s", session.client_id, topic,
+                    exc.message)
             ctx.send(session, topic + "_reply",
                      messages.reply(exc.request_id, messages.PARAM_ERROR, None, exc.message), qos)
             return True
@@ -118,8 +124,31 @@ class DeviceRequests:
             body = messages.reply(req.id, messages.OK, data)
         except DomainError as err:
             body = messages.reply(req.id, messages.error_code(session.family.reply_codes, err), None, err.message)
+        except Exception:  # a fault of ours: the device still gets its answer, the log one line a minute
+            _report(log.error, "failed", "request from %s on %s failed", session.client_id, topic, exc_info=True)
+            internal = DomainError("internal error")  # the INTERNAL kind: 400 in both families
+            body = messages.reply(req.id, messages.error_code(session.family.reply_codes, internal), None,
+                                  internal.message)
         ctx.send(session, topic + "_reply", body, qos)
         return True
+
+
+#: When each kind of report may next be logged, and how many were held back since the last one.
+REPORTED: dict[str, tuple[float, int]] = {}
+REPORT_INTERVAL_S = 60.0
+
+
+def _report(emit: Callable[..., None], kind: str, msg: str, *args: Any, exc_info: bool = False) -> None:
+    """Log at most one line a minute per kind: a device that floods bad requests cannot flood the log."""
+    now = time.monotonic()
+    due, held = REPORTED.get(kind, (0.0, 0))
+    if now < due:
+        REPORTED[kind] = (due, held + 1)
+        return
+    REPORTED[kind] = (now + REPORT_INTERVAL_S, 0)
+    if held:
+        msg += f" ({held} more since the last report)"
+    emit(msg, *args, exc_info=exc_info)
 
 
 # --- helpers shared by the handlers -----------------------------------------------------------
@@ -207,6 +236,10 @@ def credential(entry: dict[str, Any], shared: dict[str, Any] | None = None) -> C
                       text(merged, "sign"), text(merged, "secureMode", "securemode", required=False) or "2")
 
 
+#: What the entries of a batch login may leave to the request (EnOS sends one clientId and timestamp).
+_SHARED_LOGIN_FIELDS = ("clientId", "timestamp", "signMethod", "signmethod", "secureMode", "securemode")
+
+
 def device_entry(session: DeviceSession, pk: str, dk: str, **extra: Any) -> dict[str, Any]:
     return {"productKey": pk, session.family.key_field: dk, **extra}
 
@@ -257,7 +290,7 @@ async def combine_login_batch(ctx: DeviceContext, session: DeviceSession, req: R
     params = as_object(req.params)
     key = "deviceList" if "deviceList" in params else "subDevices"
     entries = as_list(params, key, MAX_BATCH_LOGIN, key=key)
-    shared = {k: v for k, v in params.items() if k != key}
+    shared = {k: params[k] for k in _SHARED_LOGIN_FIELDS if k in params}
     logged: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for entry in entries:
@@ -291,24 +324,14 @@ async def device_register(ctx: DeviceContext, session: DeviceSession, req: Reque
     own_target(session, target)
     specs = []
     for entry in as_list(req.params, "params", MAX_REGISTER):
-        name = entry.get("deviceName")
-        if isinstance(name, dict):
-            default = name.get("defaultValue")
-            i18n = name.get("i18nValue") or {}
-            if not isinstance(default, str) or not default or not isinstance(i18n, dict):
-                raise InvalidArgument("deviceName: defaultValue is required", field="deviceName")
-            label = I18nText(default, {str(k): str(v) for k, v in i18n.items()})
-        elif isinstance(name, str) and name:
-            label = I18nText(name)
-        else:
+        if entry.get("deviceName") in (None, ""):
             raise InvalidArgument("deviceName: missing", field="deviceName")
-        attributes = entry.get("deviceAttributes")
-        if attributes is not None and not isinstance(attributes, dict):
-            raise InvalidArgument("deviceAttributes: must be an object", field="deviceAttributes")
         specs.append(DeviceSpec(
-            text(entry, "productKey"), label, text(entry, "timezone", required=False) or "+00:00",
-            device_key=text(entry, "deviceKey", required=False) or None, attributes=attributes,
-            description=text(entry, "deviceDesc", required=False) or None))
+            text(entry, "productKey"), validate.i18n(entry["deviceName"], field="deviceName"),
+            text(entry, "timezone", required=False) or "+00:00",
+            device_key=text(entry, "deviceKey", required=False) or None,
+            attributes=validate.attributes(entry.get("deviceAttributes")) or None,
+            description=validate.text(entry.get("deviceDesc"), field="deviceDesc")))
     created = await ctx.connectivity.register_devices(session.asset_id, specs)
     return [{"assetId": d.asset_id, "productKey": d.product_key, "deviceKey": d.device_key,
              "deviceSecret": d.secret} for d in created]

@@ -1,11 +1,11 @@
 """Who is on an MQTT connection, which topics that device may use, and what its login hands it.
 
-A device publishes and subscribes only under its own topics: those whose first segments after
-the root name its product and key (``/sys/{pk}/{dk}/…``, ``/ext/session/{pk}/{dk}/…``,
-``/ext/ntp/{pk}/{dk}/…``, ``/{pk}/{dk}/user/…``), or, for OceanConnect devices, its device id
-(``/huawei/v1/devices/{deviceId}/…``, ``$oc/devices/{deviceId}/…``, and subscribing to its
-bind answer ``/huawei/v1/bind/{nodeId}``). A gateway may also use the
-topics of its sub-devices. Wildcards are allowed only after the part that names the device.
+A device publishes and subscribes only under its own topics: those its family's grammar
+(:mod:`thingport.connect.grammar`) reads as naming it, at the place the topic's root names a
+device (``/sys/{pk}/{dk}/…``, ``/ext/session/{pk}/{dk}/…``, ``/ext/ntp/{pk}/{dk}/…``,
+``/{pk}/{dk}/user/…``; for OceanConnect devices ``/huawei/v1/devices/{deviceId}/…``,
+``$oc/devices/{deviceId}/…``, and subscribing to its bind answer ``/huawei/v1/bind/{nodeId}``).
+A gateway may also use the topics of its sub-devices. Wildcards are allowed only after the names.
 """
 
 from __future__ import annotations
@@ -65,11 +65,6 @@ async def device_now(session: DeviceSession, link: HandoffLink) -> Device | None
     return found[0] if found is not None else None
 
 
-#: Where the device's own (productKey, deviceKey) pair may start among a topic's segments.
-_PAIR_AT = (1, 2, 3)
-_WILDCARDS = {"+", "#"}
-
-
 @dataclass(eq=False, slots=True)
 class DeviceSession:
     asset_id: str
@@ -101,18 +96,13 @@ class DeviceSession:
         sole = self.handoff.sole_topic if self.handoff is not None else None
         if sole is not None:
             return action == "subscribe" and topic == sole
-        segs = topic.split("/")
-        if not self.family.sys_tree:
-            if topic == oceanconnect_bind_topic(self.device_key):
-                return action == "subscribe"
-            prefixes = (["", "huawei", "v1", "devices", self.asset_id], ["$oc", "devices", self.asset_id])
-            return any(segs[: len(p)] == p and len(segs) > len(p) for p in prefixes)
-        if segs[0] != "":
+        named = self.family.topics.parse(topic)
+        if named is None or action not in named.root.actions:
             return False
-        for i in _PAIR_AT:
-            head = segs[: i + 2]
-            if len(segs) <= i + 2 or any(s in _WILDCARDS for s in head):
-                continue
-            if self.speaks_for(segs[i], segs[i + 1]):
-                return True
-        return False
+        match named.root.names:
+            case "pair":
+                return self.speaks_for(*named.names)
+            case "device_id":
+                return named.names == (self.asset_id,)
+            case "node_id":
+                return named.names == (self.device_key,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,23 @@ class Caller:
     @classmethod
     def operator(cls, org_id: str) -> Caller:
         return cls(org_id, None, Permission.all())
+
+
+@dataclass(slots=True)
+class RequestNonce:
+    """The single-use value (hashed) of the signed request being answered, until a write records it."""
+
+    key: str
+    expire: int
+    recorded: bool = False
+
+
+#: Set by the replay guard for the request it let through when it keeps used values in memory
+#: (:mod:`thingport.services.nonces`); the request's first write transaction records the value with
+#: what it writes, so no write of a signed request commits without the proof that it was made. A
+#: context variable rather than an argument: the signed requests of every dialect reach the services
+#: through many paths, and the guard and :meth:`Core.write` are the two ends that know of it.
+REQUEST_NONCE: ContextVar[RequestNonce | None] = ContextVar("request_nonce", default=None)
 
 
 @dataclass(slots=True)
@@ -83,10 +101,21 @@ class Core:
 
     @asynccontextmanager
     async def write(self, org_id: str = "") -> AsyncIterator[Tx]:
-        """One write transaction; its events are published after it commits, never before."""
+        """One write transaction; its events are published after it commits, never before.
+
+        The first one a signed request makes also records the request's single-use value
+        (:data:`REQUEST_NONCE`): replayed after a crash, the request is refused, whatever it wrote.
+        """
+        nonce = REQUEST_NONCE.get()
+        if nonce is not None and nonce.recorded:
+            nonce = None
         async with self.db.write() as conn:
             tx = Tx(conn, self.events, org_id, now_ms())
             yield tx
+            if nonce is not None:
+                await self.accounts.store_nonces(conn, [(nonce.key, nonce.expire)])
+        if nonce is not None:
+            nonce.recorded = True
         if tx.pending:
             await self.bus.publish(tx.pending)
 

@@ -3,21 +3,26 @@
 Two modes (``settings.nonce_store``):
 
 * ``memory`` (the default on SQLite, a single node): an in-process set is the authority, so a
-  signed request costs no database write of its own. Recorded values are written to the
-  ``used_nonces`` table in batches (every ``FLUSH_S``) and loaded back at start, so a restarted
-  node still refuses recent signatures; a crash loses at most the last batch.
+  signed request costs no database write of its own. A request that writes records its value in
+  its own (first) write transaction (:data:`~thingport.services.context.REQUEST_NONCE`), so what it
+  created, replaced or deleted commits with the proof that it was done; the values of the others
+  (reads) are written to the ``used_nonces`` table in batches (every ``FLUSH_S``). Values are
+  loaded back at start: a restarted node refuses every replay of a write, and of a read all but
+  those of the last batch before a crash.
 * ``database`` (the default on PostgreSQL, where several nodes may share one database): each
-  value is inserted at once and the unique index decides, so a replay sent to another node fails.
+  value is inserted at once, before the request goes on, and the unique index decides, so a
+  replay sent to another node fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 
 from thingport.domain.models import now_ms
-from thingport.services.context import Core
+from thingport.services.context import REQUEST_NONCE, Core, RequestNonce
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +67,9 @@ class NonceGuard:
             return False
         self._seen[key] = expire
         self._pending.append((key, expire))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_later())
+        REQUEST_NONCE.set(RequestNonce(key, expire))
+        if self._flusher is None or self._flusher.done():  # in a context of its own: it is no request's
+            self._flusher = asyncio.create_task(self._flush_later(), context=contextvars.Context())
         return True
 
     async def _load(self, now: int) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from tests.connect.conftest import Door, MakeDevice, connect, status_is
+from tests.dialects.oceanconnect.conftest import LOOPBACK
 from tests.support.device_login import oceanconnect_connect
 from tests.support.mqtt_client import Device as Client
 from tests.support.oc_client import OcClient, oc_error
@@ -26,10 +28,17 @@ from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
 from thingport.domain.models import DeviceStatus
 from thingport.services.container import Services
 from thingport.services.context import Caller
+from thingport.settings import Settings
 
 REG = "/iocm/app/reg/v1.1.0/deviceCredentials"
 REG_V2 = "/iocm/app/reg/v2.0.0/deviceCredentials"
 BY_NODE_ID = 2
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The pushes go to a receiver on loopback, which an operator setting lets them reach."""
+    return replace(settings, oceanconnect_push_allowed_networks=LOOPBACK)
 
 
 @pytest.fixture

@@ -135,6 +135,18 @@ async def test_authorization_follows_device_and_gateway_rights_on_any_node(
         == {"result": "deny"}
 
 
+async def test_authorization_reads_the_topic_grammar_not_any_position(
+        http: httpx.AsyncClient, service_product: str, make_device: MakeDevice) -> None:  # noqa: F811
+    """A device keyed ``thing``: its pair stands at segments 3-4 of a device keyed with its product key."""
+    a = await make_device(service_product, "thing")
+    user = f"thing&{service_product}"
+    theirs = f"/sys/PkOther1/{service_product}"
+    for topic, action in ((f"{theirs}/thing/#", "subscribe"), (f"{theirs}/thing/event/x/post", "publish"),
+                          (f"/PkOther1/{service_product}/thing/x", "publish")):
+        assert (await authz(http, user, topic, action))["result"] == "deny", topic
+    assert (await authz(http, user, f"/sys/{service_product}/{a.device_key}/thing/x", "publish"))["result"] == "allow"
+
+
 async def test_client_events_set_online_state(http: httpx.AsyncClient, services: Services, caller: Caller,
                                               service_product: str, make_device: MakeDevice) -> None:  # noqa: F811
     dev = await make_device(service_product)

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.oc_client import OcClient
+from tests.dialects.oceanconnect.conftest import LOOPBACK
+from tests.support.oc_client import OcClient, oc_error
 from tests.support.processes import free_port, start_thingport, stop
 from tests.support.receiver import receiver
 from thingport.app import ensure_initialised
 from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
 from thingport.dialects.oceanconnect.render import INFO_KEYS
+from thingport.domain.errors import InvalidArgument
 from thingport.services.container import Services
-from thingport.services.context import Core
+from thingport.services.context import Caller, Core
+from thingport.services.oceanconnect.subscriptions import SubscriptionService
 from thingport.settings import Settings
 from thingport.store.db import Database
 
@@ -125,10 +132,101 @@ async def test_unsubscribed_types_and_other_orgs_get_nothing(oc: OcClient, servi
         await worker.stop()
 
 
+# ------------------------------------------------------------------------------------- where pushes go
+
+@contextlib.asynccontextmanager
+async def http_server(answer: bytes) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A loopback HTTP server that records each request's head and gives every request ``answer``."""
+    heads: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        await reader.readexactly(length)
+        heads.append(head)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1], heads
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def resolver(answers: dict[str, list[str]]) -> Any:
+    """``loop.getaddrinfo`` answering from ``answers`` (what DNS says of a name right now)."""
+    async def getaddrinfo(host: str, port: int, **_: Any) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
+    return getaddrinfo
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.8:8080/cb",
+                                 "https://[fd00::1]/cb", "http://[::ffff:192.168.1.1]/cb", "http://100.64.1.1/cb",
+                                 "http://0.0.0.0:8080/cb", "http://224.0.0.1/cb"])
+async def test_a_callback_url_the_server_alone_can_reach_is_refused(oc: OcClient, url: str) -> None:
+    r = await oc.call("POST", SUB, {"notifyType": "deviceAdded", "callbackUrl": url})
+    oc_error(r, 400, "100222", "callbackUrl: ", "pushes go to public addresses only")
+
+
+async def test_loopback_is_refused_unless_the_operator_allows_it(services: Services, caller: Caller) -> None:
+    strict = SubscriptionService(Core(replace(services.core.settings, oceanconnect_push_allowed_networks=""),
+                                      services.core.keyring, services.core.db))
+    for url in ("http://127.0.0.1:9/cb", "http://localhost:9/cb", "http://2130706433:9/cb", "http://[::1]:9/cb"):
+        with pytest.raises(InvalidArgument, match=r"^callbackUrl: .*loopback address") as refused:
+            await strict.subscribe(replace(caller, app_key="app-1"), "deviceAdded", url, "HTTP")
+        assert refused.value.field == "callbackUrl"
+
+
+async def test_the_address_connected_to_is_the_one_checked_when_connecting(
+        oc: OcClient, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    dns = {"callback.test": ["127.0.0.1"]}
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolver(dns))
+    worker = OceanConnectWorker(services)
+    try:
+        async with http_server(OK) as (port, heads):
+            r = await oc.call("POST", SUB, {"notifyType": "deviceAdded", "callbackUrl": f"http://callback.test:{port}/cb"})
+            assert r.status_code == 201
+            await oc.register("dns-0001")
+            assert await worker.run_once() == 1 and await services.oceanconnect.pushes.queued() == 0
+            assert f"Host: callback.test:{port}".encode() in heads[0]  # the name, not the address connected to
+            # the name now resolves to an address the operator did not allow: refused when connecting
+            dns["callback.test"] = ["127.0.0.1", "10.0.0.7"]
+            await oc.register("dns-0002")
+            assert await worker.run_once() == 1 and len(heads) == 1
+            assert await services.oceanconnect.pushes.queued() == 1
+            refused = r"refused: callback\.test resolves to 10\.0\.0\.7 is a private"
+            with pytest.raises(httpx.ConnectError, match=refused):
+                await worker.client.post(f"http://callback.test:{port}/cb")
+    finally:
+        await worker.stop()
+
+
+async def test_redirects_are_not_followed(oc: OcClient, services: Services) -> None:
+    worker = OceanConnectWorker(services)
+    try:
+        async with http_server(OK) as (inner, reached):
+            moved = f"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{inner}/admin\r\n" \
+                    "Content-Length: 0\r\nConnection: close\r\n\r\n"
+            async with http_server(moved.encode()) as (outer, asked):
+                r = await oc.call("POST", SUB, {"notifyType": "deviceAdded", "callbackUrl": f"http://127.0.0.1:{outer}/"})
+                assert r.status_code == 201
+                await oc.register("redirect-0001")
+                assert await worker.run_once() == 1
+                assert len(asked) == 1 and reached == []
+                assert await services.oceanconnect.pushes.queued() == 1  # a 3xx is a failed delivery, retried
+    finally:
+        await worker.stop()
+
+
 # --------------------------------------------------------------------------------------------- restart
 
-#: Short back-off and expiry scans, so the restart test does not wait minutes.
-FAST_RETRIES = {"THINGPORT_OCEANCONNECT_PUSH_BACKOFF_MAX_S": "1", "THINGPORT_OCEANCONNECT_EXPIRY_INTERVAL_S": "1"}
+#: Short back-off and expiry scans, so the restart test does not wait minutes; the receiver is on loopback.
+FAST_RETRIES = {"THINGPORT_OCEANCONNECT_PUSH_BACKOFF_MAX_S": "1", "THINGPORT_OCEANCONNECT_EXPIRY_INTERVAL_S": "1",
+                "THINGPORT_OCEANCONNECT_PUSH_ALLOWED_NETWORKS": LOOPBACK}
 
 
 async def provision(data_dir: Path) -> tuple[str, str]:

@@ -4,6 +4,10 @@ Pushes are queued in the database by :meth:`PushService.fan_out` from the ``even
 table (so a push is never lost when the process stops, and an API call never waits for a
 callback), then POSTed to the callback URL; anything but a 2xx answer is retried with back-off.
 Delivery is at-least-once: a push whose answer was lost is sent again.
+
+Pushes connect only where the address policy allows (:mod:`thingport.net`): the callback's name is
+resolved when connecting, every address checked, and the connection made to a checked address
+(the name still goes in the Host header and TLS server name). Redirects are not followed.
 """
 
 from __future__ import annotations
@@ -11,16 +15,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 
+import httpcore
 import httpx
 
 from thingport.dialects.oceanconnect import render
+from thingport.net import AddressPolicy, Refused
 from thingport.services.container import Services
 from thingport.services.events import Event
 from thingport.store.oceanconnect import Push
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 1.0
+SOCKET_OPTION = httpcore.SOCKET_OPTION
+
+
+class CheckedBackend(httpcore.AsyncNetworkBackend):
+    """TCP connections to the addresses the policy allows, resolved here rather than by the socket layer."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self.policy = policy
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await asyncio.wait_for(self.policy.resolve(host, port), timeout)
+        except Refused as exc:
+            raise httpcore.ConnectError(f"refused: {exc}") from None
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"{host}: no address within {timeout} s") from None
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"{host}: {exc}") from None
+        failure: Exception = httpcore.ConnectError(f"{host}: no address")
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[SOCKET_OPTION] | None = None
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("pushes go over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class PushTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a pool whose connections go through :class:`CheckedBackend`, no proxy."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
+                                                  network_backend=CheckedBackend(policy))
 
 
 class OceanConnectWorker:
@@ -28,7 +79,9 @@ class OceanConnectWorker:
         self.services = services
         self.oc = services.oceanconnect
         timeout = services.core.settings.oceanconnect_push_timeout_s
-        self.client = client or httpx.AsyncClient(timeout=timeout, headers={"Content-Type": "application/json"})
+        self.client = client or httpx.AsyncClient(
+            timeout=timeout, headers={"Content-Type": "application/json"}, follow_redirects=False,
+            transport=PushTransport(self.oc.subscriptions.targets))
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe = services.core.bus.subscribe(self._on_event)

@@ -2,6 +2,8 @@
 
 One subscription per application and notifyType; deleting subscriptions drops the pushes still
 queued for them (``store/oceanconnect.py``). What is pushed is the pushes module's concern.
+A callback URL must lead to an address pushes may reach (:mod:`thingport.net`); that is checked
+here, so the application hears of it at once, and again at every connection.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import uuid
 
 from sqlalchemy.exc import IntegrityError
 
-from thingport.domain.errors import Conflict, NotFound
+from thingport.domain.errors import Conflict, InvalidArgument, NotFound
+from thingport.net import AddressPolicy
 from thingport.services.context import Caller, Core
 from thingport.store.oceanconnect import Subscription
 
@@ -19,9 +22,15 @@ class SubscriptionService:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.store = core.oceanconnect
+        #: Where pushes may go, for the worker that sends them as well.
+        self.targets = AddressPolicy.parse(core.settings.oceanconnect_push_allowed_networks,
+                                           setting="oceanconnect_push_allowed_networks")
 
     async def subscribe(self, caller: Caller, notify_type: str, callback_url: str, channel: str) -> Subscription:
         assert caller.app_key is not None
+        refused = await self.targets.check_url(callback_url)
+        if refused is not None:
+            raise InvalidArgument(f"callbackUrl: {refused}; pushes go to public addresses only", field="callbackUrl")
         async with self.core.write(caller.org_id) as tx:
             sub = Subscription(uuid.uuid4().hex, caller.org_id, caller.app_key, notify_type, callback_url, channel,
                                tx.now)
