@@ -330,22 +330,57 @@ class _Body:
             raise MalformedPacket("trailing bytes after the packet")
 
 
+def parse_publish(first: int, data: bytes, start: int, end: int) -> Publish:
+    """The PUBLISH whose body is ``data[start:end]``, read in place (the broker's hot path)."""
+    qos = (first >> 1) & 3
+    if qos == 3:
+        raise MalformedPacket("PUBLISH with QoS 3")
+    dup = bool(first & 8)
+    if dup and qos == 0:
+        raise MalformedPacket("PUBLISH with DUP set at QoS 0")
+    if end - start < 2:
+        raise MalformedPacket("packet ends early")
+    pos = start + 2 + (data[start] << 8 | data[start + 1])
+    if pos > end:
+        raise MalformedPacket("field runs past the end of the packet")
+    try:
+        topic = data[start + 2:pos].decode()
+    except UnicodeDecodeError:
+        raise MalformedPacket("string is not valid UTF-8") from None
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+        raise MalformedPacket("PUBLISH topic is empty, has a wildcard or U+0000")
+    pid = None
+    if qos:
+        if pos + 2 > end:
+            raise MalformedPacket("packet ends early")
+        pid = data[pos] << 8 | data[pos + 1]
+        if not pid:
+            raise MalformedPacket("packet id 0")
+        pos += 2
+    return Publish(topic, bytes(data[pos:end]), qos, bool(first & 1), dup, pid)
+
+
+def parse_ack(first: int, data: bytes, start: int, end: int) -> int:
+    """The packet id of a PUBACK, PUBREC, PUBREL or PUBCOMP whose body is ``data[start:end]``."""
+    kind = first >> 4
+    if first & 0x0F != _REQUIRED_FLAGS.get(kind, 0):
+        raise MalformedPacket(f"bad fixed-header flags {first & 0x0F:#x} for packet type {kind}")
+    if end - start != 2:
+        raise MalformedPacket("packet ends early" if end - start < 2 else "trailing bytes after the packet")
+    pid = data[start] << 8 | data[start + 1]
+    if not pid:
+        raise MalformedPacket("packet id 0")
+    return pid
+
+
 def decode(first: int, body: bytes) -> Packet:
     """Decode one packet from its first byte and its body (everything after the remaining length)."""
     kind, flags = first >> 4, first & 0x0F
-    b = _Body(body)
     if kind == PUBLISH:
-        qos = (flags >> 1) & 3
-        if qos == 3:
-            raise MalformedPacket("PUBLISH with QoS 3")
-        dup = bool(flags & 8)
-        if dup and qos == 0:
-            raise MalformedPacket("PUBLISH with DUP set at QoS 0")
-        topic = b.string()
-        if not topic or "+" in topic or "#" in topic:
-            raise MalformedPacket("PUBLISH topic is empty or has a wildcard")
-        pid = b.packet_id() if qos else None
-        return Publish(topic, b.rest(), qos, bool(flags & 1), dup, pid)
+        return parse_publish(first, body, 0, len(body))
+    if kind in _ACK_TYPES and kind != UNSUBACK:
+        return _ACK_TYPES[kind](parse_ack(first, body, 0, len(body)))
+    b = _Body(body)
     if flags != _REQUIRED_FLAGS.get(kind, 0):
         raise MalformedPacket(f"bad fixed-header flags {flags:#x} for packet type {kind}")
     packet: Packet
