@@ -1,10 +1,12 @@
 """The MQTT front door: device logins and the life of their sessions, over any broker.
 
-It implements the embedded broker's hooks (:class:`thingport.connect.mqtt.broker.BrokerHooks`). A
-CONNECT goes through the login schemes (:mod:`thingport.connect.schemes`), whose session says what
-follows the CONNACK (its handoff); a connection marks the device online, a lost connection
-offline; a device's requests go to :mod:`thingport.connect.requests`, which sees the door only as a
-:class:`~thingport.connect.requests.DeviceContext`.
+It implements the embedded broker's hooks (:class:`thingport.connect.mqtt.broker.BrokerHooks`, and
+the quick ones of :class:`~thingport.connect.mqtt.broker.QuickHooks`: topic rights and the topics it
+does not handle are answered without a task). A CONNECT goes through the login schemes
+(:mod:`thingport.connect.schemes`), whose session says what follows the CONNACK (its handoff); a
+connection marks the device online, a lost connection offline (written in batches,
+:mod:`thingport.services.presence`); a device's requests go to :mod:`thingport.connect.requests`,
+which sees the door only as a :class:`~thingport.connect.requests.DeviceContext`.
 
 One connection per device: a second login of the same device closes the first, as cloud brokers
 do, and the device stays online throughout. Sub-devices log in through their gateway's session.
@@ -84,8 +86,15 @@ class FrontDoor:
             await self.refresh_subs(session)
         return AuthResult.accept(session)
 
-    async def authorize(self, principal: object, topic: str, action: Action) -> bool:
+    def authorize_now(self, principal: object, topic: str, action: Action) -> bool:
         return isinstance(principal, DeviceSession) and principal.may(topic, action)
+
+    async def authorize(self, principal: object, topic: str, action: Action) -> bool:
+        return self.authorize_now(principal, topic, action)
+
+    def on_publish_now(self, principal: object, client_id: str, topic: str, payload: bytes, qos: int) -> bool | None:
+        """What :meth:`on_publish` says when no request handler has to run (None when one has)."""
+        return isinstance(principal, DeviceSession) and self.requests.takes(topic)
 
     async def on_publish(self, principal: object, client_id: str, topic: str, payload: bytes, qos: int) -> bool:
         if not isinstance(principal, DeviceSession):
@@ -106,7 +115,7 @@ class FrontDoor:
             await self.downlink.disconnect_client(older.client_id, "a newer connection of the same device")
         if session.handoff is not None:
             await session.handoff.deliver(session, self)
-        await self.services.devices.mark_connected(session.asset_id)
+        self.connectivity.connected(session.asset_id)
 
     async def on_disconnected(self, principal: object, client_id: str, reason: str) -> None:
         if not isinstance(principal, DeviceSession) or principal.handoff_only:
@@ -116,7 +125,7 @@ class FrontDoor:
             await self.drop_sub(session, asset_id)
         if self._live.get(session.asset_id) is session:
             del self._live[session.asset_id]
-            await self.services.devices.mark_disconnected(session.asset_id)
+            self.connectivity.disconnected(session.asset_id)
 
     # --- sessions -------------------------------------------------------------------------------
     def live(self, asset_id: str) -> DeviceSession | None:
@@ -159,14 +168,14 @@ class FrontDoor:
         # Logged in through another node (external broker): no session here knows it, the topology does.
         for asset_id, ref in gateway.subs.items():
             if ref == (product_key, device_key) and asset_id not in self._via:
-                await self.services.devices.mark_disconnected(asset_id)
+                self.connectivity.disconnected(asset_id)
                 return
 
     async def drop_sub(self, gateway: DeviceSession, asset_id: str) -> None:
         gateway.online_subs.pop(asset_id, None)
         if self._via.get(asset_id) is gateway:
             del self._via[asset_id]
-            await self.services.devices.mark_disconnected(asset_id)
+            self.connectivity.disconnected(asset_id)
 
     # --- downlinks --------------------------------------------------------------------------------
     def send(self, session: DeviceSession, topic: str, payload: bytes, qos: int = 0) -> None:

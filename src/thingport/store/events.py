@@ -35,6 +35,16 @@ class EventStore:
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
 
+    async def append_many(self, conn: AsyncConnection, rows: list[tuple[str, str, str | None, msgspec.Struct, int]]
+                          ) -> list[int]:
+        """Several events (org, kind, asset id, payload, time) in one statement; their ids, in order."""
+        if not rows:
+            return []
+        res = await conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), [
+            {"org_id": org, "kind": kind, "asset_id": asset_id, "payload": msgspec.json.encode(payload).decode(),
+             "create_time": now} for org, kind, asset_id, payload, now in rows])
+        return [int(r[0]) for r in res]
+
     async def since(self, conn: AsyncConnection, after_id: int, limit: int = 500) -> list[EventRow]:
         q = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
         return [EventRow(r["id"], r["org_id"], r["kind"], r["asset_id"], r["payload"], r["create_time"])

@@ -68,7 +68,12 @@ class OceanConnectScheme:
         if claim.check_time and not oceanconnect.timestamp_is_current(claim.timestamp):
             raise Unauthenticated("timestamp: not the current hour (UTC)", field="timestamp")
         oc = services.oceanconnect.registrations
-        cred = await oc.login_credential(claim.identifier, claim.auth_type)
+        # Kept in memory like the signed logins' records, but never a pending bind's: its verify
+        # code lapses with time, not with an event.
+        cred = await services.connectivity.credentials.remember(
+            ("oceanconnect", claim.auth_type, claim.identifier),
+            lambda: oc.login_credential(claim.identifier, claim.auth_type),
+            lambda c: c.asset_id, lambda c: not c.binding)
         if cred is None or not oceanconnect.verify_mqtt_password(cred.secret, claim.timestamp, claim.password):
             raise Unauthenticated("password: does not match", field="password")
         handoff: Handoff | None = None
@@ -79,6 +84,7 @@ class OceanConnectScheme:
             handoff = BIND
         elif cred.first_login:
             await oc.confirm_first_login(cred.asset_id)
+        await services.connectivity.activate(cred.product_key, cred.device_key)
         return _session(cred, handoff)
 
     def names(self, username: str) -> bool:

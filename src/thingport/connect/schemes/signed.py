@@ -112,9 +112,10 @@ class SignedScheme:
         cred = Credential(claim.product_key, claim.device_key, claim.signed_fields(), claim.sign_method,
                           claim.password, claim.secure_mode or "2")
         login = await conn.login(cred, dynamic=True)
-        d = login.device
-        return DeviceSession(d.asset_id, d.org_id, d.product_key, d.device_key, family.of_signature(login.family),
-                             is_gateway=login.product.is_gateway, handoff=ACTIVATION if login.activating else None)
+        rec = login.device
+        return DeviceSession(rec.asset_id, rec.org_id, rec.product_key, rec.device_key,
+                             family.of_signature(login.family), is_gateway=login.product.is_gateway,
+                             handoff=ACTIVATION if login.activating else None)
 
     def names(self, username: str) -> bool:
         return "&" in username
