@@ -61,10 +61,8 @@ from thingport.connect.mqtt.codec import (
     Connect,
     MalformedPacket,
     PacketTooLarge,
-    Pubrel,
     Suback,
     Subscribe,
-    Unsuback,
     Unsubscribe,
     UnsupportedProtocol,
 )
@@ -258,21 +256,31 @@ class BrokerStats:
     sessions: int = 0
 
 
-@dataclass(slots=True)
 class _Message:
-    """A QoS 1/2 message on its way to one client (queued or in flight)."""
+    """A QoS 1/2 message on its way to clients (queued or in flight), shared by every subscriber
+    that gets it at this QoS; ``head`` is its encoding up to the packet id, made when first sent."""
 
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    released: bool = False  # QoS 2: PUBREC seen, PUBREL sent, waiting for PUBCOMP
+    __slots__ = ("head", "payload", "qos", "retain", "topic")
+
+    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.head: bytes | None = None
+
+    def packet(self, packet_id: int) -> bytes:
+        head = self.head
+        if head is None:
+            head = self.head = codec.publish_head(self.topic, len(self.payload), self.qos, self.retain)
+        return head + packet_id.to_bytes(2, "big") + self.payload
 
 
 class _Session:
     """What outlives a connection when clean_session is false. Containers are made when first used."""
 
-    __slots__ = ("_last_id", "clean", "client_id", "conn", "inbound_qos2", "inflight", "pending", "subscriptions")
+    __slots__ = ("_last_id", "clean", "client_id", "conn", "inbound_qos2", "inflight", "pending", "released",
+                 "subscriptions")
 
     def __init__(self, client_id: str, clean: bool) -> None:
         self.client_id = client_id
@@ -280,6 +288,7 @@ class _Session:
         self.conn: _Connection | None = None
         self.subscriptions: dict[str, int] | None = None
         self.inflight: dict[int, _Message] | None = None
+        self.released: set[int] | None = None  # QoS 2 ids in flight whose PUBREC came (PUBREL sent)
         self.pending: deque[_Message] | None = None
         self.inbound_qos2: set[int] | None = None
         self._last_id = 0
@@ -699,6 +708,7 @@ class Broker:
         self._flush_soon = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._report = _Reporter()
+        self._clock: Callable[[], float] = time.monotonic  # the loop's, once started
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -712,6 +722,7 @@ class Broker:
         """Open a listener; call again for more (plain and TLS listeners share every session)."""
         if self._wheel is None:
             self._loop = asyncio.get_running_loop()
+            self._clock = self._loop.time
             self._wheel = _Wheel(self._loop, self._check)
         backlog = self.limits.listen_backlog
         listener: asyncio.Server | socket.socket
@@ -867,8 +878,8 @@ class Broker:
 
     def _feed(self, conn: _Connection, data: bytes) -> None:
         """Bytes arrived: handle every whole packet, unless an earlier one's hooks still run."""
-        conn.last_rx = self.loop.time()
-        if conn.closing:
+        conn.last_rx = self._clock()
+        if conn.kick_reason is not None:
             return
         conn.buf = conn.buf + data if conn.buf else data
         if conn.task is not None:
@@ -998,7 +1009,7 @@ class Broker:
         pos = 0
         limit = self.limits.max_packet_size
         try:
-            while pos < n and not conn.closing:
+            while pos < n and conn.kick_reason is None:
                 first = buf[pos]
                 if conn.state == _CONNECTING and first >> 4 != codec.CONNECT:
                     raise MalformedPacket(f"expected packet type {codec.CONNECT}, got {first >> 4}")
@@ -1007,6 +1018,9 @@ class Broker:
                 length = buf[pos + 1]
                 if length < 0x80:
                     start = pos + 2
+                elif pos + 2 < n and 0 < buf[pos + 2] < 0x80:  # two bytes: a few hundred bytes of packet
+                    length = (length & 0x7F) | buf[pos + 2] << 7
+                    start = pos + 3
                 else:
                     rl = codec.decode_remaining_length(buf, pos + 1)
                     if rl is None:
@@ -1018,8 +1032,8 @@ class Broker:
                 end = start + length
                 if end > n:
                     break
+                later = self._packet(conn, first, buf, pos, start, end)
                 pos = end
-                later = self._packet(conn, first, buf, start, end)
                 if later is not None:
                     return later
             return None
@@ -1039,12 +1053,16 @@ class Broker:
         finally:
             conn.buf = buf[pos:] if pos < n and not conn.closing else b""
 
-    def _packet(self, conn: _Connection, first: int, buf: bytes, start: int, end: int) -> Awaitable[None] | None:
+    def _packet(self, conn: _Connection, first: int, buf: bytes, begin: int, start: int, end: int
+                ) -> Awaitable[None] | None:
+        """One packet, ``buf[begin:end]``, its body from ``start``."""
         kind = first >> 4
         if kind == codec.PUBLISH and conn.state == _ONLINE:
-            pkt = codec.parse_publish(first, buf, start, end)
+            topic, payload, qos, retain, _, pid = codec.parse_publish(first, buf, start, end)
             self.counts.messages_in += 1
-            return self._client_publish(conn, pkt.topic, pkt.payload, pkt.qos, pkt.retain, pkt.packet_id)
+            # a plain QoS 0 publish goes on to QoS 0 subscribers byte for byte
+            raw = buf[begin:end] if first == 0x30 else None
+            return self._client_publish(conn, topic, payload, qos, retain, pid, raw)
         if codec.PUBACK <= kind <= codec.PUBCOMP and conn.state == _ONLINE:
             pid = codec.parse_ack(first, buf, start, end)
             session = conn.session
@@ -1052,7 +1070,7 @@ class Broker:
             if kind == codec.PUBREL:
                 if session.inbound_qos2 is not None:
                     session.inbound_qos2.discard(pid)
-                self._send(conn, codec.encode(codec.Pubcomp(pid)))
+                self._send(conn, codec.encode_ack(codec.PUBCOMP, pid))
             else:
                 self._on_ack(conn, session, pid, done=kind != codec.PUBREC)
             return None
@@ -1178,14 +1196,14 @@ class Broker:
     # --- inbound ------------------------------------------------------------------------------
 
     def _client_publish(self, conn: _Connection, topic: str, payload: bytes, qos: int, retain: bool,
-                        pid: int | None) -> Awaitable[None] | None:
+                        pid: int | None, raw: bytes | None) -> Awaitable[None] | None:
         session = conn.session
         assert session is not None
         if qos == 2:
             assert pid is not None
             seen = session.inbound_qos2
             if seen is not None and pid in seen:  # a resent one was routed already
-                self._send(conn, codec.encode(codec.Pubrec(pid)))
+                self._send(conn, codec.encode_ack(codec.PUBREC, pid))
                 return None
             if seen is None:
                 seen = session.inbound_qos2 = set()
@@ -1194,22 +1212,16 @@ class Broker:
         if decided is None:
             return self._client_publish_later(conn, session.client_id, topic, payload, qos, retain, pid)
         if decided:
-            self._route(topic, payload, qos, retain)
-        self._ack_publish(conn, qos, pid)
+            self._route(topic, payload, qos, retain, raw)
+        if pid is not None:
+            self._send(conn, codec.encode_ack(codec.PUBACK if qos == 1 else codec.PUBREC, pid))
         return None
 
     async def _client_publish_later(self, conn: _Connection, client_id: str, topic: str, payload: bytes, qos: int,
                                     retain: bool, pid: int | None) -> None:
         await self._publish_from(conn, client_id, topic, payload, qos, retain)
-        self._ack_publish(conn, qos, pid)
-
-    def _ack_publish(self, conn: _Connection, qos: int, pid: int | None) -> None:
-        if qos == 1:
-            assert pid is not None
-            self._send(conn, codec.encode(codec.Puback(pid)))
-        elif qos == 2:
-            assert pid is not None
-            self._send(conn, codec.encode(codec.Pubrec(pid)))
+        if pid is not None:
+            self._send(conn, codec.encode_ack(codec.PUBACK if qos == 1 else codec.PUBREC, pid))
 
     def _decide_now(self, conn: _Connection, client_id: str, topic: str, payload: bytes, qos: int) -> bool | None:
         """What the quick hooks say of a client's publish: route it (True), drop it or leave it to the
@@ -1293,25 +1305,29 @@ class Broker:
         for topic_filter in pkt.topics:
             if session.subscriptions is not None and session.subscriptions.pop(topic_filter, None) is not None:
                 self._subscriptions.remove(topic_filter, session)
-        self._send(conn, codec.encode(Unsuback(pkt.packet_id)))
+        self._send(conn, codec.encode_ack(codec.UNSUBACK, pkt.packet_id))
 
     def _on_ack(self, conn: _Connection, session: _Session, packet_id: int, done: bool) -> None:
         inflight = session.inflight
-        entry = inflight.get(packet_id) if inflight is not None else None
-        if entry is None:
+        if inflight is None or packet_id not in inflight:
             return
         if done:
-            assert inflight is not None
             del inflight[packet_id]
+            if session.released:
+                session.released.discard(packet_id)
             if session.pending:
                 self._fill_window(session)
         else:
-            entry.released = True
-            self._send(conn, codec.encode(Pubrel(packet_id)))
+            if session.released is None:
+                session.released = set()
+            session.released.add(packet_id)
+            self._send(conn, codec.encode_ack(codec.PUBREL, packet_id))
 
     # --- outbound -----------------------------------------------------------------------------
 
-    def _route(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+    def _route(self, topic: str, payload: bytes, qos: int, retain: bool, raw: bytes | None = None) -> int:
+        """To every subscriber, once each at the highest QoS its filters grant; ``raw``: the message
+        as a plain QoS 0 PUBLISH, when the client sent it so."""
         if retain:
             if payload:
                 self._retained.set(topic, _Message(topic, payload, qos, True))
@@ -1320,17 +1336,20 @@ class Broker:
         matched = self._subscriptions.match(topic, self._is_online)
         if not matched:
             return 0
-        if len(matched) == 1:
-            session, granted = matched[0]
-            self._deliver(session, topic, payload, min(qos, granted), False)
-            return 1
-        targets: dict[_Session, int] = {}
-        for session, granted in matched:
-            if granted > targets.get(session, -1):
-                targets[session] = granted
-        plain: bytes | None = None  # the QoS 0 packet, the same bytes for every subscriber
-        for session, granted in targets.items():
-            if min(qos, granted) == 0:
+        targets: Iterable[tuple[_Session, int]] = matched
+        if len(matched) > 1:
+            merged: dict[_Session, int] = {}
+            for session, granted in matched:
+                if granted > merged.get(session, -1):
+                    merged[session] = granted
+            targets = merged.items()
+        plain = raw  # the QoS 0 packet, the same bytes for every subscriber
+        shared: list[_Message | None] = [None, None, None]  # the message at QoS 1 and 2, for every subscriber
+        count = 0
+        for session, granted in targets:
+            count += 1
+            q = qos if qos < granted else granted
+            if q == 0:
                 conn = session.conn
                 if conn is not None and conn.kick_reason is None:
                     if plain is None:
@@ -1338,26 +1357,31 @@ class Broker:
                     self._send(conn, plain)
                     self.counts.messages_out += 1
             else:
-                self._deliver(session, topic, payload, min(qos, granted), False)
-        return len(targets)
+                msg = shared[q]
+                if msg is None:
+                    msg = shared[q] = _Message(topic, payload, q, False)
+                self._give(session, msg)
+        return count
 
     @staticmethod
     def _is_online(session: _Session) -> bool:
         return session.conn is not None and session.conn.kick_reason is None
 
     def _deliver(self, session: _Session, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        conn = session.conn
-        online = conn is not None and conn.kick_reason is None
         if qos == 0:
-            if online:
-                assert conn is not None
+            conn = session.conn
+            if conn is not None and conn.kick_reason is None:
                 self._send(conn, codec.encode_publish(topic, payload, 0, retain))
                 self.counts.messages_out += 1
             return
-        msg = _Message(topic, payload, qos, retain)
+        self._give(session, _Message(topic, payload, qos, retain))
+
+    def _give(self, session: _Session, msg: _Message) -> None:
+        """A QoS 1/2 message to a session: sent if it is online and its window has room, else queued."""
+        conn = session.conn
         inflight = session.inflight
-        if online and not session.pending and (inflight is None or len(inflight) < self.limits.max_inflight):
-            assert conn is not None
+        if (conn is not None and conn.kick_reason is None and not session.pending
+                and (inflight is None or len(inflight) < self.limits.max_inflight)):
             self._send_inflight(session, conn, msg)
             return
         pending = session.pending
@@ -1375,7 +1399,7 @@ class Broker:
             inflight = session.inflight = {}
         pid = session.next_packet_id(inflight)
         inflight[pid] = msg
-        self._send(conn, codec.encode_publish(msg.topic, msg.payload, msg.qos, msg.retain, False, pid))
+        self._send(conn, msg.packet(pid))
         self.counts.messages_out += 1
 
     def _fill_window(self, session: _Session) -> None:
@@ -1390,9 +1414,10 @@ class Broker:
         """On resuming a session: unacknowledged messages again (DUP set), then the queue."""
         conn = session.conn
         assert conn is not None
+        released = session.released or ()
         for pid, m in (session.inflight or {}).items():
-            if m.released:
-                self._send(conn, codec.encode(Pubrel(pid)))
+            if pid in released:
+                self._send(conn, codec.encode_ack(codec.PUBREL, pid))
             else:
                 self._send(conn, codec.encode_publish(m.topic, m.payload, m.qos, m.retain, True, pid))
         self._fill_window(session)
@@ -1400,7 +1425,7 @@ class Broker:
     def _discard_session(self, session: _Session) -> None:
         for topic_filter in session.subscriptions or ():
             self._subscriptions.remove(topic_filter, session)
-        session.subscriptions = session.pending = session.inflight = session.inbound_qos2 = None
+        session.subscriptions = session.pending = session.inflight = session.inbound_qos2 = session.released = None
         if self._sessions.get(session.client_id) is session:
             del self._sessions[session.client_id]
 
