@@ -42,6 +42,7 @@ from bench.common import (
     mosquitto_version,
     ratio,
     row,
+    run_loop,
     wait_port,
     write_result,
 )
@@ -68,14 +69,6 @@ def thingport_broker() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
         yield port, proc
     finally:
         stop(proc)
-
-
-def run_loop(coro: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 async def _measure(port: int, pid: int, kind: str, qos: int, args: argparse.Namespace) -> dict[str, float]:

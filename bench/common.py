@@ -6,6 +6,7 @@ registers them, so the package has no import cycle.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -42,6 +43,15 @@ def server(argv: list[str], port: int, env: dict[str, str], name: str, log: Path
             yield url, proc
         finally:
             stop(proc, signal.SIGINT, timeout_s=60)
+
+
+def run_loop(coro: Any) -> Any:
+    """Run a coroutine on uvloop, as ``thingport serve`` runs (plain asyncio where it is missing)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 # --- Mosquitto, the reference ------------------------------------------------------------------
@@ -114,6 +124,22 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, ValueError, IndexError):
             continue  # a thread that just ended
     return total / 1e9
+
+
+def tcp_counters() -> dict[str, int]:
+    """The kernel's counters of connection attempts it dropped (system-wide: ``/proc/net/netstat``).
+
+    ``ListenOverflows``/``ListenDrops``: a listener's accept queue was full; ``TCPSynRetrans``: a SYN
+    had to be sent again (a dropped attempt, seen from the client). Read before and after a storm.
+    """
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
+    values = dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
+    return {k: values.get(k, 0) for k in ("ListenOverflows", "ListenDrops", "TCPSynRetrans")}
+
+
+def counters_since(before: dict[str, int]) -> dict[str, int]:
+    now = tcp_counters()
+    return {k: now[k] - before[k] for k in before}
 
 
 def machine() -> dict[str, Any]:

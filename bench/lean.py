@@ -190,8 +190,10 @@ async def storm(port: int, connects: Sequence[bytes], *, concurrency: int, timeo
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout_s):
-                    _, conn = await loop.create_connection(lambda: Conn(packet), host, port,
-                                                           local_addr=(f"127.0.0.{1 + i % sources}", 0))
+                    # a source address of our choosing only when one has too few ports: binding
+                    # before connecting costs Mosquitto an order of magnitude at 50 logins in flight
+                    local = (f"127.0.0.{1 + i % sources}", 0) if sources > 1 else None
+                    _, conn = await loop.create_connection(lambda: Conn(packet), host, port, local_addr=local)
                     code = await conn.connack
             except (OSError, TimeoutError) as exc:
                 kind = type(exc).__name__

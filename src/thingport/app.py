@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
+from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -105,5 +106,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 type="http", scheme="bearer", description="The operator token (data-dir/operator.token)")}),
         ),
         request_max_body_size=settings.max_body_bytes + 1,
+        # the root logger is the CLI's (settings.log_level); Litestar's default would reset it to INFO
+        logging_config=LoggingConfig(configure_root_logger=False),
         debug=False,
     )

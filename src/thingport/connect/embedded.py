@@ -7,6 +7,7 @@ returns.
 
 from __future__ import annotations
 
+import gc
 import logging
 import ssl
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ async def start(services: Services) -> EmbeddedBroker | None:
         return None
     loaded = await services.connectivity.credentials.load()
     log.info("login credentials of %d devices in memory", loaded)
+    # What start-up made (modules, the schema, those credentials) lives as long as the process: out
+    # of the collector's way, so a full collection during a login storm does not walk it each time.
+    gc.freeze()
     door = FrontDoor(services)
     broker = Broker(door, BrokerLimits(listen_backlog=settings.mqtt_listen_backlog))
     door.attach(broker)

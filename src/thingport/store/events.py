@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.store.schema import events
 
+#: Built once (append_many runs for every batch of logins).
+_APPEND_MANY = insert(events).returning(events.c.id)
+
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
@@ -37,13 +40,17 @@ class EventStore:
 
     async def append_many(self, conn: AsyncConnection, rows: list[tuple[str, str, str | None, msgspec.Struct, int]]
                           ) -> list[int]:
-        """Several events (org, kind, asset id, payload, time) in one statement; their ids, in order."""
+        """Several events (org, kind, asset id, payload, time) in one statement; their ids, in order.
+
+        The rows of one INSERT take increasing ids in the order given, so the returned ids are sorted
+        rather than asking for parameter order, which SQLite can only give one row per statement.
+        """
         if not rows:
             return []
-        res = await conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), [
+        res = await conn.execute(_APPEND_MANY, [
             {"org_id": org, "kind": kind, "asset_id": asset_id, "payload": msgspec.json.encode(payload).decode(),
              "create_time": now} for org, kind, asset_id, payload, now in rows])
-        return [int(r[0]) for r in res]
+        return sorted(int(r[0]) for r in res)
 
     async def since(self, conn: AsyncConnection, after_id: int, limit: int = 500) -> list[EventRow]:
         q = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)

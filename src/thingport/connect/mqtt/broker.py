@@ -350,12 +350,13 @@ class _Connection:
 class _SocketConnection(_Connection):
     """A plain TCP client in the broker's epoll set: a non-blocking socket and its unsent bytes."""
 
-    __slots__ = ("io", "pending", "poll", "sock")
+    __slots__ = ("addr", "io", "pending", "poll", "sock")
 
-    def __init__(self, poll: _Poll, sock: socket.socket, now: float) -> None:
+    def __init__(self, poll: _Poll, sock: socket.socket, addr: Any, now: float) -> None:
         super().__init__(now)
         self.poll = poll
         self.sock = sock
+        self.addr: tuple[str, int] | None = (str(addr[0]), int(addr[1])) if addr else None  # until logged in
         self.io = _IN  # the epoll events asked for
         self.pending: bytearray | None = None  # what the socket did not take yet
 
@@ -405,6 +406,8 @@ class _SocketConnection(_Connection):
         self.poll.watch(self, self.io | _IN if on else self.io & ~_IN)
 
     def peer(self) -> tuple[str, int] | None:
+        if self.addr is not None:
+            return self.addr
         try:
             host, port = self.sock.getpeername()[:2]
         except OSError:
@@ -590,7 +593,7 @@ class _Poll:
         now = broker.loop.time()
         while True:
             try:
-                sock, _ = listener.accept()
+                sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE and friends: the connection stays queued; retry shortly
@@ -604,7 +607,7 @@ class _Poll:
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _SocketConnection(self, sock, now)
+            conn = _SocketConnection(self, sock, addr, now)
             self.conns[sock.fileno()] = conn
             self.ep.register(sock.fileno(), _IN)
             broker._accepted(conn)
@@ -882,7 +885,8 @@ class Broker:
         if conn.kick_reason is not None:
             return
         conn.buf = conn.buf + data if conn.buf else data
-        if conn.task is not None:
+        if conn.task is not None:  # wait for it, reading no more meanwhile
+            self._pause(conn, 1, True)
             return
         later = self._handle_packets(conn)
         if later is not None:
@@ -1093,8 +1097,8 @@ class Broker:
         return None
 
     def _run_later(self, conn: _Connection, first: Awaitable[None]) -> None:
-        """Await ``first`` in a task, then go on with the client's buffered packets; it is not read meanwhile."""
-        self._pause(conn, 1, True)
+        """Await ``first`` in a task, then go on with the client's buffered packets (if more arrive
+        meanwhile, the client is not read until the task is done: :meth:`_feed`)."""
         conn.task = self._spawn(self._continue(conn, first))
 
     async def _continue(self, conn: _Connection, later: Awaitable[None] | None) -> None:
@@ -1134,6 +1138,8 @@ class Broker:
             client_id, assigned = f"auto-{uuid.uuid4().hex}", True
         info = ConnectInfo(client_id, pkt.username, pkt.password, pkt.clean_session, pkt.keep_alive, conn.peer(),
                            conn.tls, pkt.will.topic if pkt.will else None, assigned)
+        if isinstance(conn, _SocketConnection):
+            conn.addr = None  # an idle connection holds no more than it needs; peer() asks the socket
         try:
             result = await self.hooks.authenticate(info)
         except Exception:
