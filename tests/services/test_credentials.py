@@ -90,10 +90,13 @@ async def test_a_product_change_applies_to_its_devices_at_once(services: Service
     product = await services.products.create(caller, spec)
     d = await device(services, caller, product.product_key)
     await conn.credentials.load()
-    await services.products.update(caller, product.product_key, ProductPatch(I18nText("Dyn"), False, dynamic_activate_enabled=False))
+    def dynamic(on: bool) -> ProductPatch:
+        return ProductPatch(I18nText("Dyn"), False, dynamic_activate_enabled=on)
+
+    await services.products.update(caller, product.product_key, dynamic(False))
     with pytest.raises(Unauthenticated):  # the product secret no longer activates
         await conn.login(signed(d, product.secret, secure_mode="3"), dynamic=True)
-    await services.products.update(caller, product.product_key, ProductPatch(I18nText("Dyn"), False, dynamic_activate_enabled=True))
+    await services.products.update(caller, product.product_key, dynamic(True))
     login = await conn.login(signed(d, product.secret, secure_mode="3"), dynamic=True)
     assert login.activating
     with pytest.raises(DeviceStatusInvalid):  # activated now: the product secret is refused for it
