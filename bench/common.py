@@ -24,6 +24,10 @@ from typing import Any
 
 from tests.support.processes import free_port, stop, wait_for_health
 
+from thingport.app import open_services
+from thingport.connect import sim
+from thingport.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
@@ -52,6 +56,18 @@ def run_loop(coro: Any) -> Any:
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+async def fleet(data_dir: Path, n: int) -> list[sim.SimDevice]:
+    """An organization and ``n`` devices in a fresh data directory (in-process, through the services; one
+    product, so its device limit is lifted for the creation)."""
+    services = await open_services(Settings(data_dir=data_dir, product_device_limit=max(n, 10_000)))
+    try:
+        await services.accounts.create_org("Bench", "o-bench")
+        await services.accounts.create_model("o-bench", "bench-model")
+        return await sim.create_fleet(services, "o-bench", devices=n)
+    finally:
+        await services.core.db.close()
 
 
 # --- Mosquitto, the reference ------------------------------------------------------------------

@@ -34,6 +34,7 @@ from bench.common import (
     busy_processes,
     counters_since,
     cpu_seconds,
+    fleet,
     machine,
     mosquitto,
     mosquitto_version,
@@ -46,19 +47,7 @@ from bench.common import (
     tcp_counters,
     write_result,
 )
-from thingport.app import open_services
 from thingport.connect import sim
-from thingport.settings import Settings
-
-
-async def _fleet(data_dir: Path, n: int) -> list[sim.SimDevice]:
-    services = await open_services(Settings(data_dir=data_dir))
-    try:
-        await services.accounts.create_org("Storm", "o-storm")
-        await services.accounts.create_model("o-storm", "storm-model")
-        return await sim.create_fleet(services, "o-storm", devices=n)
-    finally:
-        await services.core.db.close()
 
 
 async def _storms(port: int, pid: int, connects: list[bytes], concurrency: int) -> dict[str, Any]:
@@ -90,8 +79,8 @@ def _summary(s: lean.Storm, cpu: float, kernel: dict[str, int]) -> dict[str, Any
 
 def run_size(n: int, concurrency: int, tmp: Path) -> dict[str, Any]:
     data = tmp / f"thingport-{n}"
-    fleet = asyncio.run(_fleet(data, n))
-    logins = [sim.enos_login(d) for d in fleet]
+    devices = asyncio.run(fleet(data, n))
+    logins = [sim.enos_login(d) for d in devices]
     connects = [lean.connect_packet(cid, user, password, keep_alive=300) for cid, user, password in logins]
 
     http_port, mqtt_port = free_port(), free_port()
