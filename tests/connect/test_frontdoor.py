@@ -11,6 +11,7 @@ from tests.conftest import make_product
 from tests.connect.conftest import Door, MakeDevice, connect, enos_gateway, reply_to, request, status_is
 from tests.support.device_login import enos_connect, enos_sub_sign
 from thingport.connect import sim
+from thingport.connect.mqtt import codec
 from thingport.domain.models import DeviceStatus, I18nText, Organization
 from thingport.services.container import Services
 from thingport.services.context import Caller
@@ -209,3 +210,21 @@ async def test_a_login_storm_loses_no_login(door: Door, services: Services, org:
         assert (await services.devices.stats(caller, None)).online == 300
     finally:
         await result.close()
+
+
+async def test_a_first_login_whose_client_leaves_before_its_connack_ends_offline(
+        door: Door, services: Services, caller: Caller, service_product: str, make_device: MakeDevice) -> None:
+    """Its activation wrote the device online (one write for both); the broker reports the login
+    abandoned and the front door sets the device offline again."""
+    dev = await make_device(service_product)
+    cid, user, password = enos_connect(service_product, dev.device_key, dev.secret)
+    _, writer = await asyncio.open_connection("127.0.0.1", door.port)
+    writer.write(codec.encode(codec.Connect(cid, True, 60, None, user, password.encode())))
+    await writer.drain()
+    writer.transport.abort()  # gone while the activation is being written
+    async with asyncio.timeout(5):
+        while door.broker.stats().abandoned_logins == 0:
+            await asyncio.sleep(0.01)
+    await services.connectivity.presence.flush()
+    got = (await services.devices.get(caller, DeviceRef(asset_id=dev.asset_id))).device
+    assert got.active_time and got.status is DeviceStatus.OFFLINE

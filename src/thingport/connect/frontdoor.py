@@ -54,6 +54,9 @@ class FrontDoor:
         self._live: dict[str, DeviceSession] = {}
         #: sub-device asset id → the gateway session it is logged in through.
         self._via: dict[str, DeviceSession] = {}
+        #: asset id → accepted logins that wrote the device online with its activation, not yet
+        #: connected or abandoned: if the device is set offline meanwhile, they must set it online again.
+        self._announcing: dict[str, list[DeviceSession]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         # Both follow the registry's events, the remote cache first: its rights are stale by then.
         self.remote = RemoteSessions(self, self.logins, services)
@@ -84,6 +87,8 @@ class FrontDoor:
             return AuthResult.refuse(connack(refused))
         if session.is_gateway:
             await self.refresh_subs(session)
+        if session.announced:
+            self._announcing.setdefault(session.asset_id, []).append(session)
         return AuthResult.accept(session)
 
     def authorize_now(self, principal: object, topic: str, action: Action) -> bool:
@@ -106,6 +111,7 @@ class FrontDoor:
             return
         session = principal
         session.client_id = client_id
+        self._settled(session)
         if session.handoff is not None and session.handoff_only:
             await session.handoff.deliver(session, self)
             return
@@ -115,7 +121,30 @@ class FrontDoor:
             await self.downlink.disconnect_client(older.client_id, "a newer connection of the same device")
         if session.handoff is not None:
             await session.handoff.deliver(session, self)
-        self.connectivity.connected(session.asset_id)
+        if not session.announced:  # a first login wrote it online with its activation
+            self.connectivity.connected(session.asset_id)
+
+    async def on_abandoned(self, principal: object, client_id: str) -> None:
+        """A login accepted but never answered (the client left first): undo its going online."""
+        if not isinstance(principal, DeviceSession):
+            return
+        self._settled(principal)
+        if principal.announced and self._live.get(principal.asset_id) is None:
+            self._offline(principal.asset_id)
+
+    def _settled(self, session: DeviceSession) -> None:
+        pending = self._announcing.get(session.asset_id)
+        if pending is not None and session in pending:
+            pending.remove(session)
+            if not pending:
+                del self._announcing[session.asset_id]
+
+    def _offline(self, asset_id: str) -> None:
+        """Set the device offline; a login of it that wrote it online and is still on its way to its
+        CONNACK (a takeover of the connection going now) must then write it online itself."""
+        self.connectivity.disconnected(asset_id)
+        for pending in self._announcing.get(asset_id, ()):
+            pending.announced = False
 
     async def on_disconnected(self, principal: object, client_id: str, reason: str) -> None:
         if not isinstance(principal, DeviceSession) or principal.handoff_only:
@@ -125,7 +154,7 @@ class FrontDoor:
             await self.drop_sub(session, asset_id)
         if self._live.get(session.asset_id) is session:
             del self._live[session.asset_id]
-            self.connectivity.disconnected(session.asset_id)
+            self._offline(session.asset_id)
 
     # --- sessions -------------------------------------------------------------------------------
     def live(self, asset_id: str) -> DeviceSession | None:
@@ -168,14 +197,14 @@ class FrontDoor:
         # Logged in through another node (external broker): no session here knows it, the topology does.
         for asset_id, ref in gateway.subs.items():
             if ref == (product_key, device_key) and asset_id not in self._via:
-                self.connectivity.disconnected(asset_id)
+                self._offline(asset_id)
                 return
 
     async def drop_sub(self, gateway: DeviceSession, asset_id: str) -> None:
         gateway.online_subs.pop(asset_id, None)
         if self._via.get(asset_id) is gateway:
             del self._via[asset_id]
-            self.connectivity.disconnected(asset_id)
+            self._offline(asset_id)
 
     # --- downlinks --------------------------------------------------------------------------------
     def send(self, session: DeviceSession, topic: str, payload: bytes, qos: int = 0) -> None:

@@ -15,7 +15,7 @@ changes (online state, activation, the login events) is written in batches by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thingport.crypto import device_sign
@@ -59,6 +59,8 @@ class DeviceLogin:
     family: Family
     #: Logged in with the product secret: the device must be handed its own secret now.
     activating: bool = False
+    #: The login activated the device and wrote it online with the activation (``online=True``).
+    online: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,31 +80,35 @@ class ConnectivityService:
         self.presence = Presence(core)
 
     # logins --------------------------------------------------------------------------------
-    async def login(self, cred: Credential, *, dynamic: bool) -> DeviceLogin:
+    async def login(self, cred: Credential, *, dynamic: bool, online: bool = False) -> DeviceLogin:
         """Check a device's signed login. ``dynamic``: the scheme allows the product secret.
 
-        A device's first login is recorded (activation) before this returns.
+        A device's first login is recorded (activation) before this returns; with ``online``, the
+        device's going online in the same write (then :meth:`connected` need not follow).
         """
         record = await self.credentials.find(cred.product_key, cred.device_key)
         if record is None:
             raise _not_found(cred.product_key, cred.device_key)
         login = self._verify(record, cred, dynamic=dynamic)
-        await self._activate(record)
+        if await self._activate(record, online):
+            return replace(login, online=True)
         return login
 
-    async def activate(self, product_key: str, device_key: str) -> None:
-        """Record a device's first login (any scheme) before the device is told it got in."""
+    async def activate(self, product_key: str, device_key: str, *, online: bool = False) -> bool:
+        """Record a device's first login (any scheme) before the device is told it got in; True when
+        that wrote it online too (``online``)."""
         record = await self.credentials.find(product_key, device_key)
         if record is None:
             raise _not_found(product_key, device_key)
-        await self._activate(record)
+        return await self._activate(record, online)
 
-    async def _activate(self, record: LoginRecord) -> None:
+    async def _activate(self, record: LoginRecord, online: bool) -> bool:
         if record.active:
-            return
-        if not await self.presence.activate(record.asset_id):  # deleted or disabled since the check
+            return False
+        if not await self.presence.activate(record.asset_id, online=online):  # deleted or disabled since
             raise DeviceStatusInvalid(f"deviceKey: {record.device_key} is disabled", field="deviceKey")
         record.active = True
+        return online
 
     def connected(self, asset_id: str) -> None:
         """The device's session began: online, written with the next batch."""
@@ -189,8 +195,8 @@ class ConnectivityService:
             raise TopologyConflict(f"deviceKey: {cred.device_key} is not a sub-device of this gateway",
                                    field="deviceKey")
         login = self._verify(LoginRecord.of(device, product), cred, dynamic=True)
-        await self._activate(login.device)
-        self.presence.connected(device.asset_id)
+        if not await self._activate(login.device, online=True):
+            self.presence.connected(device.asset_id)
         return login
 
     async def add_topology(self, gateway_id: str, creds: list[Credential]) -> list[Device]:

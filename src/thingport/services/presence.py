@@ -10,7 +10,8 @@ What a crash (``kill -9``) can lose, on purpose (docs/mqtt.md, "Durability"):
 
 * **Activation is never lost once the device was told.** :meth:`Presence.activate` returns when the
   batch carrying it has committed, and a login that activates its device waits for it before its
-  CONNACK (or a gateway's sub-device login before its reply).
+  CONNACK (or a gateway's sub-device login before its reply). Such a login usually writes the
+  device online in the same change (``online=True``), so a first login is one change, not two.
 * **Online/offline, ``lastOnlineTime``/``lastOfflineTime`` and the ``device.connected`` /
   ``device.disconnected`` events** of the last batch (a few milliseconds) may be lost. Online state
   does not outlive the process anyway: at start every device is set offline.
@@ -37,6 +38,7 @@ _ACTIVATE: Final = 0
 _ONLINE: Final = 1
 _OFFLINE: Final = 2
 _FLUSH: Final = 3
+_ACTIVATE_ONLINE: Final = 4
 
 
 class _Change:
@@ -67,13 +69,14 @@ class Presence:
     def disconnected(self, asset_id: str) -> None:
         self._put(_Change(asset_id, _OFFLINE))
 
-    async def activate(self, asset_id: str) -> bool:
-        """Record the device's activation, returning once it is committed (batched with the others).
+    async def activate(self, asset_id: str, *, online: bool = False) -> bool:
+        """Record the device's activation, returning once it is committed (batched with the others);
+        ``online``: and its login, as :meth:`connected` would, in the same write.
 
         False when the device is gone or disabled by then.
         """
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._put(_Change(asset_id, _ACTIVATE, done))
+        self._put(_Change(asset_id, _ACTIVATE_ONLINE if online else _ACTIVATE, done))
         return await done
 
     async def flush(self) -> None:
@@ -123,19 +126,23 @@ class Presence:
             emitted: list[tuple[store.PresenceRow, events.PlainDeviceEvent, int]] = []
             for change in batch:
                 row = rows.get(change.asset_id)
-                if change.kind == _ACTIVATE:
+                kind = change.kind
+                if kind in (_ACTIVATE, _ACTIVATE_ONLINE):
                     ok = row is not None and row.enabled
                     if row is not None and ok and row.active_time is None:
                         row.active_time = change.at
                         changed[row.asset_id] = row
                     assert change.done is not None
                     results.append((change.done, ok))
-                elif change.kind == _FLUSH:
+                    if not ok or kind == _ACTIVATE:
+                        continue
+                    kind = _ONLINE  # and go on as a login
+                if kind == _FLUSH:
                     assert change.done is not None
                     results.append((change.done, True))
                 elif row is None:
                     continue
-                elif change.kind == _ONLINE:
+                elif kind == _ONLINE:
                     if not row.enabled or (row.online and row.active_time is not None):
                         continue
                     row.online = True

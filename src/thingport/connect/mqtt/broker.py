@@ -169,6 +169,14 @@ class QuickHooks(Protocol):
                        qos: int) -> bool | None: ...
 
 
+class AbandonHook(Protocol):
+    """Optional: told of a login ``authenticate`` accepted whose client never got its CONNACK (it left,
+    or an older connection would not close), so the platform can undo what the login did. Neither
+    ``on_connected`` nor ``on_disconnected`` runs for it."""
+
+    async def on_abandoned(self, principal: object, client_id: str) -> None: ...
+
+
 class AllowAllHooks:
     """Everyone may connect and do anything; the principal is the user name or the client id."""
 
@@ -1145,11 +1153,12 @@ class Broker:
         except Exception:
             log.exception("authenticate hook failed for MQTT client %s", client_id)
             result = AuthResult.refuse(codec.REFUSED_SERVER_UNAVAILABLE)
-        if conn.closing:
-            self.counts.abandoned_logins += 1
-            return
         if not result.accepted:
-            self._refuse(conn, result.return_code, client_id)
+            if not conn.closing:
+                self._refuse(conn, result.return_code, client_id)
+            return
+        if conn.closing:
+            await self._abandoned(result.principal, client_id)
             return
 
         # Take over: close any live connection with this id, and wait for its cleanup to finish.
@@ -1162,9 +1171,10 @@ class Broker:
             await self._wait_done([old.conn])
         else:
             self._refuse(conn, codec.REFUSED_SERVER_UNAVAILABLE, client_id)
+            await self._abandoned(result.principal, client_id)
             return
         if conn.closing:
-            self.counts.abandoned_logins += 1
+            await self._abandoned(result.principal, client_id)
             return
 
         session = self._sessions.get(client_id)
@@ -1192,6 +1202,15 @@ class Broker:
             await self.hooks.on_connected(result.principal, client_id)
         except Exception:
             log.exception("on_connected hook failed for MQTT client %s", client_id)
+
+    async def _abandoned(self, principal: object, client_id: str) -> None:
+        self.counts.abandoned_logins += 1
+        hook: Callable[[object, str], Awaitable[None]] | None = getattr(self.hooks, "on_abandoned", None)
+        if hook is not None:
+            try:
+                await hook(principal, client_id)
+            except Exception:
+                log.exception("on_abandoned hook failed for MQTT client %s", client_id)
 
     def _refuse(self, conn: _Connection, code: int, client_id: str) -> None:
         self.counts.refused += 1

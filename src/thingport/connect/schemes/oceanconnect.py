@@ -84,8 +84,8 @@ class OceanConnectScheme:
             handoff = BIND
         elif cred.first_login:
             await oc.confirm_first_login(cred.asset_id)
-        await services.connectivity.activate(cred.product_key, cred.device_key)
-        return _session(cred, handoff)
+        announced = await services.connectivity.activate(cred.product_key, cred.device_key, online=not remote)
+        return _session(cred, handoff, announced)
 
     def names(self, username: str) -> bool:
         """Any user name: a deviceId or a nodeId. Last in the chain, it takes what the others do not."""
@@ -101,6 +101,6 @@ class OceanConnectScheme:
         return _session(cred, None)
 
 
-def _session(cred: DeviceCredential, handoff: Handoff | None) -> DeviceSession:
+def _session(cred: DeviceCredential, handoff: Handoff | None, announced: bool = False) -> DeviceSession:
     return DeviceSession(cred.asset_id, cred.org_id, cred.product_key, cred.device_key, family.OCEANCONNECT,
-                         is_gateway=cred.is_gateway, handoff=handoff)
+                         is_gateway=cred.is_gateway, handoff=handoff, announced=announced)

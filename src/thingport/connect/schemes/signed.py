@@ -111,11 +111,12 @@ class SignedScheme:
             raise Unauthenticated(f"authType: {claim.auth_type} is not supported", field="authType")
         cred = Credential(claim.product_key, claim.device_key, claim.signed_fields(), claim.sign_method,
                           claim.password, claim.secure_mode or "2")
-        login = await conn.login(cred, dynamic=True)
+        # a first login goes online with its activation, except an external broker's: it may not connect
+        login = await conn.login(cred, dynamic=True, online=not remote)
         rec = login.device
         return DeviceSession(rec.asset_id, rec.org_id, rec.product_key, rec.device_key,
                              family.of_signature(login.family), is_gateway=login.product.is_gateway,
-                             handoff=ACTIVATION if login.activating else None)
+                             handoff=ACTIVATION if login.activating else None, announced=login.online)
 
     def names(self, username: str) -> bool:
         return "&" in username
