@@ -17,6 +17,10 @@ from thingport.store.schema import events
 
 #: Built once (append_many runs for every batch of logins).
 _APPEND_MANY = insert(events).returning(events.c.id)
+_COLUMNS = ("org_id", "kind", "asset_id", "payload", "create_time")
+_INSERT_HEAD = f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) VALUES"
+_ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+_ROWS_PER_INSERT = 1000  # 5,000 parameters, far below SQLite's 32,766
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +51,20 @@ class EventStore:
         """
         if not rows:
             return []
-        res = await conn.execute(_APPEND_MANY, [
-            {"org_id": org, "kind": kind, "asset_id": asset_id, "payload": msgspec.json.encode(payload).decode(),
-             "create_time": now} for org, kind, asset_id, payload, now in rows])
-        return sorted(int(r[0]) for r in res)
+        values = [(org, kind, asset_id, msgspec.json.encode(payload).decode(), now)
+                  for org, kind, asset_id, payload, now in rows]
+        if conn.dialect.paramstyle != "qmark":
+            res = await conn.execute(_APPEND_MANY, [dict(zip(_COLUMNS, v, strict=True)) for v in values])
+            return sorted(int(r[0]) for r in res)
+        # SQLite: the multi-row INSERT written out and handed to the driver as it is, as SQLAlchemy's
+        # handling of each row's parameters would cost more than the row's own insert
+        ids: list[int] = []
+        for start in range(0, len(values), _ROWS_PER_INSERT):
+            chunk = values[start:start + _ROWS_PER_INSERT]
+            sql = f"{_INSERT_HEAD} {', '.join([_ROW] * len(chunk))} RETURNING id"
+            res = await conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+            ids.extend(int(r[0]) for r in res)
+        return sorted(ids)
 
     async def since(self, conn: AsyncConnection, after_id: int, limit: int = 500) -> list[EventRow]:
         q = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
