@@ -158,6 +158,19 @@ def counters_since(before: dict[str, int]) -> dict[str, int]:
     return {k: now[k] - before[k] for k in before}
 
 
+async def settled(pid: int, *, idle: float = 0.05, step_s: float = 0.3, most_s: float = 15.0) -> float:
+    """Wait until ``pid`` uses less than ``idle`` of a core (it has done what the last step left it);
+    returns how long that took."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < most_s:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(step_s)
+        if cpu_seconds(pid) - before < idle * step_s:
+            break
+    return loop.time() - started
+
+
 def machine() -> dict[str, Any]:
     """What the results depend on: cores, Python, platform, and the load others put on the machine."""
     return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
