@@ -8,9 +8,11 @@ import hashlib
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from tests.services.conftest import statements
 from thingport.crypto import device_sign
+from thingport.crypto.keyring import KeyringError
 from thingport.domain.errors import DeviceNotFound, DeviceStatusInvalid, Unauthenticated
 from thingport.domain.models import Device, I18nText, ProductType
 from thingport.services import credentials as credentials_module
@@ -20,6 +22,7 @@ from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.services.keys import rotate_master_key
 from thingport.services.products import ProductPatch, ProductSpec
+from thingport.store.schema import devices as devices_table
 
 
 def signed(device: Device, secret: str | None = None, *, family: str = "enos", secure_mode: str = "2",
@@ -176,3 +179,19 @@ async def test_a_good_login_costs_one_digest(services: Services, caller: Caller,
     with pytest.raises(Unauthenticated):  # a wrong password still hears both readings
         await conn.login(bad, dynamic=True)
     assert sorted(calls) == ["alink", "enos"]
+
+
+async def test_a_secret_that_cannot_be_decrypted_keeps_only_its_device_out(
+        services: Services, caller: Caller, service_product: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The broker still starts; that device's login fails as every login did before the cache."""
+    good, bad = await device(services, caller, service_product), await device(services, caller, service_product)
+    async with services.core.write() as tx:
+        await tx.conn.execute(update(devices_table).where(devices_table.c.asset_id == bad.asset_id)
+                              .values(secret_enc="v1:gone:AAAA"))
+    conn = services.connectivity
+    with caplog.at_level("WARNING"):
+        assert await conn.credentials.load() == 1
+    assert "1 stored secrets cannot be decrypted" in caplog.text
+    await conn.login(signed(good), dynamic=True)
+    with pytest.raises(KeyringError):
+        await conn.login(signed(bad), dynamic=True)

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
 from thingport.crypto.device_sign import Family
+from thingport.crypto.keyring import KeyringError
 from thingport.domain.models import Device, Product
 from thingport.services import events
 from thingport.services.context import Core
@@ -51,7 +52,7 @@ class ProductLogin:
     def __init__(self, row: ProductLoginRow) -> None:
         self.org_id = row.org_id
         self.product_key = row.product_key
-        self.secret = row.secret
+        self.secret = _readable(row.secret)
         self.is_gateway = row.is_gateway
         self.dynamic_activate_enabled = row.dynamic_activate_enabled
 
@@ -69,7 +70,7 @@ class LoginRecord:
     def __init__(self, row: DeviceLoginRow, product: ProductLogin) -> None:
         self.asset_id = row.asset_id
         self.device_key = row.device_key
-        self.secret = row.secret
+        self.secret = _readable(row.secret)
         self.enabled = row.enabled
         self.active = row.active
         self.family: Family | None = None
@@ -89,6 +90,12 @@ class LoginRecord:
     @property
     def product_key(self) -> str:
         return self.product.product_key
+
+
+def _readable(secret: str | None) -> str:
+    if secret is None:  # read with unreadable=True, and not left out
+        raise KeyringError("a stored secret cannot be decrypted with the master key")
+    return secret
 
 
 class Credentials:
@@ -120,21 +127,30 @@ class Credentials:
     # --- reading ------------------------------------------------------------------------------
 
     async def load(self) -> int:
-        """Read every device's record, a page at a time (the loop keeps serving); returns how many."""
+        """Read every device's record, a page at a time (the loop keeps serving); returns how many.
+
+        A secret the keyring cannot decrypt is left out (and logged): that device's login reads it
+        and fails, as every login did before the cache, instead of the broker not starting.
+        """
         keyring = self.core.keyring
         self._loaded = True
         self._reads += 1
+        unreadable = 0
         try:
             async with self.core.read() as conn:
-                for p in await product_logins(conn, keyring):
-                    if p.product_key not in self._touched:
+                for p in await product_logins(conn, keyring, unreadable=True):
+                    if p.secret is None:
+                        unreadable += 1
+                    elif p.product_key not in self._touched:
                         self._products[p.product_key] = ProductLogin(p)
             after, count = "", 0
             while True:
                 async with self.core.read() as conn:
-                    rows = await device_logins(conn, keyring, after=after, limit=PAGE)
+                    rows = await device_logins(conn, keyring, after=after, limit=PAGE, unreadable=True)
                 for row in rows:
-                    if self._keepable(row):
+                    if row.secret is None:
+                        unreadable += 1
+                    elif self._keepable(row):
                         self._keep(row)
                         count += 1
                 if len(rows) < PAGE:
@@ -143,6 +159,9 @@ class Credentials:
                 await asyncio.sleep(0)
         finally:
             self._read_done()
+            if unreadable:
+                log.warning("%d stored secrets cannot be decrypted with the master key: those devices cannot log in",
+                            unreadable)
 
     async def find(self, product_key: str, device_key: str) -> LoginRecord | None:
         """The device a login names, from memory; read (and kept) when not there."""

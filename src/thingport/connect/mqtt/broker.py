@@ -53,7 +53,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, cast
 
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.codec import (
@@ -436,8 +436,7 @@ class _StreamConnection(_Connection, asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
         self.broker._accepted(self)
 
     def data_received(self, data: bytes) -> None:
@@ -736,29 +735,32 @@ class Broker:
             self._clock = self._loop.time
             self._wheel = _Wheel(self._loop, self._check)
         backlog = self.limits.listen_backlog
-        listener: asyncio.Server | socket.socket
         if ssl_context is None and self._own_poll:
             if self._poll is None:
                 self._poll = _Poll(self)
             infos = await self.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-            family, kind, proto, _, address = infos[0]
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(address)
-                sock.listen(backlog)
-            except BaseException:
-                sock.close()
-                raise
-            self._poll.listen(sock)
-            listener = sock
+            for family, kind, proto, _, address in dict.fromkeys(infos):  # every address, as create_server
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sock.bind(address)
+                    sock.listen(backlog)
+                except BaseException:
+                    sock.close()
+                    raise
+                self._poll.listen(sock)
+                self._listening(sock, False, host)
         else:
             tls = ssl_context is not None
-            listener = await self.loop.create_server(lambda: _StreamConnection(self, tls), host, port,
-                                                     ssl=ssl_context, backlog=backlog)
-        self._servers.append((listener, ssl_context is not None))
-        log.info("MQTT broker listening on %s:%d%s", host, self._port_of(listener),
-                 " (TLS)" if ssl_context is not None else "")
+            server = await self.loop.create_server(lambda: _StreamConnection(self, tls), host, port,
+                                                   ssl=ssl_context, backlog=backlog)
+            self._listening(server, tls, host)
+
+    def _listening(self, listener: asyncio.Server | socket.socket, tls: bool, host: str) -> None:
+        self._servers.append((listener, tls))
+        log.info("MQTT broker listening on %s:%d%s", host, self._port_of(listener), " (TLS)" if tls else "")
 
     @staticmethod
     def _port_of(listener: asyncio.Server | socket.socket) -> int:
