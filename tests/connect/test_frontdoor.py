@@ -228,3 +228,27 @@ async def test_a_first_login_whose_client_leaves_before_its_connack_ends_offline
     await services.connectivity.presence.flush()
     got = (await services.devices.get(caller, DeviceRef(asset_id=dev.asset_id))).device
     assert got.active_time and got.status is DeviceStatus.OFFLINE
+
+
+async def test_a_login_of_an_active_device_in_memory_is_decided_without_a_task(
+        door: Door, services: Services, caller: Caller, service_product: str, make_device: MakeDevice,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick hooks decide it in the broker's callback: the async authenticate is never asked,
+    and a refusal counts towards the throttle as ever."""
+    dev = await make_device(service_product)
+    await services.connectivity.credentials.load()
+    first, rc = await connect(door, enos_connect(service_product, dev.device_key, dev.secret, ts="1"))
+    assert rc == 0  # the first login activates: that one takes the async path
+    await first.close()
+
+    async def not_asked(*_: object, **__: object) -> None:
+        raise AssertionError("the async authenticate was asked")
+
+    monkeypatch.setattr(door.door, "authenticate", not_asked)
+    again, rc = await connect(door, enos_connect(service_product, dev.device_key, dev.secret, ts="2"))
+    assert rc == 0
+    await status_is(services, caller, dev.asset_id, DeviceStatus.ONLINE)
+    assert (await connect(door, enos_connect(service_product, dev.device_key, "wrong", ts="3")))[1] == 4
+    assert door.door.throttle._failures  # counted
+    await again.close()
+    await status_is(services, caller, dev.asset_id, DeviceStatus.OFFLINE)

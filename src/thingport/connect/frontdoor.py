@@ -91,6 +91,18 @@ class FrontDoor:
             self._announcing.setdefault(session.asset_id, []).append(session)
         return AuthResult.accept(session)
 
+    def authenticate_now(self, conn: ConnectInfo) -> AuthResult | None:
+        """What :meth:`authenticate` says, when a login needs no read or write (an active device in
+        memory, not a gateway, whose topology is read); None otherwise."""
+        try:
+            session = self.logins.authenticate_now(conn)
+        except LoginRefused as refused:
+            log.info("%s", refused.log_line(conn))
+            return AuthResult.refuse(connack(refused))
+        if session is None or session.is_gateway:
+            return None
+        return AuthResult.accept(session)
+
     def authorize_now(self, principal: object, topic: str, action: Action) -> bool:
         return isinstance(principal, DeviceSession) and principal.may(topic, action)
 
@@ -106,21 +118,39 @@ class FrontDoor:
             return False
         return await self.requests.handle(self, principal, topic, payload, qos)
 
+    def on_connected_now(self, principal: object, client_id: str) -> bool:
+        """:meth:`on_connected` when it has nothing to wait for (no handoff, no older connection of the
+        device to close); False, having done nothing, when it has."""
+        if not isinstance(principal, DeviceSession):
+            return True
+        older = self._live.get(principal.asset_id)
+        if principal.handoff is not None or (older is not None and older is not principal
+                                             and older.client_id != client_id):
+            return False
+        self._arrived(principal, client_id)
+        return True
+
     async def on_connected(self, principal: object, client_id: str) -> None:
         if not isinstance(principal, DeviceSession):
             return
         session = principal
-        session.client_id = client_id
-        self._settled(session)
         if session.handoff is not None and session.handoff_only:
+            session.client_id = client_id
+            self._settled(session)
             await session.handoff.deliver(session, self)
             return
         older = self._live.get(session.asset_id)
-        self._live[session.asset_id] = session
+        self._arrived(session, client_id)
         if older is not None and older is not session and older.client_id != client_id and self.downlink is not None:
             await self.downlink.disconnect_client(older.client_id, "a newer connection of the same device")
         if session.handoff is not None:
             await session.handoff.deliver(session, self)
+
+    def _arrived(self, session: DeviceSession, client_id: str) -> None:
+        """The session is the device's live one, and the device online (unless its login wrote that)."""
+        session.client_id = client_id
+        self._settled(session)
+        self._live[session.asset_id] = session
         if not session.announced:  # a first login wrote it online with its activation
             self.connectivity.connected(session.asset_id)
 

@@ -94,6 +94,14 @@ class ConnectivityService:
             return replace(login, online=True)
         return login
 
+    def login_now(self, cred: Credential, *, dynamic: bool) -> DeviceLogin | None:
+        """:meth:`login` when it needs neither a read nor a write (the device is in memory and active),
+        else None without checking anything: then :meth:`login` decides."""
+        record = self.credentials.cached(cred.product_key, cred.device_key)
+        if record is None or not record.active:
+            return None
+        return self._verify(record, cred, dynamic=dynamic)
+
     async def activate(self, product_key: str, device_key: str, *, online: bool = False) -> bool:
         """Record a device's first login (any scheme) before the device is told it got in; True when
         that wrote it online too (``online``)."""

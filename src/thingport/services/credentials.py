@@ -165,11 +165,12 @@ class Credentials:
 
     async def find(self, product_key: str, device_key: str) -> LoginRecord | None:
         """The device a login names, from memory; read (and kept) when not there."""
+        return self.cached(product_key, device_key) or await self._read(login=(product_key, device_key))
+
+    def cached(self, product_key: str, device_key: str) -> LoginRecord | None:
+        """The device a login names if it is in memory (no read)."""
         hit = self._by_key.get(product_key)
-        record = hit.get(device_key) if hit is not None else None
-        if record is not None:
-            return record
-        return await self._read(login=(product_key, device_key))
+        return hit.get(device_key) if hit is not None else None
 
     def by_id(self, asset_id: str) -> LoginRecord | None:
         """A device's record if it is in memory (no read)."""

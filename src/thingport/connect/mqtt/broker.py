@@ -159,14 +159,21 @@ class BrokerHooks(Protocol):
 class QuickHooks(Protocol):
     """Optional synchronous answers, asked before the async hooks of the same name.
 
-    A hooks object may have either or both. An answer of None means "only the async hook can tell"
-    and the broker awaits that one; any other answer is final. A publish both answer needs no task.
+    A hooks object may have any of them. An answer of None (False for ``on_connected_now``) means
+    "only the async hook can tell" and the broker awaits that one; any other answer is final. A
+    publish both publish hooks answer, and a login both login hooks answer, need no task.
     """
+
+    def authenticate_now(self, conn: ConnectInfo) -> AuthResult | None: ...
 
     def authorize_now(self, principal: object, topic: str, action: Action) -> bool | None: ...
 
     def on_publish_now(self, principal: object, client_id: str, topic: str, payload: bytes,
                        qos: int) -> bool | None: ...
+
+    def on_connected_now(self, principal: object, client_id: str) -> bool:
+        """True when done, so ``on_connected`` is not called."""
+        ...
 
 
 class AbandonHook(Protocol):
@@ -197,7 +204,13 @@ class AllowAllHooks:
 
 
 class OpenHooks(AllowAllHooks):
-    """:class:`AllowAllHooks` that answer publishes at once: a broker with no platform behind it."""
+    """:class:`AllowAllHooks` that answer at once: a broker with no platform behind it."""
+
+    def authenticate_now(self, conn: ConnectInfo) -> AuthResult:
+        return AuthResult.accept(conn.username if conn.username is not None else conn.client_id)
+
+    def on_connected_now(self, principal: object, client_id: str) -> bool:
+        return True
 
     def authorize_now(self, principal: object, topic: str, action: Action) -> bool:
         return True
@@ -706,6 +719,9 @@ class Broker:
             self.hooks, "authorize_now", None)
         self._publish_now: Callable[[object, str, str, bytes, int], bool | None] | None = getattr(
             self.hooks, "on_publish_now", None)
+        self._authenticate_now: Callable[[ConnectInfo], AuthResult | None] | None = getattr(
+            self.hooks, "authenticate_now", None)
+        self._connected_now: Callable[[object, str], bool] | None = getattr(self.hooks, "on_connected_now", None)
         self._servers: list[tuple[asyncio.Server | socket.socket, bool]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poll: _Poll | None = None
@@ -1139,46 +1155,76 @@ class Broker:
 
     # --- login --------------------------------------------------------------------------------
 
-    async def _login(self, conn: _Connection, pkt: Connect) -> None:
+    def _login(self, conn: _Connection, pkt: Connect) -> Awaitable[None] | None:
+        """A CONNECT: decided at once when the quick hooks can (no task at all), else in a task."""
         client_id, assigned = pkt.client_id, False
         if not client_id:
             if not pkt.clean_session:
                 self._refuse(conn, codec.REFUSED_IDENTIFIER_REJECTED, "(empty)")
-                return
+                return None
             client_id, assigned = f"auto-{uuid.uuid4().hex}", True
         info = ConnectInfo(client_id, pkt.username, pkt.password, pkt.clean_session, pkt.keep_alive, conn.peer(),
                            conn.tls, pkt.will.topic if pkt.will else None, assigned)
         if isinstance(conn, _SocketConnection):
             conn.addr = None  # an idle connection holds no more than it needs; peer() asks the socket
+        result = None
+        if self._authenticate_now is not None:
+            try:
+                result = self._authenticate_now(info)
+            except Exception:
+                log.exception("authenticate hook failed for MQTT client %s", client_id)
+                result = AuthResult.refuse(codec.REFUSED_SERVER_UNAVAILABLE)
+        if result is None:
+            return self._authenticate(conn, pkt, info)
+        return self._authenticated(conn, pkt, info, result)
+
+    async def _authenticate(self, conn: _Connection, pkt: Connect, info: ConnectInfo) -> None:
         try:
             result = await self.hooks.authenticate(info)
         except Exception:
-            log.exception("authenticate hook failed for MQTT client %s", client_id)
+            log.exception("authenticate hook failed for MQTT client %s", info.client_id)
             result = AuthResult.refuse(codec.REFUSED_SERVER_UNAVAILABLE)
+        later = self._authenticated(conn, pkt, info, result)
+        if later is not None:
+            await later
+
+    def _authenticated(self, conn: _Connection, pkt: Connect, info: ConnectInfo, result: AuthResult
+                       ) -> Awaitable[None] | None:
         if not result.accepted:
             if not conn.closing:
-                self._refuse(conn, result.return_code, client_id)
-            return
+                self._refuse(conn, result.return_code, info.client_id)
+            return None
         if conn.closing:
-            await self._abandoned(result.principal, client_id)
-            return
+            return self._abandoned(result.principal, info.client_id)
+        old = self._sessions.get(info.client_id)
+        if old is not None and old.conn is not None:
+            return self._take_over(conn, pkt, info, result)
+        return self._establish(conn, pkt, info, result)
 
-        # Take over: close any live connection with this id, and wait for its cleanup to finish.
+    async def _take_over(self, conn: _Connection, pkt: Connect, info: ConnectInfo, result: AuthResult) -> None:
+        """Close any live connection with this client id, and wait for its cleanup to finish, first."""
         for _ in range(10):
-            old = self._sessions.get(client_id)
+            old = self._sessions.get(info.client_id)
             if old is None or old.conn is None:
                 break
             self.counts.takeovers += 1
             self._kick(old.conn, "takeover")
             await self._wait_done([old.conn])
         else:
-            self._refuse(conn, codec.REFUSED_SERVER_UNAVAILABLE, client_id)
-            await self._abandoned(result.principal, client_id)
+            self._refuse(conn, codec.REFUSED_SERVER_UNAVAILABLE, info.client_id)
+            await self._abandoned(result.principal, info.client_id)
             return
         if conn.closing:
-            await self._abandoned(result.principal, client_id)
+            await self._abandoned(result.principal, info.client_id)
             return
+        later = self._establish(conn, pkt, info, result)
+        if later is not None:
+            await later
 
+    def _establish(self, conn: _Connection, pkt: Connect, info: ConnectInfo, result: AuthResult
+                   ) -> Awaitable[None] | None:
+        """The accepted client's session, its CONNACK, and ``on_connected`` (at once when it can)."""
+        client_id = info.client_id
         session = self._sessions.get(client_id)
         if session is not None and (pkt.clean_session or session.clean):
             self._discard_session(session)
@@ -1200,8 +1246,18 @@ class Broker:
         if pkt.keep_alive:
             assert self._wheel is not None
             self._wheel.at(conn, conn.last_rx + pkt.keep_alive * 1.5)
+        if self._connected_now is not None:
+            try:
+                if self._connected_now(result.principal, client_id):
+                    return None
+            except Exception:
+                log.exception("on_connected hook failed for MQTT client %s", client_id)
+                return None
+        return self._on_connected(result.principal, client_id)
+
+    async def _on_connected(self, principal: object, client_id: str) -> None:
         try:
-            await self.hooks.on_connected(result.principal, client_id)
+            await self.hooks.on_connected(principal, client_id)
         except Exception:
             log.exception("on_connected hook failed for MQTT client %s", client_id)
 
