@@ -328,7 +328,8 @@ async def test_a_missing_or_unknown_action_lists_the_actions_of_that_resource_an
     r = await enos.call("GET", T21, {})
     error(r, 99400, "action is missing")
     assert "addSubDevice, getGateway, remove, removeSubDevice, searchSubDevice, searchSubDevices" in r["msg"]
-    error(await enos.call("GET", P21, {"action": "fly"}), 99400, "available in v2.1: create, delete, get, search, update")
+    error(await enos.call("GET", P21, {"action": "fly"}), 99400,
+          "available in v2.1: create, delete, get, search, update")
 
 
 async def test_an_unexpected_failure_is_99500_logged_once(enos: EnosClient, services: Services,
