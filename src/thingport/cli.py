@@ -712,8 +712,9 @@ def sim(org_id: Annotated[str, typer.Option("--org", help="Organization the simu
         data_dir: DataDir = None, config: Config = None, as_json: AsJson = False) -> None:
     """Simulate many devices logging in over MQTT.
 
-    Devices, and gateways logging their sub-devices in, stay connected. The devices belong to the simulator's own products (tagged thingport-sim), which later runs
-    reuse with their devices; --cleanup deletes them. A live table shows the logins while they run.
+    Devices, and gateways logging their sub-devices in, stay connected. They belong to the
+    simulator's own products (tagged thingport-sim), which later runs reuse with their devices;
+    --cleanup deletes them. A live table shows the logins while they run.
     """
     from rich.live import Live
 
