@@ -296,7 +296,7 @@ AppKey = Annotated[str, typer.Argument(help="The application's app key.", show_d
 
 @app_cli.command("disable")
 def app_disable(app_key: AppKey, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Disable an application: its signatures and tokens are refused."""
+    """Disable an application: its calls are refused."""
     _app_change(app_key, data_dir, as_json, lambda s: s.accounts.set_app_disabled(app_key, True))
 
 
@@ -766,6 +766,8 @@ def sim(org_id: Annotated[str, typer.Option("--org", help="Organization the simu
         asyncio.run(go())
     except KeyboardInterrupt:
         interrupted = True
+    if not as_json and not out.is_terminal:
+        out.line()  # a terminal's live table ends with one
     held = time.monotonic() - begun - result.seconds
     summary = {"devices": len(fleet), "connected": result.connected, "refused": result.refused,
                "failed": result.failed, "subDeviceLogins": result.sub_logins,
@@ -777,10 +779,11 @@ def sim(org_id: Annotated[str, typer.Option("--org", help="Organization the simu
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        typer.echo(f"{result.connected} of {len(fleet)} devices logged in in {result.seconds:.2f} s "
-                   f"({result.logins_per_s:.0f}/s), {result.sub_logins} sub-devices through their gateways, "
-                   f"{result.refused} refused, {result.failed} failed; "
-                   f"{'interrupted' if interrupted else 'disconnected'} after {max(held, 0):.1f} s connected")
+        typer.echo(f"{result.connected} of {len(fleet)} devices logged in, in {result.seconds:.2f} s "
+                   f"({result.logins_per_s:.0f} logins/s)\n"
+                   f"{result.sub_logins} sub-devices logged in through their gateways; {result.refused} refused, "
+                   f"{result.failed} failed\nconnected for {max(held, 0):.1f} s, then "
+                   f"{'interrupted (Ctrl-C)' if interrupted else 'disconnected'}")
         if cleanup:
             typer.echo(f"removed {summary['removedDevices']} devices and {summary['removedProducts']} products")
     if result.refused or result.failed:

@@ -213,7 +213,7 @@ async def remove_fleet(services: Services, org_id: str) -> tuple[int, int]:
 async def _sim_products(services: Services, org_id: str) -> dict[str, str]:
     """role → product key of the simulator's products in ``org_id``."""
     found, _ = await services.products.search(Caller.operator(org_id),
-                                              parse_expr(f"productTags.{SIM_TAG} exists()", PRODUCT_FIELDS),
+                                              parse_expr(f"exists(productTags.{SIM_TAG})", PRODUCT_FIELDS),
                                               Page(1, 100))
     return {p.tags[SIM_TAG]: p.product_key for p in sorted(found, key=lambda p: p.create_time)
             if p.tags.get(SIM_TAG) in ROLES}
