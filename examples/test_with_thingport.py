@@ -9,19 +9,35 @@ own Python SDKs: `enos-mqtt-sdk-python` as the device, `enos-api-sdk-python` as 
     pytest examples/
 """
 
+import threading
 import time
 
+from enos.core.message.IConnectCallback import IConnectCallback
 from enos.core.MqttClient import MqttClient
 from enosapi.client.EnOSDefaultClient import EnOSDefaultClient
 from enosapi.request.CreateProductRequest import CreateProductRequest
 from enosapi.request.ListProductsRequest import ListProductsRequest
 
 
+class Online(IConnectCallback):
+    def __init__(self):
+        self.event = threading.Event()
+
+    def on_connect(self):
+        self.event.set()
+
+
 def device_sdk(server, device):
-    """The EnOS device SDK, logged in as ``device`` to Thingport's MQTT broker."""
+    """The EnOS device SDK, logged in as ``device`` to Thingport's MQTT broker.
+
+    It connects with a callback: the SDK's blocking connect() can miss a CONNACK that arrives as
+    fast as a local server sends it, and then waits its whole 10 s timeout (docs/quickstart.md).
+    """
     client = MqttClient(server.mqtt_url, device.product_key, device.device_key, device.secret)
     client.get_profile().set_auto_reconnect(False)
-    client.connect()
+    online = Online()
+    client.connect(online)
+    assert online.event.wait(10), "no CONNACK"
     return client
 
 
