@@ -905,8 +905,7 @@ def living_product_set(
     patch = MetaPatch(status, net_type, None, category_key, category_name, category_id, bind_window,
                       require_permit_join)
     meta = run_op(settings_for(data_dir), lambda s: s.living.set_product_meta(org, product_key, patch))
-    emit([plain(meta)], as_json, ["product_key", "status", "net_type", "category_key", "bind_window_s",
-                                  "require_permit_join"])
+    emit([plain(meta)], as_json, ["product_key", "status", "net_type", "category_key"])
 
 
 def main() -> None:
