@@ -39,7 +39,8 @@ async def reset_postgres(url: str) -> None:
 
 #: Fixtures that start a broker or a server outside the test's event loop, and the markers a test using
 #: one must carry, so that the quick loop (``-m "not slow"``) never starts one (CONTRIBUTING.md, "Tests").
-MARKS_OF_FIXTURE = {"broker_port": {"slow", "subprocess"}, "live": {"slow", "sdk"}}
+MARKS_OF_FIXTURE = {"broker_port": {"slow", "subprocess"}, "live": {"slow", "sdk"},
+                    "thingport_server": {"slow", "subprocess"}}  # the pytest plugin users get (docs/testing.md)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -393,11 +393,13 @@ def respond(body: dict[str, Any], status: int = 200) -> Response[bytes]:
 
 def resolve_action(resource: str, version: str, method: str, name: str) -> Action:
     """The action the ``action`` query parameter names, checked against version and HTTP method."""
+    available = ", ".join(sorted(n for (r, n), a in ACTIONS.items() if r == resource and version in a.versions))
     if not name:
-        raise InvalidArgument("action: action is missing", field="action")
+        raise InvalidArgument(f"action: action is missing (available in {version}: {available})", field="action")
     act = ACTIONS.get((resource, name))
     if act is None:
-        raise InvalidArgument(f"action: '{name}' is not an action of {resource}", field="action")
+        raise InvalidArgument(f"action: '{name}' is not an action of {resource} (available in {version}: "
+                              f"{available})", field="action")
     if version not in act.versions:
         raise InvalidArgument(
             f"action: '{name}' is not available in {version} (available in "
