@@ -22,6 +22,7 @@ from thingport.dialects.common import (
     ErrorHandlers,
     convert,
     decode,
+    int_param,
     project,
     query_pairs,
     read_body,
@@ -108,14 +109,10 @@ def action(resource: str, names: str, method: str, versions: frozenset[str]) -> 
 
 def page_of(p: schemas.Pagination | None, max_size: int) -> Page:
     p = p or schemas.Pagination()
-    if p.pageNo < 1:
-        raise InvalidArgument("pagination.pageNo: must be 1 or more", field="pagination.pageNo")
-    if not 1 <= p.pageSize <= max_size:
-        raise InvalidArgument(f"pagination.pageSize: must be between 1 and {max_size}", field="pagination.pageSize")
     if p.sorters:
         raise InvalidArgument("pagination.sorters: not supported; results are sorted by createTime descending",
                               field="pagination.sorters")
-    return Page(p.pageNo, p.pageSize)
+    return validate.page(p.pageNo, p.pageSize, max_size, names=("pagination.pageNo", "pagination.pageSize"))
 
 
 def paged(items: list[Any], total: int, page: Page) -> dict[str, Any]:
@@ -506,14 +503,9 @@ async def topos_route(request: Request[Any, Any, Any], version: FromPath[str]) -
 
 async def list_products_legacy(c: Call) -> Reply:
     """Every product of the organization, paged by the optional ``pageNo``/``pageSize`` query params."""
-    numbers: dict[str, int] = {}
-    for name, default in (("pageNo", 1), ("pageSize", 10)):
-        raw = c.query.get(name) or str(default)
-        if not raw.isdigit():
-            raise InvalidArgument(f"{name}: must be a positive integer", field=name)
-        numbers[name] = int(raw)
-    page = page_of(schemas.Pagination(pageNo=numbers["pageNo"], pageSize=numbers["pageSize"]),
-                   c.services.core.settings.max_page_size)
+    max_size = c.services.core.settings.max_page_size
+    page = Page(int_param(c.query, "pageNo", 1, 1, validate.MAX_PAGE_NUMBER),
+                int_param(c.query, "pageSize", 10, 1, max_size))
     secrets = c.secrets(False, Permission.PRODUCT_UPDATE)
     found, total = await c.services.products.search(c.caller, None, page)
     return Reply([render.product(p, secrets) for p in found], paged(found, total, page))
@@ -595,6 +587,11 @@ def token_error(_: Request[Any, Any, Any], err: TokenError) -> Response[bytes]:
 @token_errors.on(DomainError)
 def token_invalid(_: Request[Any, Any, Any], err: DomainError) -> Response[bytes]:
     return token_envelope(1004, detail=err.message)
+
+
+@token_errors.unexpected(log, lambda _: "APIM token request")
+def token_internal(_: Request[Any, Any, Any]) -> Response[bytes]:
+    return token_envelope(1005)
 
 
 @post("/apim-token-service/v2.0/token/get", operation_id="enosTokenGet", summary="Get an APIM access token",

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Router, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from thingport.dialects.admin.routes import admin_errors, operator_guard, svc
+from thingport.dialects.admin.routes import admin_errors, operator_guard, screen_request, svc
 from thingport.services.living_accounts import MetaPatch
 from thingport.store.living_accounts import ProductMeta, User
 
@@ -112,6 +112,7 @@ router = Router(
     path="/admin/v1/living",
     route_handlers=[create_user, list_users, mint_code, end_sessions, get_meta, set_meta],
     guards=[operator_guard],
+    before_request=screen_request,
     exception_handlers=admin_errors.map,
     tags=["Admin", "Living"],
     security=[{"operatorToken": []}],

@@ -28,6 +28,7 @@ from thingport.dialects.common import (
 )
 from thingport.dialects.living import errors, schemas
 from thingport.dialects.living.auth import GatewayError, authenticate
+from thingport.domain import validate
 from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.domain.models import Application, DeviceStatus, Page
 from thingport.services.container import Services
@@ -36,7 +37,7 @@ from thingport.services.provisioning import CipherRequest
 
 log = logging.getLogger(__name__)
 JSON = "application/json;charset=UTF-8"
-API_VER = re.compile(r"^1\.\d+\.\d+$")
+API_VER = re.compile(r"1\.[0-9]{1,9}\.[0-9]{1,9}")
 S = TypeVar("S")
 STATUS = {DeviceStatus.INACTIVE: 0, DeviceStatus.ONLINE: 1, DeviceStatus.OFFLINE: 3, DeviceStatus.DISABLED: 8}
 
@@ -81,11 +82,7 @@ def api(path: str, summary: str, *, user: bool = True) -> Callable[[Handler], Ha
 
 def page_of(number: int | None, size: int | None, max_size: int, *, names: tuple[str, str] = ("pageNo", "pageSize")
             ) -> Page:
-    if number is None or number < 1:
-        raise InvalidArgument(f"params.{names[0]}: is required and must be 1 or more", field=names[0])
-    if size is None or not 1 <= size <= max_size:
-        raise InvalidArgument(f"params.{names[1]}: is required and must be 1-{max_size}", field=names[1])
-    return Page(number, size)
+    return validate.page(number, size, max_size, names=names, prefix="params.")
 
 
 def required(value: str | None, name: str) -> str:
@@ -337,7 +334,7 @@ async def dispatch(request: Request[Any, Any, Any], target: Api) -> Response[byt
     env = decode(body, schemas.Envelope)
     x.rid = env.id if env.id not in (None, "") else headers.get("x-ca-nonce", x.rid)
     meta = env.request or schemas.CommonParams()
-    if not meta.apiVer or not API_VER.match(meta.apiVer):
+    if not meta.apiVer or not API_VER.fullmatch(meta.apiVer):
         raise InvalidArgument(f"request.apiVer: '{meta.apiVer or ''}' is not a 1.x.y version", field="apiVer")
     user = await services.living.authenticate(app, meta.iotToken or "") if target.user else None
     data = await target.handler(Call(services, app, user, env.params or {}))

@@ -11,13 +11,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
 from litestar.params import FromPath
 
-from thingport.dialects.common import ErrorHandlers, decode, query_pairs, read_body, scoped
+from thingport.dialects.common import (
+    ErrorHandlers,
+    decode,
+    form_pairs,
+    int_param,
+    path_params,
+    query_pairs,
+    read_body,
+    scoped,
+)
 from thingport.dialects.oceanconnect import errors, render, schemas
 from thingport.dialects.oceanconnect.auth import act_for, authenticate
 from thingport.dialects.oceanconnect.errors import OcError
@@ -38,6 +47,8 @@ DM = "/iocm/app/dm/v1.4.0/devices"
 SUB = "/iocm/app/sub/v1.2.0/subscriptions"
 NOTIFY_TYPES = ("deviceAdded", "bindDevice", "deviceInfoChanged", "deviceDeleted")
 MAX_DEVICE_PAGE = 250
+#: The largest pageNo taken (pages count from 0 here).
+MAX_PAGE_NO = 1_000_000
 #: deviceInfo fields kept as given, with their longest allowed length.
 INFO_LIMITS = {"description": 2048, "location": 1024}
 
@@ -81,6 +92,7 @@ async def handle(request: Request[Any, Any, Any], operation: str, fn: Handler, *
                  authenticated: bool = True) -> Response[bytes]:
     scoped(request, Operation).name = operation
     services: Services = request.app.state.services
+    path_params(request)
     body = await read_body(request, services)
     query = dict(query_pairs(request.scope["query_string"]))
     if authenticated:
@@ -123,15 +135,6 @@ def required(values: dict[str, str | None], *names: str) -> list[str]:
     return [str(values[n]) for n in names]
 
 
-def int_param(query: dict[str, str], name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise InvalidArgument(f"{name}: must be an integer from {lo} to {hi}", field=name)
-    return int(raw)
-
-
 def text_field(value: str | None, field: str, limit: int = 256) -> str | None:
     if value is not None and len(value) > limit:
         raise InvalidArgument(f"{field}: at most {limit} characters", field=field)
@@ -168,7 +171,7 @@ def flag(value: bool | None) -> str | None:
 @post(f"{SEC}/login", operation_id="ocLogin", summary="Log in (form: appId, secret)", status_code=200)
 async def login(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
-        form = dict(parse_qsl(c.body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = dict(form_pairs(c.body.decode("utf-8", "replace")))
         form.setdefault("secret", form.get("Secret", ""))
         app_id, secret = required(dict(form), "appId", "secret")
         return tokens(await c.oc.tokens.login(app_id, secret))
@@ -319,8 +322,8 @@ async def query_devices(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         if not c.query.get("gatewayId") and not c.query.get("pageNo"):
             raise OcError(400, "100218", "gatewayId, pageNo: give at least one")
-        page_no = int_param(c.query, "pageNo", 0, 0, 1_000_000) or 0
-        page_size = int_param(c.query, "pageSize", 25, 1, MAX_DEVICE_PAGE) or 25
+        page_no = int_param(c.query, "pageNo", 0, 0, MAX_PAGE_NO)
+        page_size = int_param(c.query, "pageSize", 25, 1, MAX_DEVICE_PAGE)
         imsi = select_imsi(c.query)
         query = device_query(c.query)
         views: list[OcView] = []
@@ -429,8 +432,8 @@ def sub_filters(q: dict[str, str]) -> dict[str, str | None]:
 @get(SUB, operation_id="ocQuerySubscriptions", summary="Query subscriptions in batches")
 async def query_subscriptions(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
-        page_no = int_param(c.query, "pageNo", 0, 0, 1_000_000) or 0
-        page_size = int_param(c.query, "pageSize", 10, 1, MAX_DEVICE_PAGE) or 10
+        page_no = int_param(c.query, "pageNo", 0, 0, MAX_PAGE_NO)
+        page_size = int_param(c.query, "pageSize", 10, 1, MAX_DEVICE_PAGE)
         subs, total = await c.oc.subscriptions.search(c.caller, sub_filters(c.query), page_no, page_size)
         return json_response({"totalCount": total, "pageNo": page_no, "pageSize": page_size,
                               "subscriptions": [subscription(s) for s in subs]})
