@@ -38,7 +38,7 @@ def test_environment_variables() -> None:
 
 def test_every_field_has_an_environment_variable() -> None:
     for f in fields(Settings):
-        value = "7" if f.type == "int" else "x"
+        value = {"int": "7", "float": "7.5"}.get(str(f.type), "x")
         s = Settings.load(env={f"THINGPORT_{f.name.upper()}": value})
         assert str(getattr(s, f.name)) == value, f.name
 
