@@ -29,11 +29,13 @@ from litestar import Request, Response, Router, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import SecurityScheme
 
 from thingport.connect.external import BrokerUrl
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import ConnectInfo
+from thingport.dialects import openapi
 from thingport.dialects.common import ErrorHandlers, LogLimiter, decode, read_body
 from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.settings import Settings
@@ -113,7 +115,8 @@ async def _body(request: Req) -> bytes:
     return await read_body(request, request.app.state.services)
 
 
-@post("/authn", summary="EMQX HTTP authenticator: may this client connect?", status_code=200)
+@post("/authn", summary="EMQX HTTP authenticator: may this client connect?", status_code=200,
+      operation_class=openapi.documented(AuthnIn))
 async def authenticate(request: Req) -> dict[str, Any]:
     try:
         body = decode(await _body(request), AuthnIn)
@@ -130,7 +133,7 @@ async def authenticate(request: Req) -> dict[str, Any]:
 
 
 @post("/authz", summary="EMQX HTTP authorizer: may this client publish / subscribe to this topic?",
-      status_code=200)
+      status_code=200, operation_class=openapi.documented(AuthzIn))
 async def authorize(request: Req) -> dict[str, Any]:
     try:
         body = decode(await _body(request), AuthzIn)
@@ -140,7 +143,8 @@ async def authorize(request: Req) -> dict[str, Any]:
     return {"result": "allow" if allowed else "deny"}
 
 
-@post("/events", summary="EMQX rule HTTP action for client.connected / client.disconnected", status_code=200)
+@post("/events", summary="EMQX rule HTTP action for client.connected / client.disconnected", status_code=200,
+      operation_class=openapi.documented(EventIn))
 async def client_event(request: Req) -> Response[dict[str, Any]]:
     try:
         body = decode(await _body(request), EventIn)
@@ -170,5 +174,9 @@ def hook_internal(request: Req) -> Response[dict[str, Any]]:
     return Response({"result": "deny", "is_superuser": False, "message": "internal error"}, status_code=200)
 
 
+SECURITY_SCHEMES = {
+    "emqxHookToken": SecurityScheme(type="http", scheme="bearer", description="The emqx_hook_token setting"),
+}
+
 router = Router(path="/mqtt/emqx", route_handlers=[authenticate, authorize, client_event], guards=[hook_guard],
-                tags=["EMQX hooks"], exception_handlers=hook_errors.map)
+                tags=["EMQX hooks"], exception_handlers=hook_errors.map, security=[{"emqxHookToken": []}])
