@@ -113,7 +113,8 @@ def documented(body: Any = None, *, params: Sequence[Parameter] = (), media_type
             elif body is not None:
                 content = body()
             if content is not None:
-                self.request_body = RequestBody(content={media_type: OpenAPIMediaType(schema=schema(content))})
+                self.request_body = RequestBody(content={media_type: OpenAPIMediaType(schema=schema(content))},
+                                                required=bodies is None)
             for p in self.parameters or []:
                 if isinstance(p, Parameter) and p.name in (enums or {}):
                     p.schema = Schema(type=OpenAPIType.STRING, enum=list((enums or {})[p.name]))

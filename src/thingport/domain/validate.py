@@ -22,6 +22,7 @@ DEVICE_KEY_PATTERNS = {
 }
 _OFFSET = re.compile(r"[+-]([0-9]{2}):([0-9]{2})")
 _TAG_KEY = re.compile(r"[A-Za-z0-9_\-/]{1,50}")
+_ORG_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MAX_TAGS = 100
 MAX_TAG_VALUE = 200
 MAX_NAME = 64
@@ -35,6 +36,14 @@ def device_key(value: Any, *, version: str = "v2.1", field: str = "deviceKey") -
     if not isinstance(value, str) or not pattern.fullmatch(value):
         allowed = "letters, digits, '-', '_', '.'" + ("" if version == "v2.4" else ", ':'")
         raise InvalidArgument(f"{field}: must be 4-64 characters of {allowed}", field=field)
+    return value
+
+
+def org_id(value: Any, *, field: str = "orgId") -> str:
+    """An organization id of 1-64 ASCII letters, digits, '-' and '_' (``str.isalnum`` would also
+    take other scripts' letters and digits, and the column holds 64 characters)."""
+    if not isinstance(value, str) or not _ORG_ID.fullmatch(value):
+        raise InvalidArgument(f"{field}: 1-64 letters, digits, '-' and '_' only", field=field)
     return value
 
 
