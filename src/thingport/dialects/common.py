@@ -200,20 +200,22 @@ def decode(body: bytes, kind: type[T]) -> T:
         raise InvalidArgument(f"body: is not valid JSON ({exc})", field="body") from exc
 
 
-def screen(body: bytes) -> None:
+def screen(body: bytes, *, whole: bool = False) -> None:
     """Refuse a JSON body beyond the limits, naming the field, before it is decoded into a type.
 
     Nesting is measured on the raw bytes (strings removed), since decoding a body nested too deep
     is what fails. The other limits need the decoded values, but only a body that could break one
     is decoded and walked: one with a NUL escape, a run of 19 digits, a 3-digit exponent, more than
-    ``MAX_STRING`` bytes or ``MAX_ITEMS`` commas. Anything else passes at the cost of a few byte counts.
+    ``MAX_STRING`` bytes or ``MAX_ITEMS`` commas. Anything else passes at the cost of a few byte
+    counts, unless ``whole`` asks for the walk (a body some other decoder reads next, so that
+    malformed JSON is refused here, naming the body).
     """
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
         brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKET)
         if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH:
             raise InvalidArgument(f"body: arrays and objects nested more than {MAX_DEPTH} levels deep",
                                   field="body")
-    if (b"\\u0000" in body or _LONG_NUMBER.search(body) is not None or len(body) > MAX_STRING
+    if (whole or b"\\u0000" in body or _LONG_NUMBER.search(body) is not None or len(body) > MAX_STRING
             or body.count(b",") >= MAX_ITEMS):
         try:
             value = _WALKER.decode(body)

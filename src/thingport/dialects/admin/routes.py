@@ -139,12 +139,12 @@ def svc(request: Req) -> Services:
 
 async def screen_request(request: Req) -> None:
     """Litestar decodes the operator API's parameters and bodies (``JSONBody``); they are held to
-    the kit's limits first, after the operator guard, so a body nested too deep is a 400 naming
-    the body, not a 500."""
+    the kit's limits first, after the operator guard, so a body nested too deep or not JSON at all
+    is a 400 naming the body, not a 500."""
     path_params(request)
     query_pairs(request.scope["query_string"])
-    if request.method in ("POST", "PUT", "PATCH"):
-        screen(await read_body(request, svc(request)))
+    if request.method in ("POST", "PUT", "PATCH") and (body := await read_body(request, svc(request))).strip():
+        screen(body, whole=True)
 
 
 @post("/orgs", summary="Create an organization")
