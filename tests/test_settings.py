@@ -93,5 +93,5 @@ def test_cli_reports_bad_settings_without_a_traceback(tmp_path: Path) -> None:
 def test_durations_may_be_fractional(tmp_path: Path) -> None:
     s = Settings.load(env={"THINGPORT_HTTP_HEADER_TIMEOUT_S": "2.5"})
     assert s.http_header_timeout_s == 2.5 and s.http_body_timeout_s == 30.0
-    with pytest.raises(ValueError, match="http_body_timeout_s.*a number"):
+    with pytest.raises(ValueError, match=r"http_body_timeout_s.*a number"):
         Settings.load(env={"THINGPORT_HTTP_BODY_TIMEOUT_S": "soon"})

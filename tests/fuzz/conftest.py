@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -17,16 +16,13 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import BACKENDS, PG_URL, reset_postgres
+from tests.conftest import BACKENDS, PG_URL, open_services
 from tests.fuzz.world import HOOK_TOKEN, OPERATOR_TOKEN, World, build
-from thingport.app import create_app, ensure_initialised
-from thingport.services.container import Services
-from thingport.services.context import Core
+from thingport.app import create_app
 from thingport.settings import Settings
-from thingport.store.db import Database
 
 LONG = os.environ.get("THINGPORT_FUZZ") == "long"
-#: What the fuzz tests sent, by dialect, and how much of it was answered with an error.
+#: How many requests the fuzz tests sent, by dialect.
 SENT: Counter[str] = Counter()
 
 
@@ -42,25 +38,15 @@ async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     settings_ = Settings(data_dir=tmp_path_factory.mktemp("fuzz") / "data", mqtt_port=0,
                          database_url=PG_URL if backend == "postgresql" else "", operator_token=OPERATOR_TOKEN,
                          emqx_hook_token=HOOK_TOKEN, oceanconnect_throttle_calls=1_000_000_000)
-    if backend == "postgresql":
-        await reset_postgres(PG_URL)
-    keyring, _ = ensure_initialised(settings_)
-    db = Database(settings_.db_url)
-    await db.migrate()
-    services = Services.build(Core(settings_, keyring, db))
+    services = await open_services(settings_, backend)
     app = create_app(settings_, services)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fuzz.test") as http:
         yield await build(services, http)
     await services.accounts.nonces.flush()
-    await db.close()
-
-
-def with_limits(world: World, **changes: Any) -> None:
-    """Change the running world's settings (the services read them per request)."""
-    world.services.core.settings = replace(world.services.core.settings, **changes)
+    await services.core.db.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if SENT:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(SENT.items()))
-        terminalreporter.write_line(f"fuzz: {sum(v for k, v in SENT.items() if ':' not in k)} requests ({counts})")
+        terminalreporter.write_line(f"fuzz: {SENT.total()} requests ({counts})")

@@ -184,8 +184,7 @@ SPOTS = [
          const("model-2"), frozenset({"deep", "number"})),
     Spot("categoryId", "admin", "PUT", "/admin/v1/living/orgs/o-fuzz/products/%(product)s", "body",
          '{"categoryId": §}', "categoryId", const("7"), NUMBER),
-    Spot("apps orgId", "admin", "GET", "/admin/v1/apps", "query", "orgId", "orgId", const("o-fuzz"),
-         frozenset({"control"})),
+    Spot("apps orgId", "admin", "GET", "/admin/v1/apps", "query", "orgId", "orgId", const("o-fuzz")),
     # the EMQX hooks
     Spot("clientid", "emqx", "POST", "/mqtt/emqx/authn", "body", '{"clientid": §, "username": "u", "password": "p"}',
          "clientid", const("client-1"), frozenset({"deep", "number"})),

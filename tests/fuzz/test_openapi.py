@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -96,6 +95,5 @@ async def test_operation(world: World, op: Operation, data: st.DataObject, caplo
 
     sent = await world.sign(op.dialect, op.method, path, query, raw, headers,
                             scheme=data.draw(st.sampled_from(["apim", "accessKey"]), label="scheme"))
-    response: httpx.Response = await world.send(op.dialect, sent, caplog)
+    await world.send(op.dialect, sent, caplog)
     SENT[op.dialect] += 1
-    SENT[f"{op.dialect}:{'error' if response.status_code >= 400 else 'answered'}"] += 1

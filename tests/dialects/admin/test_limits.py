@@ -36,3 +36,10 @@ async def test_nul_in_the_query_or_the_path_is_400(http: httpx.AsyncClient) -> N
     assert r.status_code == 400 and r.json()["field"] == "orgId", r.text
     r = await http.get("/admin/v1/orgs/a%00/models", headers=AUTH)
     assert r.status_code == 400 and r.json()["field"] == "org_id", r.text
+
+
+async def test_numbers_litestar_reads_from_strings_are_bounded_too(http: httpx.AsyncClient) -> None:
+    """Litestar reads ``"777"`` as 777, past the screen: 300 digits reached the database (a 500)."""
+    org = (await http.post("/admin/v1/orgs", json={"name": "x"}, headers=AUTH)).json()["orgId"]
+    r = await http.put(f"/admin/v1/living/orgs/{org}/products/p1", json={"categoryId": "9" * 300}, headers=AUTH)
+    assert r.status_code == 400 and "categoryId" in r.text, r.text

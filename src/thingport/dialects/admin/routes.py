@@ -7,6 +7,7 @@ first start in ``<data-dir>/operator.token`` unless ``THINGPORT_OPERATOR_TOKEN``
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from thingport.services.container import Services
 from thingport.services.keys import rotate_master_key
 
 Req = Request[Any, Any, Any]
+log = logging.getLogger(__name__)
 
 #: Domain error kind → HTTP status; every kind has an entry (``tests/dialects/test_error_tables.py``).
 STATUS: dict[ErrorKind, int] = {
@@ -131,6 +133,11 @@ admin_errors = ErrorHandlers()
 def domain_error(_: Req, exc: DomainError) -> Response[dict[str, Any]]:
     return Response({"error": exc.kind.value, "message": exc.message, "field": exc.field},
                     status_code=STATUS[exc.kind])
+
+
+@admin_errors.unexpected(log, lambda request: f"operator request {request.method} {request.url.path}")
+def internal_error(_: Req) -> Response[dict[str, Any]]:
+    return Response({"error": "internal", "message": "internal error", "field": None}, status_code=500)
 
 
 def svc(request: Req) -> Services:
