@@ -18,8 +18,7 @@ from thingport.server import server_options
 from thingport.services.container import Services
 from thingport.settings import Settings
 
-Guard = Callable[..., Awaitable[int]]
-HEALTH = b"GET /health HTTP/1.1\r\nhost: t\r\n\r\n"
+pytestmark = [pytest.mark.slow]  # real servers on loopback sockets, deadlines of half a second
 
 
 async def echo_app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],

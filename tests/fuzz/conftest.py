@@ -1,7 +1,8 @@
 """The fuzz tests' world (one per module and backend) and their budget.
 
-``THINGPORT_FUZZ=long`` (``./run fuzz --long``) raises every budget and draws new cases on each
-run; by default (CI) the cases are few and the same on every run (Hypothesis ``derandomize``).
+By default (CI) the cases are few and the same on every run (Hypothesis ``derandomize``);
+``HYPOTHESIS_PROFILE=long`` (``./run fuzz --long``) runs 50 times as many, new ones each run, and
+``FUZZ_EXAMPLES=n`` runs n per test (the convention of every fuzz test, CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from tests.fuzz.world import HOOK_TOKEN, OPERATOR_TOKEN, World, build
 from thingport.app import create_app
 from thingport.settings import Settings
 
-LONG = os.environ.get("THINGPORT_FUZZ") == "long"
+LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
+EXAMPLES = os.environ.get("FUZZ_EXAMPLES")
 #: How many requests the fuzz tests sent, by dialect.
 SENT: Counter[str] = Counter()
 
 
-def budget(ci: int, long: int) -> settings:
-    """Hypothesis settings for ``ci`` cases by default, ``long`` with ``THINGPORT_FUZZ=long``."""
-    return settings(max_examples=long if LONG else ci, deadline=None, derandomize=not LONG, database=None,
-                    suppress_health_check=list(HealthCheck), print_blob=LONG)
+def budget(ci: int) -> settings:
+    """Hypothesis settings for ``ci`` cases per test in CI, more on request (above)."""
+    fixed = not LONG and not EXAMPLES
+    return settings(max_examples=int(EXAMPLES) if EXAMPLES else ci * 50 if LONG else ci, deadline=None,
+                    derandomize=fixed, database=None, suppress_health_check=list(HealthCheck), print_blob=not fixed)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)

@@ -219,7 +219,7 @@ def placed(spot: Spot, world: World, defect: Defect
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-@budget(ci=25, long=2000)
+@budget(ci=25)
 @given(data=st.data())
 async def test_defect_classes(world: World, dialect: str, data: st.DataObject, caplog: pytest.LogCaptureFixture
                               ) -> None:

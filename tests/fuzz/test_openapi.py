@@ -54,7 +54,7 @@ def encode(op: Operation, body: Any, ascii_only: bool) -> bytes:
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=[o.label for o in OPERATIONS])
-@budget(ci=3, long=150)
+@budget(ci=3)
 @given(data=st.data())
 async def test_operation(world: World, op: Operation, data: st.DataObject, caplog: pytest.LogCaptureFixture
                          ) -> None:
