@@ -1,9 +1,9 @@
 """The dialect kit: what every dialect does the same way, written once.
 
-* The limits on what a request may carry (:data:`MAX_DEPTH`, :data:`MAX_STRING`, :data:`MAX_ITEMS`,
-  :data:`INT64`, no NUL anywhere), applied by :func:`screen` to every JSON body and by
-  :func:`query_pairs` / :func:`form_pairs` / :func:`int_param` to query strings and forms
-  (docs/security.md, "Limits").
+* The limits on what a request may carry (:mod:`thingport.domain.limits`: nesting, string and
+  array sizes, 64-bit integers; and no NUL anywhere), applied by :func:`screen` to every JSON body
+  and by :func:`query_pairs` / :func:`form_pairs` / :func:`path_params` / :func:`int_param` to
+  query strings, forms and paths (docs/security.md, "Limits").
 * :func:`read_body` — the request body under ``max_body_bytes``; :class:`BodyTooLarge` otherwise.
 * :func:`decode` and :func:`convert` — msgspec decoding whose errors name the field at fault, with
   the dialect's prefix where it has one (``params.time``, ``deviceList[0].productKey``).
@@ -40,6 +40,7 @@ from litestar.exceptions.responses import create_exception_response
 from litestar.types import ExceptionHandlersMap
 
 from thingport.domain.errors import InvalidArgument
+from thingport.domain.limits import INT64, MAX_DEPTH, MAX_ITEMS, MAX_STRING
 from thingport.services.container import Services
 
 T = TypeVar("T")
@@ -50,20 +51,8 @@ Renderer = Callable[[Req, E], Response[Any]]
 _MSGSPEC_PATH = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
 
 # ---------------------------------------------------------------------------------------------
-# limits: the one place they are set (docs/security.md, "Limits")
+# limits (the numbers: domain/limits.py)
 
-#: JSON arrays and objects nested deeper than this are refused before decoding. msgspec recurses
-#: once per level and fails with RecursionError near Python's limit (~1,000); values stored in
-#: the database are read back recursively too. No vendor body nests more than 5 levels.
-MAX_DEPTH = 32
-#: Characters in one JSON string, object keys included; fields with a shorter limit of their own
-#: (names, descriptions, identifiers) are checked by the domain validators.
-MAX_STRING = 65_536
-#: Items of one JSON array and members of one JSON object.
-MAX_ITEMS = 10_000
-#: Every JSON integer is a signed 64-bit value: what both databases store and the JSON encoder
-#: writes back. Fields with a narrower range (page numbers, timeouts) check their own.
-INT64 = (-(2**63), 2**63 - 1)
 #: An integer field of a struct some other decoder fills (Litestar's, which also reads "123"
 #: as 123, so the screen's walk never sees the number).
 Int64 = Annotated[int, msgspec.Meta(ge=INT64[0], le=INT64[1])]
