@@ -80,7 +80,7 @@ def request_id() -> str:
     return str(uuid.uuid4())
 
 
-def _printable(name: str, value: str) -> None:
+def _no_nul(name: str, value: str) -> None:
     """NUL is refused wherever a request carries text: PostgreSQL cannot store it, and no
     identifier or name of any vendor contains it."""
     if "\x00" in name or "\x00" in value:
@@ -102,7 +102,7 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
     in a name or value is refused naming it."""
     pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8")
     for name, value in pairs:
-        _printable(name, value)
+        _no_nul(name, value)
     return pairs
 
 
@@ -110,7 +110,7 @@ def path_params(request: Req) -> None:
     """Hold the path's parameters (a deviceId, an orgId) to the rules of query values."""
     for name, value in request.path_params.items():
         if isinstance(value, str):
-            _printable(name, value)
+            _no_nul(name, value)
 
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
