@@ -119,7 +119,7 @@ def serve(data_dir: DataDir = None, config: Config = None,
     import uvicorn
 
     from thingport.app import create_app
-    from thingport.server import server_options
+    from thingport.server import guard_options
 
     settings = settings_for(data_dir, config, host=host, http_port=http_port, mqtt_port=mqtt_port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -127,7 +127,8 @@ def serve(data_dir: DataDir = None, config: Config = None,
         if not got and settings.database_url == "":
             err.print(f"[red]error:[/red] another Thingport server uses {settings.data_dir}")
             raise typer.Exit(1)
-        uvicorn.run(create_app(settings), **server_options(settings))
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.http_port,
+                    log_level=settings.log_level, access_log=False, **guard_options(settings))
 
 
 @cli.command()

@@ -42,11 +42,14 @@ _ANSWERS = {
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of ``uvicorn.run`` / ``uvicorn.Config`` for ``settings``."""
-    return {
-        "host": settings.host, "port": settings.http_port, "log_level": settings.log_level, "access_log": False,
-        "http": guarded_protocol(settings), "timeout_keep_alive": settings.http_keep_alive_s,
-        "limit_concurrency": settings.http_max_connections or None,
-    }
+    return {"host": settings.host, "port": settings.http_port, "log_level": settings.log_level, "access_log": False,
+            **guard_options(settings)}
+
+
+def guard_options(settings: Settings) -> dict[str, Any]:
+    """The options that hold connections to ``settings``' limits (the guarded protocol among them)."""
+    return {"http": guarded_protocol(settings), "timeout_keep_alive": settings.http_keep_alive_s,
+            "limit_concurrency": settings.http_max_connections or None}
 
 
 def guarded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
