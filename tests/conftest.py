@@ -70,16 +70,21 @@ def settings(tmp_path: Path, backend: str) -> Settings:
                     operator_token="operator-secret-token", mqtt_port=0)
 
 
-@pytest.fixture
-async def services(settings: Settings, backend: str) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, backend: str) -> Services:
+    """Services on a fresh database of ``backend`` (close with ``svc.core.db.close()``)."""
     if backend == "postgresql":
         await reset_postgres(PG_URL)
     keyring, _ = ensure_initialised(settings)
     db = Database(settings.db_url)
     await db.migrate()
-    svc = Services.build(Core(settings, keyring, db))
+    return Services.build(Core(settings, keyring, db))
+
+
+@pytest.fixture
+async def services(settings: Settings, backend: str) -> AsyncIterator[Services]:
+    svc = await open_services(settings, backend)
     yield svc
-    await db.close()
+    await svc.core.db.close()
 
 
 @pytest.fixture

@@ -171,6 +171,7 @@ def serve(data_dir: DataDir = None, config: Config = None,
     import uvicorn
 
     from thingport.app import create_app
+    from thingport.server import guard_options
 
     settings = settings_for(data_dir, config, host=host, http_port=http_port, mqtt_port=mqtt_port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -182,7 +183,7 @@ def serve(data_dir: DataDir = None, config: Config = None,
             err.print(f"[red]error:[/red] {escape(busy)}")
             raise typer.Exit(1)
         uvicorn.run(create_app(settings), host=settings.host, port=settings.http_port,
-                    log_level=settings.log_level, access_log=False)
+                    log_level=settings.log_level, access_log=False, **guard_options(settings))
 
 
 def busy_port(settings: Settings) -> str | None:
