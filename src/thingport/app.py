@@ -24,6 +24,7 @@ from thingport.dialects.living.routes import router as living_router
 from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
 from thingport.dialects.oceanconnect.routes import router as oceanconnect_router
 from thingport.dialects.oceanconnect.throttle import Throttle
+from thingport.dialects.rabbitmq.routes import router as rabbitmq_router
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
@@ -78,7 +79,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         app.state.services = svc
         await svc.devices.reset_online_state()
         # external-broker mode replaces the embedded broker (docs/mqtt.md)
-        mqtt = await external.start(svc) if settings.mqtt_external_url else await embedded.start(svc)
+        mqtt = await external.start(svc) if external.configured(settings) else await embedded.start(svc)
         app.state.mqtt = mqtt
         app.state.door = mqtt.door if mqtt is not None else None
         oceanconnect = OceanConnectWorker(svc)
@@ -93,8 +94,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             await svc.core.db.close()
 
     return Litestar(
-        route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, living_router,
-                        living_admin_router, health],
+        route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, rabbitmq_router,
+                        living_router, living_admin_router, health],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token,
                      "oceanconnect_throttle": Throttle.from_settings(settings)}),
