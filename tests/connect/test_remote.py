@@ -69,15 +69,16 @@ async def test_a_bridged_request_takes_the_family_on_record_else_the_requests_ow
             {"productKey": service_product, "deviceName": sub.device_key}]
         assert fresh[1].reply(f"{base}/thing/topo/get")["data"] == [
             {"productKey": service_product, "deviceKey": sub.device_key}]
-        # with nothing on record the request decides: "deviceName" → Alink's codes; but the first request
-        # decides for the cache time, and a node that only checked the gateway's rights has EnOS on record
+        # with nothing on record the request decides: "deviceName" → Alink's codes, also on a node that
+        # only checked the gateway's rights (that proves no family); but the first request decides for
+        # the cache time
         assert await rights_only[0].remote.authorize(user, f"{base}/thing/topo/delete", "publish")
         nobody = request("thing.topo.delete", [{"productKey": service_product, "deviceName": "nobody"}])
         for door, _ in (reader, fresh, rights_only):
             assert await door.remote.on_bridged_publish(f"{base}/thing/topo/delete", nobody)
         assert reader[1].reply(f"{base}/thing/topo/delete")["code"] == 6100  # Alink: device not found
         assert fresh[1].reply(f"{base}/thing/topo/delete")["code"] == 402  # EnOS: device not found
-        assert rights_only[1].reply(f"{base}/thing/topo/delete")["code"] == 402
+        assert rights_only[1].reply(f"{base}/thing/topo/delete")["code"] == 6100
     finally:
         for door, _ in (learnt, rights_only, fresh, reader):
             door.close()

@@ -7,10 +7,10 @@ client-id tracking), Erlang distribution on 127.0.0.1 only, and every port picke
 wrappers in ``/usr/sbin``, which switch to the ``rabbitmq`` user and reset ``HOME`` (and with it the
 cookie). Readiness is waited for with ``rabbitmqctl wait`` / ``await_startup``, never a fixed sleep.
 
-The broker configuration is the one ``deploy/rabbitmq/rabbitmq.conf`` documents, with loopback ports:
-the MQTT plugin, the HTTP auth backend asking ``auth_url`` (Thingport, or a load balancer in front of
-its nodes), the management API for kicks, and an internal administrator for Thingport's own AMQP
-and API connections.
+The broker runs the files of ``deploy/rabbitmq/`` that a user copies, with loopback ports: the MQTT
+plugin, the HTTP auth backend asking ``auth_url`` (Thingport, or a load balancer in front of its
+nodes), the event exchange, the management API for kicks, and an internal administrator for
+Thingport's own AMQP and API connections.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from tests.support.processes import free_port
 
 #: Where Debian installs the server; the newest version's scripts are used.
 INSTALL_ROOT = Path("/usr/lib/rabbitmq/lib")
-PLUGINS = ("rabbitmq_mqtt", "rabbitmq_auth_backend_http", "rabbitmq_management", "rabbitmq_event_exchange")
+#: The files a user copies (docs/deploy.md), which every test cluster runs with.
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq"
 LOOPBACK_DIST = "-kernel inet_dist_use_interface {127,0,0,1}"
 
 
@@ -43,30 +44,20 @@ def sbin() -> Path | None:
 
 
 def config(node: Node, auth_url: str) -> str:
-    """The node's ``rabbitmq.conf``: deploy/rabbitmq/rabbitmq.conf with this node's loopback ports."""
-    auth = auth_url.rstrip("/")
-    return "\n".join([
-        f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}",
-        "auth_backends.1 = internal",
-        "auth_backends.2 = http",
-        "auth_http.http_method = post",
-        *(f"auth_http.{kind}_path = {auth}/{kind}" for kind in ("user", "vhost", "resource", "topic")),
-        "auth_http.request_timeout = 5000",
-        "auth_http.connection_timeout = 2000",
-        f"mqtt.listeners.tcp.default = 127.0.0.1:{node.mqtt_port}",
-        "mqtt.allow_anonymous = false",
-        "mqtt.exchange = amq.topic",
-        "mqtt.subscription_ttl = 86400000",
-        f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {node.http_port}",
-        "collect_statistics_interval = 1000",
-        "log.console = true\nlog.console.level = info\nlog.file = false",
-        "",
-    ])
-
-
-#: ``deploy/rabbitmq/advanced.config``: a ``:`` in an MQTT user name is not a virtual host separator
-#: (EnOS v2.1 device keys may contain ``:``, and the user name is ``{deviceKey}&{productKey}``).
-ADVANCED = "[{rabbitmq_mqtt, [{ignore_colons_in_username, true}]}].\n"
+    """deploy/rabbitmq/rabbitmq.conf with this node's loopback ports and ``auth_url`` (``{kind}`` in it
+    stands for ``user``, ``vhost``, ``resource``, ``topic``); logs to the console."""
+    overrides = {
+        "listeners.tcp.default": f"127.0.0.1:{node.amqp_port}",
+        "mqtt.listeners.tcp.default": f"127.0.0.1:{node.mqtt_port}",
+        "management.tcp.ip": "127.0.0.1", "management.tcp.port": str(node.http_port),
+        **{f"auth_http.{kind}_path": auth_url.format(kind=kind) for kind in ("user", "vhost", "resource", "topic")},
+        "log.console": "true", "log.console.level": "info", "log.file": "false",
+    }
+    lines = []
+    for line in (DEPLOY / "rabbitmq.conf").read_text().splitlines():
+        key = line.partition("=")[0].strip()
+        lines.append(f"{key} = {overrides.pop(key)}" if key in overrides else line)
+    return "\n".join([*lines, *(f"{k} = {v}" for k, v in overrides.items()), ""])
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +168,8 @@ def wait_port(port: int, timeout_s: float = 30.0) -> None:
 def running(workdir: Path, auth_url: str, *, nodes: int = 2) -> Iterator[Cluster]:
     """Start ``nodes`` RabbitMQ nodes in parallel, join them into one cluster, add the administrator.
 
+    ``auth_url``: where the HTTP auth backend asks, ``{kind}`` standing for its four paths.
+
     Yields once every node's MQTT listener and management API are up; stops them all afterwards.
     """
     found = sbin()
@@ -192,8 +185,8 @@ def running(workdir: Path, auth_url: str, *, nodes: int = 2) -> Iterator[Cluster
     for node in members:
         node.dir.mkdir()
         (node.dir / "rabbitmq.conf").write_text(config(node, auth_url))
-        (node.dir / "advanced.config").write_text(ADVANCED)
-        (node.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
+        for name in ("advanced.config", "enabled_plugins"):
+            (node.dir / name).write_text((DEPLOY / name).read_text())
         (node.dir / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's
     cluster = Cluster(found, home, members, "thingport", secrets.token_urlsafe(16))
     with ExitStack() as stack:

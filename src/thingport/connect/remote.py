@@ -52,8 +52,9 @@ class RemoteSessions:
         self.services = services
         #: broker user name → (expiry on the monotonic clock, session or None for "no such device").
         self._by_user: dict[str, tuple[float, DeviceSession | None]] = {}
-        #: broker user name → the family this node has on record (:func:`family.of_remote_device`).
-        #: Kept apart from the rights: a change to a device's rights does not change how it speaks.
+        #: broker user name → the family of the signature that matched when this node checked the
+        #: device's login (:func:`family.of_remote_device`). Only a login check proves a family; kept
+        #: apart from the rights, as a change to a device's rights does not change how it speaks.
         self._families: dict[str, family.TopicFamily] = {}
         #: ``dk&pk`` → (expiry, the session answering that device's bridged requests).
         self._bridged: dict[str, tuple[float, DeviceSession]] = {}
@@ -84,8 +85,6 @@ class RemoteSessions:
             return hit[1]
         session = await self.logins.session_for(username, self._by_key)
         self._by_user[username] = (self._expiry(), session)
-        if session is not None:
-            self._families.setdefault(username, session.family)
         return session
 
     async def authorize(self, username: str, topic: str, action: Action) -> bool:

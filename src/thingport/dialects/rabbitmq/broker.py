@@ -47,7 +47,7 @@ PREFETCH = 16
 REQUEST_TTL_MS = 60_000
 EVENT_EXCHANGE = "amq.rabbitmq.event"
 CONNECTION_EVENTS = ("connection.created", "connection.closed")
-#: The management API knows a connection once its first statistics are in (``collect_statistics_interval``).
+#: The management API lists a connection once its first statistics are in (``collect_statistics_interval``).
 STATS_LAG_S = 6.0
 
 
@@ -59,19 +59,27 @@ class ManagementApi:
         self.api_url = api_url.rstrip("/")
         self._auth = (user, password)
         self._transport = transport
+        #: The user of a connection, by name, as the connection events told (None: unknown).
+        self.user_of: Callable[[str], str | None] = lambda _name: None
 
     async def client(self, client_id: str, reason: str = "") -> bool:
-        """Close the connection of this name, retrying while the API does not know it yet (404)."""
-        deadline = time.monotonic() + STATS_LAG_S
+        """Close the connection of this name.
+
+        The API finds a connection by name only once its first statistics are in (seconds after it
+        opened), but a user's connections at once: when the connection is its user's only one, it
+        is closed by user name. A name the connection events no longer know is closed already.
+        """
+        user = self.user_of(client_id)
+        if user is None:
+            return False
         try:
             async with self._http() as http:
-                while True:
-                    r = await http.delete(f"{self.api_url}/api/connections/{quote(client_id, safe='')}",
-                                          headers={"X-Reason": reason or "closed by Thingport"})
-                    if r.status_code != 404 or time.monotonic() > deadline:
-                        break
-                    await asyncio.sleep(0.25)
-        except httpx.HTTPError as exc:
+                r = await http.get(f"{self.api_url}/api/connections/username/{quote(user, safe='')}")
+                if r.status_code == 200 and [c.get("name") for c in r.json()] == [client_id]:
+                    return await self._close_user(http, user, reason)
+                r = await http.delete(f"{self.api_url}/api/connections/{quote(client_id, safe='')}",
+                                      headers={"X-Reason": reason or "closed by Thingport"})
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
             log.warning("RabbitMQ kick of %r failed: %s", client_id, exc)
             return False
         if r.status_code not in (204, 404):
@@ -79,14 +87,17 @@ class ManagementApi:
         return r.status_code == 204
 
     async def user(self, username: str, reason: str = "") -> bool:
-        """Close every connection of a user (RabbitMQ tracks these at once, unlike the statistics)."""
+        """Close every connection of a user."""
         try:
             async with self._http() as http:
-                r = await http.delete(f"{self.api_url}/api/connections/username/{quote(username, safe='')}",
-                                      headers={"X-Reason": reason or "closed by Thingport"})
+                return await self._close_user(http, username, reason)
         except httpx.HTTPError as exc:
             log.warning("RabbitMQ kick of user %r failed: %s", username, exc)
             return False
+
+    async def _close_user(self, http: httpx.AsyncClient, username: str, reason: str) -> bool:
+        r = await http.delete(f"{self.api_url}/api/connections/username/{quote(username, safe='')}",
+                              headers={"X-Reason": reason or "closed by Thingport"})
         if r.status_code != 204:
             log.warning("RabbitMQ kick of user %r answered HTTP %s", username, r.status_code)
         return r.status_code == 204
@@ -116,6 +127,10 @@ class ConnectionEvents:
         self.api = api
         #: Connection name → (user, when this node learnt of it, monotonic).
         self._users: dict[str, tuple[str, float]] = {}
+
+    def user_of(self, name: str) -> str | None:
+        known = self._users.get(name)
+        return known[0] if known is not None else None
 
     async def created(self, name: str, user: str) -> None:
         self._users[name] = (user, time.monotonic())
@@ -256,6 +271,8 @@ def rabbitmq_broker(door: FrontDoor, settings: Settings) -> ExternalBroker:
         raise ValueError("rabbitmq_amqp_url: must be amqp://user:password@host:5672/ (amqps:// for TLS)")
     api = ManagementApi(settings.rabbitmq_api_url, unquote(parts.username or ""), unquote(parts.password or "")) \
         if settings.rabbitmq_api_url else None
-    link = AmqpLink(settings.rabbitmq_amqp_url, settings.mqtt_external_group, ConnectionEvents(door.remote, api),
-                    settings.rabbitmq_queue_type)
+    events = ConnectionEvents(door.remote, api)
+    if api is not None:
+        api.user_of = events.user_of
+    link = AmqpLink(settings.rabbitmq_amqp_url, settings.mqtt_external_group, events, settings.rabbitmq_queue_type)
     return ExternalBroker(door, link, api)
