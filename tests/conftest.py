@@ -44,7 +44,8 @@ MARKS_OF_FIXTURE = {"broker_port": {"slow", "subprocess"}, "live": {"slow", "sdk
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Refuse to run a test whose markers do not say what it starts: ``subprocess`` and ``sdk`` are
-    always also ``slow``, ``rabbitmq`` also ``slow`` and ``subprocess``, and a test using a fixture of :data:`MARKS_OF_FIXTURE` carries its markers."""
+    always also ``slow``, ``rabbitmq`` also ``slow`` and ``subprocess``, and a test using a fixture of
+    :data:`MARKS_OF_FIXTURE` carries its markers."""
     wrong = []
     for item in items:
         marks = {m.name for m in item.iter_markers()}

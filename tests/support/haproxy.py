@@ -42,8 +42,8 @@ def running(workdir: Path, env: dict[str, str], wait_for: int) -> Iterator[None]
         raise RuntimeError("haproxy is not installed")
     log_path = workdir / "haproxy.log"
     with log_path.open("wb") as out:
-        proc = subprocess.Popen([exe, "-db", "-f", str(CONFIG)], env={**os.environ, "HAPROXY_LOG": "stdout", "HAPROXY_MAXCONN": "2000", **env},
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([exe, "-db", "-f", str(CONFIG)], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "HAPROXY_LOG": "stdout", "HAPROXY_MAXCONN": "2000", **env})
     try:
         try:
             wait_port(wait_for, timeout_s=10)
