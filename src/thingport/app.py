@@ -14,8 +14,9 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from thingport import __version__, datadir
-from thingport.connect import embedded, external
+from thingport.connect import embedded
 from thingport.crypto.keyring import Keyring
+from thingport.dialects import brokers
 from thingport.dialects.admin.routes import router as admin_router
 from thingport.dialects.emqx.routes import router as emqx_router
 from thingport.dialects.enos.routes import router as enos_router
@@ -79,7 +80,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         app.state.services = svc
         await svc.devices.reset_online_state()
         # external-broker mode replaces the embedded broker (docs/mqtt.md)
-        mqtt = await external.start(svc) if external.configured(settings) else await embedded.start(svc)
+        mqtt = await brokers.start(svc) if brokers.configured(settings) else await embedded.start(svc)
         app.state.mqtt = mqtt
         app.state.door = mqtt.door if mqtt is not None else None
         oceanconnect = OceanConnectWorker(svc)

@@ -33,7 +33,6 @@ import httpx
 
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.client import MqttClient
-from thingport.services.container import Services
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -300,27 +299,7 @@ def kick_for(settings: Settings) -> EmqxKick | None:
     return EmqxKick(settings.emqx_api_url, settings.emqx_api_key, settings.emqx_api_secret)
 
 
-def configured(settings: Settings) -> bool:
-    """Devices connect to an external broker (the embedded one stays off)."""
-    return bool(settings.mqtt_external_url or settings.rabbitmq_amqp_url)
-
-
-async def start(services: Services) -> ExternalBroker | None:
-    """The node's link to ``rabbitmq_amqp_url``, else ``mqtt_external_url``; None when neither is set."""
-    settings = services.core.settings
-    if not configured(settings):
-        return None
-    door = FrontDoor(services)
-    try:
-        if settings.rabbitmq_amqp_url:
-            # imported here: the AMQP client is loaded only by nodes behind RabbitMQ
-            from thingport.dialects.rabbitmq.broker import rabbitmq_broker
-            external = rabbitmq_broker(door, settings)
-        else:
-            link = MqttLink(BrokerUrl.parse(settings.mqtt_external_url), settings.mqtt_external_group)
-            external = ExternalBroker(door, link, kick_for(settings))
-        await external.start()
-    except BaseException:
-        door.close()
-        raise
-    return external
+def mqtt_broker(door: FrontDoor, settings: Settings) -> ExternalBroker:
+    """The node's link to ``mqtt_external_url`` (EMQX, Mosquitto), kicking through EMQX's API when set."""
+    link = MqttLink(BrokerUrl.parse(settings.mqtt_external_url), settings.mqtt_external_group)
+    return ExternalBroker(door, link, kick_for(settings))
