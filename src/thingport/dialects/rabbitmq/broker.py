@@ -206,8 +206,12 @@ class AmqpLink:
                 await requests.bind(topics.EXCHANGE, routing_key=topics.routing_key(f))
             events_ch = await conn.channel(publisher_confirms=False)
             events = await events_ch.declare_queue("", exclusive=True, auto_delete=True)
-            for key in CONNECTION_EVENTS:
-                await events.bind(EVENT_EXCHANGE, routing_key=key)
+            try:
+                for key in CONNECTION_EVENTS:
+                    await events.bind(EVENT_EXCHANGE, routing_key=key)
+            except aio_pika.exceptions.ChannelNotFoundEntity as exc:
+                raise ConnectionError(f"RabbitMQ has no {EVENT_EXCHANGE} exchange: enable the rabbitmq_event_exchange "
+                                      "plugin (deploy/rabbitmq/enabled_plugins)") from exc
             publish_ch: AbstractChannel = await conn.channel(publisher_confirms=False)
             self._exchange = await publish_ch.get_exchange(topics.EXCHANGE, ensure=False)
         except BaseException:
@@ -228,7 +232,11 @@ class AmqpLink:
             raise ConnectionError("not connected to RabbitMQ")
         message = aio_pika.Message(payload, headers={"x-mqtt-publish-qos": qos},
                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT if qos else None)
-        await self._exchange.publish(message, routing_key=topics.routing_key(topic))
+        try:
+            # not mandatory: a device that is offline or has not subscribed just misses it, as over MQTT
+            await self._exchange.publish(message, routing_key=topics.routing_key(topic), mandatory=False)
+        except aio_pika.exceptions.ChannelInvalidStateError as exc:  # the channel closed under us
+            raise ConnectionError(str(exc)) from exc
 
     async def close(self) -> None:
         for task in self._consumers:
