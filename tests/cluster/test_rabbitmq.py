@@ -110,6 +110,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                         "THINGPORT_DATABASE_URL": PG_URL, "THINGPORT_MASTER_KEY_FILE": str(key_file),
                         "THINGPORT_OPERATOR_TOKEN": OPERATOR_TOKEN, "THINGPORT_RABBITMQ_AMQP_URL": cluster.amqp_url(i),
                         "THINGPORT_RABBITMQ_API_URL": cluster.api_url(i), "THINGPORT_RABBITMQ_HOOK_TOKEN": HOOK_TOKEN}))
+                # HAProxy found both nodes down before they started: until its health checks see them up
+                until(lambda: all(state == "UP" for server, state in haproxy.server_states(dep.stats_url).items()
+                                  if server.startswith("thingport_")), 15, "HAProxy seeing both nodes up")
                 yield dep
             finally:
                 for _, proc in dep.nodes.values():

@@ -84,6 +84,22 @@ async def test_a_bridged_request_takes_the_family_on_record_else_the_requests_ow
             door.close()
 
 
+async def test_a_device_connected_through_another_node_speaks_what_its_requests_say(
+        services: Services, gateway_product: str, service_product: str, make_device: MakeDevice) -> None:
+    gw = await make_device(gateway_product)
+    base = f"/sys/{gateway_product}/{gw.device_key}"
+    door, out = node(services)
+    try:
+        # the broker's connect event gives this node a live session, but no family: the rule decides
+        assert await door.remote.connected("conn-1", f"{gw.device_key}&{gateway_product}")
+        nobody = request("thing.topo.delete", [{"productKey": service_product, "deviceName": "nobody"}])
+        assert await door.remote.on_bridged_publish(f"{base}/thing/topo/delete", nobody)
+        assert out.reply(f"{base}/thing/topo/delete")["code"] == 6100  # Alink: device not found
+        assert door.live(gw.asset_id) is not None
+    finally:
+        door.close()
+
+
 async def test_a_change_to_one_device_forgets_only_what_concerns_it(
         services: Services, caller: Caller, gateway_product: str, service_product: str,
         make_device: MakeDevice) -> None:

@@ -143,7 +143,8 @@ class RemoteSessions:
 
     async def _bridged_session(self, product_key: str, device_key: str, payload: bytes) -> DeviceSession | None:
         """The session answering a device's bridged requests: its live one on this node, else one per
-        device kept for ``auth_cache_ttl_s`` (so a gateway's sub-device logins are remembered)."""
+        device kept for ``auth_cache_ttl_s`` (so a gateway's sub-device logins are remembered). Either
+        speaks the family :func:`family.of_remote_device` gives, unless this node checked the login."""
         key = f"{device_key}&{product_key}"
         hit = self._bridged.get(key)
         if hit is None or hit[0] <= time.monotonic():
@@ -155,7 +156,13 @@ class RemoteSessions:
             if hit is not None:
                 derived.online_subs = hit[1].online_subs
             self._bridged[key] = hit = (self._expiry(), derived)
-        return self.door.live(hit[1].asset_id) or hit[1]
+        live = self.door.live(hit[1].asset_id)
+        if live is None:
+            return hit[1]
+        if key not in self._families:
+            # the live session came from a connect event, which proves no family: the rule's answer here
+            live.family = hit[1].family
+        return live
 
     async def _by_key(self, product_key: str, device_key: str) -> DeviceSession | None:
         return await self._derive(product_key, device_key, None)
