@@ -45,11 +45,14 @@ MARKS_OF_FIXTURE = {"broker_port": {"slow", "subprocess"}, "live": {"slow", "sdk
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Refuse to run a test whose markers do not say what it starts: ``subprocess`` and ``sdk`` are
-    always also ``slow``, and a test using a fixture of :data:`MARKS_OF_FIXTURE` carries its markers."""
+    always also ``slow``, ``rabbitmq`` also ``slow`` and ``subprocess``, and a test using a fixture of
+    :data:`MARKS_OF_FIXTURE` carries its markers."""
     wrong = []
     for item in items:
         marks = {m.name for m in item.iter_markers()}
         needed = {"slow"} if marks & {"subprocess", "sdk"} else set()
+        if "rabbitmq" in marks:
+            needed |= {"slow", "subprocess"}
         for fixture, fixture_marks in MARKS_OF_FIXTURE.items():
             if fixture in getattr(item, "fixturenames", ()):
                 needed |= fixture_marks

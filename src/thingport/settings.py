@@ -110,6 +110,16 @@ class Settings:
     #: Networks OceanConnect pushes may reach although they are not public (loopback, private,
     #: link-local, CGNAT…), comma-separated: ``10.20.0.0/16, fd00:1::/64``. Empty: public addresses only.
     oceanconnect_push_allowed_networks: str = ""
+    # RabbitMQ as the external broker (docs/operations.md, "RabbitMQ")
+    #: AMQP URL of Thingport's own RabbitMQ user (an administrator): ``amqp://thingport:…@rabbit:5672/``.
+    #: When set, the embedded broker stays off and the node consumes device requests from RabbitMQ.
+    rabbitmq_amqp_url: str = ""
+    #: Management API (``http://rabbit:15672``, same user), to close replaced or disabled devices' connections.
+    rabbitmq_api_url: str = ""
+    #: Secret RabbitMQ's HTTP auth backend sends in its URLs (``…/mqtt/rabbitmq/user?token=…``); empty = off.
+    rabbitmq_hook_token: str = ""
+    #: Type of the durable request queue: ``classic``, or ``quorum`` on three or more RabbitMQ nodes.
+    rabbitmq_queue_type: str = "classic"
 
     @property
     def db_url(self) -> str:

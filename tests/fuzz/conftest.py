@@ -40,7 +40,8 @@ async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     backend = str(request.param)
     settings_ = Settings(data_dir=tmp_path_factory.mktemp("fuzz") / "data", mqtt_port=0,
                          database_url=PG_URL if backend == "postgresql" else "", operator_token=OPERATOR_TOKEN,
-                         emqx_hook_token=HOOK_TOKEN, oceanconnect_throttle_calls=1_000_000_000,
+                         emqx_hook_token=HOOK_TOKEN, rabbitmq_hook_token=HOOK_TOKEN,
+                         oceanconnect_throttle_calls=1_000_000_000,
                          # the world's subscription calls back a loopback address nobody serves
                          oceanconnect_push_allowed_networks="127.0.0.0/8")
     services = await open_services(settings_, backend)

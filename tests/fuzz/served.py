@@ -24,7 +24,8 @@ from thingport.settings import Settings
 
 SPLIT = "/__action__/"
 DIALECTS = (("/connect-service/", "enos"), ("/connectService/", "enos"), ("/apim-token-service/", "enos"),
-            ("/iocm/", "oceanconnect"), ("/admin/", "admin"), ("/mqtt/emqx/", "emqx"))
+            ("/iocm/", "oceanconnect"), ("/admin/", "admin"), ("/mqtt/emqx/", "emqx"),
+            ("/mqtt/rabbitmq/", "rabbitmq"))
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,10 @@ SPOTS = [
     Spot("topic", "emqx", "POST", "/mqtt/emqx/authz", "body",
          '{"clientid": "c", "username": "u", "topic": §, "action": "publish"}', "topic", const("/sys/a/b"),
          frozenset({"deep", "number"})),
+    # the RabbitMQ auth backend (form fields; a refusal is "deny", the reason in X-Thingport-Reason)
+    Spot("username", "rabbitmq", "POST", "/mqtt/rabbitmq/user", "form", "username", "username", const("pk&dk")),
+    Spot("routing_key", "rabbitmq", "POST", "/mqtt/rabbitmq/topic", "form", "routing_key", "routing_key",
+         const(".sys.pk.dk.thing.topo.add")),
 ]
 DIALECTS = sorted({s.dialect for s in SPOTS})
 
@@ -238,7 +242,8 @@ async def test_defect_classes(world: World, dialect: str, data: st.DataObject, c
     if defect.kind in spot.strict:
         failed, _ = verdict(dialect, response)
         assert failed, f"{spot.name}: {defect.kind} {defect.text[:80]!r} was accepted: {sent.describe()}"
-        said = response.text + response.headers.get("x-ca-error-message", "")
+        said = response.text + response.headers.get("x-ca-error-message", "") + response.headers.get(
+            "x-thingport-reason", "")
         # a literal that is not JSON at all (Infinity, 0x10, a key that is not a string) is the body's fault
         fields = {spot.field, "body"} if defect.kind in ("deep", "number") and spot.where == "body" else {spot.field}
         assert any(f in said for f in fields), f"{spot.name}: the answer names none of {fields}: {sent.describe()}"

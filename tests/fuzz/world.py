@@ -124,6 +124,8 @@ class World:
             added = {"authorization": f"Bearer {OPERATOR_TOKEN}"}
         elif dialect == "emqx":
             added = {"authorization": f"Bearer {HOOK_TOKEN}"}
+        elif dialect == "rabbitmq":
+            query = [("token", HOOK_TOKEN), *query]
         url = path + ("?" + urlencode(query, quote_via=quote) if query else "")
         return Sent(method, url, {**added, **{k.lower(): v for k, v in headers.items()}}, body)
 
@@ -167,6 +169,11 @@ def verdict(dialect: str, r: httpx.Response) -> tuple[bool, str | None]:
     """(the answer is an error, what it says when it says a parameter is invalid); fails on an
     internal error of any kind."""
     assert r.status_code != 500 or '"100412"' in r.text, f"HTTP 500: {r.text[:500]}"
+    if dialect == "rabbitmq" and r.status_code == 200:  # allow / deny, and why in a header
+        assert r.text in ("allow", "deny"), r.text
+        reason = r.headers.get("x-thingport-reason", "")
+        assert reason != "internal error", r.text
+        return r.text == "deny", reason or None
     body: Any = r.json() if r.content else {}
     if r.status_code in (404, 405) and "status_code" in body:
         return False, None  # Litestar's own answer: no route has this path (an encoded '/') or method

@@ -25,24 +25,21 @@ import logging
 from typing import Any, Literal
 
 import msgspec
-from litestar import Request, Response, Router, post
+from litestar import Response, Router, post
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import SecurityScheme
 
 from thingport.connect.external import BrokerUrl
-from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import ConnectInfo
 from thingport.dialects import openapi
+from thingport.dialects.brokers import Req, check_secret, door_of
 from thingport.dialects.common import ErrorHandlers, LogLimiter, decode, read_body
 from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
-
-Req = Request[Any, Any, Any]
 
 
 class AuthnIn(msgspec.Struct):
@@ -68,21 +65,9 @@ class EventIn(msgspec.Struct):
 
 def hook_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     settings: Settings = connection.app.state.services.core.settings
-    expected = settings.emqx_hook_token
-    if not expected:
-        raise PermissionDeniedException("EMQX hooks are off: set emqx_hook_token")
     scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise NotAuthorizedException("the EMQX hook token is missing or wrong")
-
-
-def door_of(request: Req) -> FrontDoor:
-    """The node's front door: the external client's or the embedded broker's, else one for the hooks."""
-    state = request.app.state
-    door: FrontDoor | None = state.get("door")
-    if door is None:
-        door = state.door = FrontDoor(state.services)
-    return door
+    check_secret(token if scheme.lower() == "bearer" else "", settings.emqx_hook_token, setting="emqx_hook_token",
+                 what="EMQX")
 
 
 def platform_user(settings: Settings, username: str | None, password: str | None) -> bool:
