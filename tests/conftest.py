@@ -39,16 +39,20 @@ async def reset_postgres(url: str) -> None:
 
 #: Fixtures that start a broker or a server outside the test's event loop, and the markers a test using
 #: one must carry, so that the quick loop (``-m "not slow"``) never starts one (CONTRIBUTING.md, "Tests").
-MARKS_OF_FIXTURE = {"broker_port": {"slow", "subprocess"}, "live": {"slow", "sdk"}}
+MARKS_OF_FIXTURE = {"broker_port": {"slow", "subprocess"}, "live": {"slow", "sdk"},
+                    "thingport_server": {"slow", "subprocess"}}  # the pytest plugin users get (docs/testing.md)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Refuse to run a test whose markers do not say what it starts: ``subprocess`` and ``sdk`` are
-    always also ``slow``, and a test using a fixture of :data:`MARKS_OF_FIXTURE` carries its markers."""
+    always also ``slow``, ``rabbitmq`` also ``slow`` and ``subprocess``, and a test using a fixture of
+    :data:`MARKS_OF_FIXTURE` carries its markers."""
     wrong = []
     for item in items:
         marks = {m.name for m in item.iter_markers()}
         needed = {"slow"} if marks & {"subprocess", "sdk"} else set()
+        if "rabbitmq" in marks:
+            needed |= {"slow", "subprocess"}
         for fixture, fixture_marks in MARKS_OF_FIXTURE.items():
             if fixture in getattr(item, "fixturenames", ()):
                 needed |= fixture_marks
@@ -69,16 +73,21 @@ def settings(tmp_path: Path, backend: str) -> Settings:
                     operator_token="operator-secret-token", mqtt_port=0)
 
 
-@pytest.fixture
-async def services(settings: Settings, backend: str) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, backend: str) -> Services:
+    """Services on a fresh database of ``backend`` (close with ``svc.core.db.close()``)."""
     if backend == "postgresql":
         await reset_postgres(PG_URL)
     keyring, _ = ensure_initialised(settings)
     db = Database(settings.db_url)
     await db.migrate()
-    svc = Services.build(Core(settings, keyring, db))
+    return Services.build(Core(settings, keyring, db))
+
+
+@pytest.fixture
+async def services(settings: Settings, backend: str) -> AsyncIterator[Services]:
+    svc = await open_services(settings, backend)
     yield svc
-    await db.close()
+    await svc.core.db.close()
 
 
 @pytest.fixture

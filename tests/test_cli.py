@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 from tests.support.processes import free_port, serve_argv, stop, wait_for_health
-from thingport.cli import cli, server_lock
+from thingport.cli import busy_port, cli, server_lock
 from thingport.crypto import caller_secret
 from thingport.crypto.keyring import Keyring
 from thingport.settings import Settings
@@ -202,3 +207,215 @@ def test_serve_starts_a_real_server(data_dir: Path) -> None:
     # uvicorn shuts down cleanly, then re-raises the signal it caught (so the status says SIGTERM).
     assert proc.returncode in (0, -signal.SIGTERM)
     assert proc.stdout is not None and b"Application shutdown complete" in proc.stdout.read()
+
+
+# --------------------------------------------------------------------------------------------- help
+
+def _commands(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_describes_every_command_and_option_in_80_columns() -> None:
+    """Issue 15: defaults were missing ("HTTP port ."), flags read `--json <bool>`, commands had no description."""
+    root = typer.main.get_command(cli)
+    seen = 0
+    for path, cmd in _commands(root):
+        assert cmd.help, f"thingport {' '.join(path)} has no description"
+        shown = CliRunner().invoke(cli, [*path, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+        assert shown.exit_code == 0, shown.output
+        text = shown.stdout
+        assert all(len(line) <= 80 for line in text.splitlines()), text
+        assert "<bool>" not in text and "..." not in text.split("Commands:")[-1].replace("[ARGS]...", ""), text
+        for p in cmd.params:
+            if p.name in {"help", "install_completion", "show_completion"}:
+                continue
+            assert p.help, f"thingport {' '.join(path)}: {p.name} has no help"
+            if p.default is not None and not getattr(p, "required", False):
+                assert p.show_default is not False, f"thingport {' '.join(path)}: {p.name} hides its default"
+        seen += 1
+    assert seen > 30
+    serve = run("serve", "--help").stdout
+    for words in ("[default: 8080]", "[default: 1883]", "env THINGPORT_HTTP_PORT", "mqtt_tls_port"):
+        assert words in " ".join(serve.split()), serve
+    assert "--json / --no-json" in run("device", "list", "--help").stdout
+
+
+def test_version() -> None:
+    from thingport import __version__
+
+    assert run("--version").stdout == f"thingport {__version__}\n"
+
+
+# --------------------------------------------------------------------------------------------- busy ports
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """A port something else listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def _serve_refused(data_dir: Path, *args: str) -> str:
+    result = run("serve", "--data-dir", str(data_dir), *args, ok=False)
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.splitlines()  # one line, not a traceback
+    return line
+
+
+def test_a_busy_port_is_one_line_naming_the_setting(data_dir: Path, listening: int, tmp_path: Path) -> None:
+    line = _serve_refused(data_dir, "--http-port", str(listening), "--mqtt-port", str(free_port()))
+    assert f"HTTP port {listening}" in line and "--http-port" in line and "http_port setting" in line
+
+    line = _serve_refused(data_dir, "--http-port", str(free_port()), "--mqtt-port", str(listening))
+    assert f"MQTT port {listening}" in line and "--mqtt-port" in line and "mqtt_port setting" in line
+
+    config = tmp_path / "tls.toml"
+    config.write_text(f'mqtt_tls_cert = "c.pem"\nmqtt_tls_key = "k.pem"\nmqtt_tls_port = {listening}\n')
+    line = _serve_refused(data_dir, "--config", str(config), "--http-port", str(free_port()),
+                          "--mqtt-port", str(free_port()))
+    assert f"MQTT/TLS port {listening}" in line and "mqtt_tls_port setting" in line
+
+
+def test_busy_port_ignores_what_is_off(listening: int) -> None:
+    settings = Settings(http_port=free_port(), mqtt_port=0, mqtt_tls_port=listening)  # no TLS files: no TLS port
+    assert busy_port(settings) is None
+    assert busy_port(replace(settings, mqtt_port=listening, mqtt_external_url="mqtt://broker:1883")) is None
+
+
+# --------------------------------------------------------------------------------------------- products, devices
+
+def _org(d: str, *models: str) -> None:
+    run("org", "create", "Acme", "--org-id", "o-acme", "--data-dir", d)
+    for m in models:
+        run("model", "create", "--org", "o-acme", "--model-id", m, "--data-dir", d)
+
+
+def test_products(data_dir: Path) -> None:
+    d = str(data_dir)
+    _org(d)
+    none = run("product", "create", "--org", "o-acme", "--name", "Meter", "--data-dir", d, ok=False)
+    assert none.exit_code == 2 and "thingport model create --org o-acme" in none.stderr
+    run("model", "create", "--org", "o-acme", "--model-id", "meter", "--data-dir", d)
+    [meter] = run_json("product", "create", "--org", "o-acme", "--name", "Meter", "--tag", "site=north",
+                       "--data-dir", d)
+    assert meter["model_id"] == "meter" and meter["type"] == "Device" and meter["secret"]
+    assert meter["tags"] == {"site": "north"}
+    shown = run("product", "create", "--org", "o-acme", "--name", "Hub", "--gateway", "--dynamic-activation",
+                "--data-dir", d).stdout
+    assert "Gateway" in shown and "product secret: " in shown
+    run("model", "create", "--org", "o-acme", "--model-id", "other", "--data-dir", d)
+    two = run("product", "create", "--org", "o-acme", "--name", "X", "--data-dir", d, ok=False)
+    assert two.exit_code == 2 and "meter, other" in two.stderr
+
+    assert {p["name"] for p in run_json("product", "list", "--org", "o-acme", "--data-dir", d)} == {"Meter", "Hub"}
+    [hub] = run_json("product", "list", "--org", "o-acme", 'productType = "Gateway"', "--data-dir", d)
+    assert hub["dynamic_activation"] is True and "secret" not in hub
+    bad = run("product", "list", "--org", "o-acme", "colour = 1", "--data-dir", d, ok=False)
+    assert bad.exit_code == 2 and "colour" in bad.stderr
+    [got] = run_json("product", "get", "--org", "o-acme", meter["product_key"], "--show-secret", "--data-dir", d)
+    assert got["secret"] == meter["secret"]
+    assert "secret" not in run_json("product", "get", "--org", "o-acme", meter["product_key"], "--data-dir", d)[0]
+    run("product", "delete", "--org", "o-acme", hub["product_key"], "--data-dir", d)
+    gone = run("product", "get", "--org", "o-acme", hub["product_key"], "--data-dir", d, ok=False)
+    assert gone.exit_code == 2 and hub["product_key"] in gone.stderr
+
+
+def test_devices(data_dir: Path) -> None:
+    d = str(data_dir)
+    _org(d, "meter")
+    [product] = run_json("product", "create", "--org", "o-acme", "--name", "Meter", "--data-dir", d)
+    pk = product["product_key"]
+    [dev] = run_json("device", "create", "--org", "o-acme", "--product", pk, "--key", "meter-0001",
+                     "--tag", "site=north", "--timezone", "Europe/Paris", "--data-dir", d)
+    assert dev["device_key"] == "meter-0001" and dev["status"] == "inactive" and len(dev["secret"]) == 20
+    shown = run("device", "create", "--org", "o-acme", "--product", pk, "--name", "[b]second[/b]",
+                "--data-dir", d).stdout
+    secret_line = next(line for line in shown.splitlines() if line.startswith("device secret: "))
+    assert len(secret_line.split()[2]) == 20 and "[b]second[/b]" in shown
+    assert all(len(line) <= 80 for line in shown.splitlines())
+
+    listed = run_json("device", "list", "--org", "o-acme", "--data-dir", d)
+    assert len(listed) == 2 and all("secret" not in r for r in listed)
+    [north] = run_json("device", "list", "--org", "o-acme", 'deviceTags.site = "north"', "--product", pk,
+                       "--data-dir", d)
+    assert north["asset_id"] == dev["asset_id"]
+    assert run_json("device", "list", "--org", "o-acme", "--product", "nope", "--data-dir", d) == []
+    assert "1 of 2 shown" in run("device", "list", "--org", "o-acme", "--limit", "1", "--data-dir", d).stdout
+
+    by_key = run_json("device", "get", "--org", "o-acme", f"{pk}/meter-0001", "--data-dir", d)[0]
+    assert by_key == {k: v for k, v in dev.items() if k != "secret"} and by_key["timezone"] == "Europe/Paris"
+    [with_secret] = run_json("device", "get", "--org", "o-acme", dev["asset_id"], "--show-secret", "--data-dir", d)
+    assert with_secret["secret"] == dev["secret"]
+
+    [replaced] = run_json("device", "replace-key", "--org", "o-acme", dev["asset_id"], "meter-0001-b", "--data-dir", d)
+    assert replaced["asset_id"] == dev["asset_id"] and replaced["device_key"] == "meter-0001-b"
+    assert replaced["secret"] != dev["secret"] and replaced["tags"] == {"site": "north"}
+    old = run("device", "get", "--org", "o-acme", f"{pk}/meter-0001", "--data-dir", d, ok=False)
+    assert old.exit_code == 2 and "meter-0001" in old.stderr
+
+    [disabled] = run_json("device", "disable", "--org", "o-acme", dev["asset_id"], "--data-dir", d)
+    assert disabled["status"] == "disabled"
+    again = run("device", "disable", "--org", "o-acme", dev["asset_id"], "--data-dir", d, ok=False)
+    assert again.exit_code == 2 and "already disabled" in again.stderr
+    assert run_json("device", "enable", "--org", "o-acme", dev["asset_id"], "--data-dir", d)[0]["status"] == "inactive"
+
+    run("device", "delete", "--org", "o-acme", dev["asset_id"], "--data-dir", d)
+    assert len(run_json("device", "list", "--org", "o-acme", "--data-dir", d)) == 1
+    busy = run("product", "delete", "--org", "o-acme", pk, "--data-dir", d, ok=False)
+    assert busy.exit_code == 2 and "still has 1 devices" in busy.stderr
+
+
+def test_changes_beside_a_running_server_say_what_happens_to_an_open_session(data_dir: Path) -> None:
+    d = str(data_dir)
+    _org(d, "meter")
+    [product] = run_json("product", "create", "--org", "o-acme", "--name", "Meter", "--data-dir", d)
+    [dev] = run_json("device", "create", "--org", "o-acme", "--product", product["product_key"], "--data-dir", d)
+    with server_lock(Settings(data_dir=data_dir), wait=False):
+        changed = run("device", "disable", "--org", "o-acme", dev["asset_id"], "--data-dir", d)
+    assert "stays open until it ends" in changed.stderr
+    assert "note" not in run("device", "enable", "--org", "o-acme", dev["asset_id"], "--data-dir", d).stderr
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_device_connect(data_dir: Path, tmp_path: Path) -> None:
+    """Log in, be refused with an old secret, be told when the server ends the session."""
+    from tests.support.live_server import live_server
+
+    settings = Settings(data_dir=data_dir, mqtt_port=free_port())
+    d, port = str(data_dir), str(settings.mqtt_port)
+    _org(d, "meter")
+    [product] = run_json("product", "create", "--org", "o-acme", "--name", "Meter", "--data-dir", d)
+    pk = product["product_key"]
+    [dev] = run_json("device", "create", "--org", "o-acme", "--product", pk, "--key", "meter-1", "--data-dir", d)
+    with live_server(settings):
+        ok = run("device", "connect", "--org", "o-acme", f"{pk}/meter-1", "--duration", "0.2", "--mqtt-port", port,
+                 "--data-dir", d)
+        assert "connected: the login was accepted" in ok.stdout and "left after 0.2 s" in ok.stdout
+
+        refused = run("device", "connect", "--org", "o-acme", f"{pk}/meter-1", "--secret", "wrong" * 4,
+                      "--mqtt-port", port, "--data-dir", d, ok=False)
+        assert refused.exit_code == 1 and "refused: CONNACK 4, bad user name or password" in refused.stdout
+
+        # A first session in another process; a second login of the device takes over, ending the first.
+        first = subprocess.Popen([str(Path(sys.executable).with_name("thingport")), "device", "connect", "--org",
+                                  "o-acme", dev["asset_id"], "--duration", "20", "--mqtt-port", port,
+                                  "--data-dir", d], stdout=subprocess.PIPE, text=True,
+                                 env={k: v for k, v in os.environ.items() if not k.startswith("THINGPORT_")})
+        try:
+            assert first.stdout is not None
+            assert "connecting" in first.stdout.readline() and "connected" in first.stdout.readline()
+            run("device", "connect", "--org", "o-acme", dev["asset_id"], "--duration", "0.2", "--mqtt-port", port,
+                "--data-dir", d)
+            rest = first.communicate(timeout=15)[0]
+        finally:
+            stop(first)
+        assert first.returncode == 1 and "the server closed the session" in rest
+
+    closed = run("device", "connect", "--org", "o-acme", f"{pk}/meter-1", "--mqtt-port", port, "--data-dir", d,
+                 ok=False)
+    assert closed.exit_code == 1 and "cannot connect to 127.0.0.1" in closed.stdout

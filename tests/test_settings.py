@@ -38,7 +38,7 @@ def test_environment_variables() -> None:
 
 def test_every_field_has_an_environment_variable() -> None:
     for f in fields(Settings):
-        value = "7" if f.type == "int" else "x"
+        value = {"int": "7", "float": "7.5"}.get(str(f.type), "x")
         s = Settings.load(env={f"THINGPORT_{f.name.upper()}": value})
         assert str(getattr(s, f.name)) == value, f.name
 
@@ -88,3 +88,10 @@ def test_cli_reports_bad_settings_without_a_traceback(tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, ["org", "list", "--data-dir", str(tmp_path / "d")],
                              env={"THINGPORT_HTTP_PORT": "eighty"})
     assert bad.exit_code == 2 and "http_port" in bad.stderr
+
+
+def test_durations_may_be_fractional(tmp_path: Path) -> None:
+    s = Settings.load(env={"THINGPORT_HTTP_HEADER_TIMEOUT_S": "2.5"})
+    assert s.http_header_timeout_s == 2.5 and s.http_body_timeout_s == 30.0
+    with pytest.raises(ValueError, match=r"http_body_timeout_s.*a number"):
+        Settings.load(env={"THINGPORT_HTTP_BODY_TIMEOUT_S": "soon"})

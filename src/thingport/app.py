@@ -10,21 +10,27 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from thingport import __version__, datadir
-from thingport.connect import embedded, external
+from thingport.connect import embedded
 from thingport.crypto.keyring import Keyring
+from thingport.dialects import brokers, openapi
 from thingport.dialects.admin.routes import router as admin_router
+from thingport.dialects.emqx.routes import SECURITY_SCHEMES as EMQX_SECURITY
 from thingport.dialects.emqx.routes import router as emqx_router
+from thingport.dialects.enos.routes import SECURITY_SCHEMES as ENOS_SECURITY
 from thingport.dialects.enos.routes import router as enos_router
 from thingport.dialects.living.admin import router as living_admin_router
+from thingport.dialects.living.routes import SECURITY_SCHEMES as LIVING_SECURITY
 from thingport.dialects.living.routes import router as living_router
 from thingport.dialects.oceanconnect.pushes import OceanConnectWorker
+from thingport.dialects.oceanconnect.routes import SECURITY_SCHEMES as OC_SECURITY
 from thingport.dialects.oceanconnect.routes import router as oceanconnect_router
 from thingport.dialects.oceanconnect.throttle import Throttle
+from thingport.dialects.rabbitmq.routes import SECURITY_SCHEMES as RABBITMQ_SECURITY
+from thingport.dialects.rabbitmq.routes import router as rabbitmq_router
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
@@ -79,7 +85,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         app.state.services = svc
         await svc.devices.reset_online_state()
         # external-broker mode replaces the embedded broker (docs/mqtt.md)
-        mqtt = await external.start(svc) if settings.mqtt_external_url else await embedded.start(svc)
+        mqtt = await brokers.start(svc) if brokers.configured(settings) else await embedded.start(svc)
         app.state.mqtt = mqtt
         app.state.door = mqtt.door if mqtt is not None else None
         oceanconnect = OceanConnectWorker(svc)
@@ -94,16 +100,19 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             await svc.core.db.close()
 
     return Litestar(
-        route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, living_router,
-                        living_admin_router, health],
+        route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, rabbitmq_router,
+                        living_router, living_admin_router, health],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token,
                      "oceanconnect_throttle": Throttle.from_settings(settings)}),
-        openapi_config=OpenAPIConfig(
+        openapi_config=openapi.Config(
             title="Thingport", version=__version__, path="/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(security_schemes={"operatorToken": SecurityScheme(
-                type="http", scheme="bearer", description="The operator token (data-dir/operator.token)")}),
+            components=Components(security_schemes={
+                "operatorToken": SecurityScheme(type="http", scheme="bearer",
+                                                description="The operator token (data-dir/operator.token)"),
+                **ENOS_SECURITY, **OC_SECURITY, **LIVING_SECURITY, **EMQX_SECURITY,
+                **RABBITMQ_SECURITY}),
         ),
         request_max_body_size=settings.max_body_bytes + 1,
         # the root logger is the CLI's (settings.log_level); Litestar's default would reset it to INFO

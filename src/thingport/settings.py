@@ -65,6 +65,21 @@ class Settings:
     max_page_size: int = 1000
     max_batch_size: int = 1000
     max_body_bytes: int = 1_048_576
+    # HTTP connections (docs/operations.md, "Limits"); 0 turns a limit off
+    #: Time to receive a request's head (line and headers), from the connection's start or the
+    #: next request's first byte; then HTTP 408 and the connection is closed.
+    http_header_timeout_s: float = 10.0
+    #: Time to receive a request's body once its head is in; then the connection is closed.
+    http_body_timeout_s: float = 30.0
+    #: How long a kept-alive connection may stay idle between requests.
+    http_keep_alive_s: float = 5.0
+    #: Largest request head (line and headers); larger is HTTP 431.
+    http_max_header_bytes: int = 65_536
+    #: Open connections from one client address; one more is HTTP 503. Behind a reverse proxy
+    #: every connection comes from the proxy: raise it or set 0 and limit in the proxy.
+    http_connections_per_address: int = 64
+    #: Open connections and requests in progress in all; beyond it requests are HTTP 503.
+    http_max_connections: int = 2048
     #: SQLite ``synchronous``: NORMAL survives a killed process; FULL also survives power loss.
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
@@ -101,6 +116,16 @@ class Settings:
     #: Networks OceanConnect pushes may reach although they are not public (loopback, private,
     #: link-local, CGNAT…), comma-separated: ``10.20.0.0/16, fd00:1::/64``. Empty: public addresses only.
     oceanconnect_push_allowed_networks: str = ""
+    # RabbitMQ as the external broker (docs/operations.md, "RabbitMQ")
+    #: AMQP URL of Thingport's own RabbitMQ user (an administrator): ``amqp://thingport:…@rabbit:5672/``.
+    #: When set, the embedded broker stays off and the node consumes device requests from RabbitMQ.
+    rabbitmq_amqp_url: str = ""
+    #: Management API (``http://rabbit:15672``, same user), to close replaced or disabled devices' connections.
+    rabbitmq_api_url: str = ""
+    #: Secret RabbitMQ's HTTP auth backend sends in its URLs (``…/mqtt/rabbitmq/user?token=…``); empty = off.
+    rabbitmq_hook_token: str = ""
+    #: Type of the durable request queue: ``classic``, or ``quorum`` on three or more RabbitMQ nodes.
+    rabbitmq_queue_type: str = "classic"
 
     @property
     def db_url(self) -> str:
@@ -138,9 +163,11 @@ def _coerce(name: str, value: Any) -> Any:
     kind = kinds[name]
     if kind == "Path":
         return Path(value)
-    if kind == "int":
+    if kind in ("int", "float"):
+        number = int if kind == "int" else float
         try:
-            return int(value)
+            return number(value)
         except (TypeError, ValueError):
-            raise ValueError(f"setting '{name}': expected an integer, got {value!r}") from None
+            raise ValueError(f"setting '{name}': expected {'an integer' if kind == 'int' else 'a number'}, "
+                             f"got {value!r}") from None
     return str(value)

@@ -36,8 +36,8 @@ def live(settings: Settings, backend: str) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture
-def account(live: LiveServer) -> Account:
+def make_account(live: LiveServer) -> Account:
+    """The test organization, its model, and an application with an RSA key pair, made as an operator would."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()).decode()
@@ -47,3 +47,8 @@ def account(live: LiveServer) -> Account:
     live.admin("POST", f"/orgs/{ORG_ID}/models", {"modelId": MODEL_ID})
     app = live.admin("POST", f"/orgs/{ORG_ID}/apps", {"name": "sdk", "publicKey": public_pem})
     return Account(ORG_ID, app["appKey"], app["appSecret"], private_pem)
+
+
+@pytest.fixture
+def account(live: LiveServer) -> Account:
+    return make_account(live)

@@ -17,7 +17,7 @@ from tests.conftest import make_product
 from tests.support import mosquitto
 from tests.support.device_login import enos_connect
 from tests.support.mqtt_client import Device as MqttDevice
-from thingport.connect.external import BrokerUrl, ExternalBroker
+from thingport.connect.external import BrokerUrl, ExternalBroker, MqttLink
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.broker import Broker
 from thingport.domain.models import Device, DeviceStatus, I18nText, ProductType
@@ -137,7 +137,7 @@ async def enos_gateway(door: Door, gw: Device, pk: str) -> MqttDevice:
 # --- external-broker mode: Thingport nodes behind a Mosquitto of their own ---------------------
 
 async def start_node(services: Services, port: int, name: str) -> ExternalBroker:
-    node = ExternalBroker(FrontDoor(services), BrokerUrl("127.0.0.1", port, False), "thingport", client_id=name)
+    node = ExternalBroker(FrontDoor(services), MqttLink(BrokerUrl("127.0.0.1", port, False), "thingport", name))
     await node.start()
     return node
 

@@ -22,7 +22,7 @@ from tests.support import mosquitto
 from tests.support.device_login import enos_sub_sign
 from tests.support.mqtt_client import Device as Client
 from thingport.app import create_app
-from thingport.connect.external import BrokerUrl, EmqxKick, ExternalBroker
+from thingport.connect.external import BrokerUrl, EmqxKick, ExternalBroker, MqttLink
 from thingport.connect.frontdoor import FrontDoor
 from thingport.domain.models import Device, DeviceStatus, I18nText, ProductType
 from thingport.services.container import Services
@@ -39,9 +39,11 @@ def sub_entry(pk: str, sub: Device, cid: str = "c1", ts: str = "1700000000000") 
 @pytest.mark.slow
 @pytest.mark.subprocess
 async def test_the_shared_subscriptions_cover_every_request_topic(node: ExternalBroker) -> None:
-    assert "$share/thingport//sys/+/+/thing/topo/add" in node.filters
-    assert "$share/thingport//ext/session/+/+/combine/login" in node.filters
-    assert len(node.filters) == len(node.door.requests.filters()) >= 10
+    assert isinstance(node.link, MqttLink)
+    shared = node.link.filters(node.door.requests.filters())
+    assert "$share/thingport//sys/+/+/thing/topo/add" in shared
+    assert "$share/thingport//ext/session/+/+/combine/login" in shared
+    assert len(shared) == len(node.door.requests.filters()) >= 10
 
 
 @pytest.mark.slow
@@ -97,12 +99,12 @@ async def test_nodes_in_one_share_group_split_the_requests(
         make_device: MakeDevice) -> None:
     other = await start_node(services, broker_port, "thingport-b")
     handled: dict[str, int] = {"thingport-a": 0, "thingport-b": 0}
-    for n in (node, other):
+    for name, n in (("thingport-a", node), ("thingport-b", other)):
         original = n.door.remote.on_bridged_publish
 
-        async def counting(topic: str, payload: bytes, qos: int = 1, *, _n: ExternalBroker = n,
+        async def counting(topic: str, payload: bytes, qos: int = 1, *, _name: str = name,
                            _orig: Any = original) -> bool:
-            handled[_n.client_id] += 1
+            handled[_name] += 1
             return bool(await _orig(topic, payload, qos))
 
         n.door.remote.on_bridged_publish = counting  # type: ignore[method-assign]
@@ -143,7 +145,7 @@ async def test_the_consumer_reconnects_after_losing_the_broker(
         with mosquitto.running(second, port=port):
             gw = await make_device(gateway_product)
             async with asyncio.timeout(10):
-                while n.client is None or n.client.closed.is_set():
+                while n.link.closed.is_set():
                     await asyncio.sleep(0.1)
             client = await gateway_client(port, gw, gateway_product)
             base = f"/sys/{gateway_product}/{gw.device_key}"
@@ -164,8 +166,8 @@ async def test_emqx_kick_uses_the_rest_api() -> None:
         return httpx.Response(204 if "dk" in req.url.path else 404)
 
     kick = EmqxKick("http://emqx:18083/", "key", "secret", transport=httpx.MockTransport(handler))
-    assert await kick.by_username("dk&pk")
-    assert not await kick("gone")
+    assert await kick.user("dk&pk")
+    assert not await kick.client("gone")
     basic = "Basic " + base64.b64encode(b"key:secret").decode()
     assert seen == [("GET", "/api/v5/clients?username=dk%26pk&limit=100", basic),
                     ("DELETE", "/api/v5/clients/dk%7Csecuremode%3D2%7C", basic),
@@ -185,8 +187,8 @@ async def test_a_disabled_device_is_told_and_kicked_through_emqx_rest(
         return httpx.Response(200, json={"data": [{"clientid": "meter-1"}] if found else [], "meta": {}})
 
     kick = EmqxKick("http://emqx:18083", "k", "s", transport=httpx.MockTransport(handler))
-    n = ExternalBroker(FrontDoor(services), BrokerUrl("127.0.0.1", broker_port, False), "thingport", kick,
-                       client_id="thingport-a")
+    n = ExternalBroker(FrontDoor(services), MqttLink(BrokerUrl("127.0.0.1", broker_port, False), "thingport",
+                                                     "thingport-a"), kick)
     await n.start()
     try:
         device = Client(broker_port, "meter-1")

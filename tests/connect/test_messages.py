@@ -29,6 +29,7 @@ def envelope(params: str, rid: str = '"7"') -> bytes:
     (envelope(json.dumps([0] * 10_001)), "params: at most 10000 items", "7"),
     (envelope("{}", rid='{"a":1}'), "id: must be a string or a number", ""),
     (envelope("{}", rid='"\\u0000"'), "id: contains a NUL character", ""),
+    (envelope("{}", rid='"\\ud800"'), "id: is not valid Unicode", ""),
     (b'{"id":"3"}', "params: missing", "3"),
     (b'\xff{"params":{}}', "payload: not JSON", ""),
     (b'["params"]', "payload: must be a JSON object", ""),

@@ -69,18 +69,71 @@ async def test_a_bridged_request_takes_the_family_on_record_else_the_requests_ow
             {"productKey": service_product, "deviceName": sub.device_key}]
         assert fresh[1].reply(f"{base}/thing/topo/get")["data"] == [
             {"productKey": service_product, "deviceKey": sub.device_key}]
-        # with nothing on record the request decides: "deviceName" → Alink's codes; but the first request
-        # decides for the cache time, and a node that only checked the gateway's rights has EnOS on record
+        # with nothing on record the request decides: "deviceName" → Alink's codes, also on a node that
+        # only checked the gateway's rights (that proves no family); but the first request decides for
+        # the cache time
         assert await rights_only[0].remote.authorize(user, f"{base}/thing/topo/delete", "publish")
         nobody = request("thing.topo.delete", [{"productKey": service_product, "deviceName": "nobody"}])
         for door, _ in (reader, fresh, rights_only):
             assert await door.remote.on_bridged_publish(f"{base}/thing/topo/delete", nobody)
         assert reader[1].reply(f"{base}/thing/topo/delete")["code"] == 6100  # Alink: device not found
         assert fresh[1].reply(f"{base}/thing/topo/delete")["code"] == 402  # EnOS: device not found
-        assert rights_only[1].reply(f"{base}/thing/topo/delete")["code"] == 402
+        assert rights_only[1].reply(f"{base}/thing/topo/delete")["code"] == 6100
     finally:
         for door, _ in (learnt, rights_only, fresh, reader):
             door.close()
+
+
+async def test_a_device_connected_through_another_node_speaks_what_its_requests_say(
+        services: Services, gateway_product: str, service_product: str, make_device: MakeDevice) -> None:
+    gw = await make_device(gateway_product)
+    base = f"/sys/{gateway_product}/{gw.device_key}"
+    door, out = node(services)
+    try:
+        # the broker's connect event gives this node a live session, but no family: the rule decides
+        assert await door.remote.connected("conn-1", f"{gw.device_key}&{gateway_product}")
+        nobody = request("thing.topo.delete", [{"productKey": service_product, "deviceName": "nobody"}])
+        assert await door.remote.on_bridged_publish(f"{base}/thing/topo/delete", nobody)
+        assert out.reply(f"{base}/thing/topo/delete")["code"] == 6100  # Alink: device not found
+        assert door.live(gw.asset_id) is not None
+    finally:
+        door.close()
+
+
+async def test_a_change_to_one_device_forgets_only_what_concerns_it(
+        services: Services, caller: Caller, gateway_product: str, service_product: str,
+        make_device: MakeDevice) -> None:
+    gw = await make_device(gateway_product)
+    sub = await make_device(service_product)
+    other = await make_device(service_product)
+    await services.topology.add_sub_devices(caller, DeviceRef(asset_id=gw.asset_id), [DeviceRef(asset_id=sub.asset_id)])
+    base = f"/sys/{gateway_product}/{gw.device_key}"
+    other_user = f"{other.device_key}&{service_product}"
+    cid, user, password = alink_connect(gateway_product, gw.device_key, gw.secret)
+    door, out = node(services)
+    try:
+        assert (await door.remote.authenticate(ConnectInfo(cid, user, password.encode(), True, 60, None,
+                                                            False))).accepted
+        assert await door.remote.authorize(other_user, f"/sys/{service_product}/{other.device_key}/thing/x", "publish")
+        # another device's rights change through this node: it is derived again at once …
+        await services.devices.set_enabled(caller, DeviceRef(asset_id=other.asset_id), False)
+        assert not await door.remote.authorize(other_user, f"/sys/{service_product}/{other.device_key}/thing/x",
+                                               "publish")
+        await services.devices.set_enabled(caller, DeviceRef(asset_id=other.asset_id), True)
+        assert await door.remote.authorize(other_user, f"/sys/{service_product}/{other.device_key}/thing/x", "publish")
+        # … and the gateway whose login this node checked is still answered in Alink
+        assert await door.remote.on_bridged_publish(f"{base}/thing/topo/get", request("thing.topo.get", {}))
+        assert out.reply(f"{base}/thing/topo/get")["data"] == [
+            {"productKey": service_product, "deviceName": sub.device_key}]
+        # a change to the gateway's topology re-reads its rights, not its family
+        await services.topology.add_sub_devices(caller, DeviceRef(asset_id=gw.asset_id),
+                                                [DeviceRef(asset_id=other.asset_id)])
+        assert await door.remote.authorize(user, f"/sys/{service_product}/{other.device_key}/thing/x", "publish")
+        assert await door.remote.on_bridged_publish(f"{base}/thing/topo/get", request("thing.topo.get", {}, "2"))
+        assert {e["deviceName"] for e in out.reply(f"{base}/thing/topo/get")["data"]} == {sub.device_key,
+                                                                                         other.device_key}
+    finally:
+        door.close()
 
 
 @pytest.mark.slow

@@ -140,7 +140,7 @@ BEYOND = st.one_of(
 async def test_any_request_gets_one_reply_in_the_familys_codes(node: Node, data: st.DataObject) -> None:
     fam = data.draw(st.sampled_from([family.ENOS, family.ALINK]))
     topic = data.draw(st.sampled_from(node.topics()))
-    # a lone surrogate in the id is refused with an empty id (460), which BEYOND's strings cover
+    # an id the reply can carry: a NUL or a lone surrogate is refused with an empty id (test_messages.py)
     rid = data.draw(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=8)
                     | st.integers(0, 2**32) | st.none())
     payload = envelope(rid, data.draw(st.text(max_size=20)), data.draw(params(node.service_product)))

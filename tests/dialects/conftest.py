@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from thingport.dialects import common
+
 
 class Unexpected:
     """Makes a service method fail as nothing expects, then finds the one error it logged."""
@@ -32,6 +34,12 @@ class Unexpected:
         [record] = [r for r in self.caplog.records if r.levelno >= logging.ERROR]
         assert record.exc_info and isinstance(record.exc_info[1], RuntimeError)
         return record.getMessage()
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_limits() -> None:
+    """Each test sees the first unexpected error of its kind logged, whatever ran before it."""
+    common.UNEXPECTED.reset()
 
 
 @pytest.fixture

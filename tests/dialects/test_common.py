@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import msgspec
 import pytest
 from litestar import Litestar, Request, Response, Router, post
 
+from thingport.dialects import common
 from thingport.dialects.common import (
     BodyTooLarge,
     ErrorHandlers,
@@ -152,3 +154,99 @@ async def test_an_unexpected_exception_is_logged_once(client: httpx.AsyncClient,
     [record] = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
     assert record.name == "kit-test" and record.getMessage() == "call answering failed"
     assert record.exc_info and isinstance(record.exc_info[1], RuntimeError)
+
+
+# --------------------------------------------------------------------------------------------- limits
+
+@pytest.mark.parametrize("opening, closing", [(b"[", b"]"), (b'{"a":', b"}")])
+def test_a_body_nested_too_deep_is_refused_before_decoding(opening: bytes, closing: bytes) -> None:
+    for depth in (common.MAX_DEPTH + 1, 1000, 100_000):  # 1,000 raised RecursionError in msgspec
+        err = invalid(lambda d=depth: decode(b'{"name": "x", "items": ' + opening * d + closing * d + b"}", Outer))
+        assert err.field == "body" and "nested more than 32 levels" in err.message
+    unclosed = invalid(lambda: decode(opening * 5000, Outer))
+    assert unclosed.field == "body" and "nested" in unclosed.message
+    at_limit = b"[" * (common.MAX_DEPTH - 1) + b"]" * (common.MAX_DEPTH - 1)
+    assert decode(b'{"deep": ' + at_limit + b"}", dict[str, Any])["deep"]
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    text = "[{" * 500 + '\\"' + "}]" * 500
+    assert decode(json.dumps({"name": text}).encode(), Outer).name == text
+
+
+@pytest.mark.parametrize("literal, field", [
+    (b"9223372036854775808", "items[0].b"), (b"-9223372036854775809", "items[0].b"), (b"1" + b"0" * 400, "items[0].b"),
+    (b"1e400", "items[0].b"),
+])
+def test_numbers_beyond_64_bits_or_a_double_name_their_field(literal: bytes, field: str) -> None:
+    err = invalid(lambda: decode(b'{"items": [{"b": ' + literal + b"}]}", Outer))
+    assert err.field == field, err.message
+    assert decode(b'{"items": [{"b": 9223372036854775807}, {"b": -9223372036854775808}]}', Outer).items
+
+
+def test_numbers_in_free_form_values_are_bounded_too() -> None:
+    err = invalid(lambda: decode(b'{"attrs": {"x": [1, 123456789012345678901234567890]}}', dict[str, Any]))
+    assert err.field == "attrs.x[1]" and "64 bits" in err.message
+
+
+def test_strings_items_and_nul() -> None:
+    long = "a" * (common.MAX_STRING + 1)
+    assert invalid(lambda: decode(json.dumps({"name": long}).encode(), Outer)).field == "name"
+    assert invalid(lambda: decode(json.dumps({long: 1}).encode(), dict[str, Any])).field.startswith("a" * 64)
+    many = json.dumps({"items": [{"b": 1}] * (common.MAX_ITEMS + 1)}).encode()
+    assert invalid(lambda: decode(many, Outer)).field == "items"
+    err = invalid(lambda: decode(b'{"name": "a\\u0000b"}', Outer))
+    assert (err.field, err.message) == ("name", "name: contains a NUL character")
+    assert decode(b'{"name": "a\\\\u0000b"}', Outer).name == "a\\u0000b"  # an escaped backslash, no NUL
+
+
+def test_query_and_form_values_refuse_nul() -> None:
+    assert common.query_pairs(b"a=1&b=%C3%A9?c=2") == [("a", "1"), ("b", "é"), ("c", "2")]
+    err = invalid(lambda: common.query_pairs(b"productKey=ab%00c"))
+    assert (err.field, err.message) == ("productKey", "productKey: contains a NUL character")
+    assert invalid(lambda: common.form_pairs("appId=x&secret=%00")).field == "secret"
+
+
+@pytest.mark.parametrize("text, value", [("0", 0), ("0012", 12), ("9" * 18, int("9" * 18))])
+def test_digits_takes_ascii_digits(text: str, value: int) -> None:
+    assert common.digits(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "²", "1²", "١٢", "１２", "1_000", " 12", "12 ", "+1", "-1", "1.0", "9" * 19,
+                                  "12\n", "0x10", "inf"])
+def test_digits_refuses_what_isdigit_or_int_would_take(text: str) -> None:
+    assert common.digits(text) is None
+
+
+def test_int_param() -> None:
+    assert common.int_param({}, "pageNo", 3, 0, 9) == 3 and common.int_param({"pageNo": ""}, "pageNo", 3, 0, 9) == 3
+    assert common.int_param({"pageNo": "9"}, "pageNo", 3, 0, 9) == 9
+    for bad in ("10", "¹", "٣", "9" * 400):
+        err = invalid(lambda b=bad: common.int_param({"pageNo": b}, "pageNo", 3, 0, 9))
+        assert (err.field, err.message) == ("pageNo", "pageNo: must be an integer from 0 to 9")
+
+
+def test_the_log_limiter_lets_one_line_a_interval_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: clock[0])
+    limiter = common.LogLimiter(interval_s=60)
+    assert limiter.allow("a") == 0 and limiter.allow("b") == 0
+    assert [limiter.allow("a") for _ in range(3)] == [None, None, None]
+    clock[0] += 60
+    assert limiter.allow("a") == 3 and limiter.allow("a") is None
+
+
+async def test_a_flood_of_one_unexpected_failure_logs_one_traceback(client: httpx.AsyncClient,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        for _ in range(20):
+            assert (await client.post("/echo", json={"raise": "bug"})).status_code == 500
+    assert len([rec for rec in caplog.records if rec.levelno >= logging.ERROR]) == 1
+
+
+async def test_a_deep_body_on_a_router_is_the_dialects_error(client: httpx.AsyncClient,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        r = await client.post("/echo", content=b"[" * 40 + b"]" * 40)  # within the 100-byte body limit
+    assert r.status_code == 200 and r.json()["kind"] == "invalid_argument" and r.json()["message"].startswith("body:")
+    assert not caplog.records

@@ -1,7 +1,7 @@
 import pytest
 
 from thingport.domain.errors import InvalidArgument
-from thingport.domain.expression import DEVICE_FIELDS, PRODUCT_FIELDS, BoolOp, Compare, Exists, parse
+from thingport.domain.expression import DEVICE_FIELDS, MAX_NESTING, PRODUCT_FIELDS, BoolOp, Compare, Exists, parse
 
 
 def test_blank_means_everything() -> None:
@@ -75,3 +75,19 @@ def test_product_catalogue_differs() -> None:
     assert parse("productTags.a = 'b'", PRODUCT_FIELDS) == Compare("productTags", "a", "=", ("b",))
     with pytest.raises(InvalidArgument):
         parse("status = 'online'", PRODUCT_FIELDS)
+
+
+def test_parentheses_nest_at_most_32_levels() -> None:
+    inner = "productKey = 'p'"
+    assert parse("(" * MAX_NESTING + inner + ")" * MAX_NESTING, DEVICE_FIELDS) == Compare("productKey", None, "=",
+                                                                                        ("p",))
+    for depth in (MAX_NESTING + 1, 1300):  # 1,300 levels fit in 4,096 characters; the parser recursed into them
+        with pytest.raises(InvalidArgument, match="nested more than 32 levels") as info:
+            parse("(" * depth + inner + ")" * depth, DEVICE_FIELDS)
+        assert info.value.field == "expression"
+    with pytest.raises(InvalidArgument, match="nested more than 32"):
+        parse("(" * 4000, DEVICE_FIELDS)  # never closed
+
+
+def test_trailing_space_ends_the_expression() -> None:
+    assert parse("productKey = 'p'" + " " * 3000, DEVICE_FIELDS) == Compare("productKey", None, "=", ("p",))

@@ -1,7 +1,8 @@
 """A real Thingport HTTP server for tests that drive synchronous clients (the vendor SDKs).
 
-``create_app(settings)`` runs under uvicorn in a background thread on a free loopback port, with
-its own event loop, so a blocking client such as ``requests`` can call it from the test thread.
+``create_app(settings)`` runs under uvicorn, configured as ``thingport serve`` configures it, in a
+background thread on a free loopback port, with its own event loop, so a blocking client such as
+``requests`` can call it from the test thread.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uvicorn
 
 from tests.support.processes import free_port, wait_for_health
 from thingport.app import create_app
+from thingport.server import server_options
 from thingport.settings import Settings
 
 
@@ -39,8 +41,8 @@ class LiveServer:
 def live_server(settings: Settings, *, start_timeout_s: float = 20.0) -> Iterator[LiveServer]:
     """Serve ``settings`` on ``127.0.0.1:<free port>`` until the block ends."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="on")
+    options = {**server_options(settings), "host": "127.0.0.1", "port": port, "log_level": "warning"}
+    config = uvicorn.Config(create_app(settings), lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"thingport-{port}", daemon=True)
     thread.start()

@@ -1,14 +1,18 @@
-"""External-broker mode: Thingport as a privileged client of an MQTT broker cluster (EMQX, Mosquitto).
+"""External-broker mode: Thingport as a privileged client of a broker cluster (EMQX, Mosquitto, RabbitMQ).
 
-The broker authenticates devices and checks their topic rights by calling the HTTP hooks of
-:mod:`thingport.dialects.emqx`; this module consumes the platform's request topics through a shared
-subscription (``$share/{group}/…``), so each request reaches exactly one of the Thingport nodes,
-which answers it with the front door's handlers (through its remote sessions,
-:mod:`thingport.connect.remote`) and publishes the reply and any downlink.
+The broker authenticates devices and checks their topic rights by calling Thingport over HTTP
+(:mod:`thingport.dialects.emqx`, :mod:`thingport.dialects.rabbitmq`). Every Thingport node holds one
+:class:`BrokerLink` to the broker, which hands it a share of the device requests (each request reaches
+exactly one node), and on which the node publishes replies and notices by topic. The node answers
+with the front door's handlers, through its remote sessions (:mod:`thingport.connect.remote`).
 
-Plain MQTT cannot close another client's connection. With EMQX the front door's kicks go to its
-REST API (``DELETE /api/v5/clients/{clientid}``) when ``emqx_api_url`` is set; otherwise a closed
-session is only refused at the device's next login or topic-rights check (docs/mqtt.md).
+Two links exist: :class:`MqttLink`, an MQTT client on shared subscriptions (``$share/{group}/…``, EMQX
+and Mosquitto), and the RabbitMQ AMQP consumer (:mod:`thingport.dialects.rabbitmq.broker`). The rest
+(reconnecting, the downlink, kicks) is :class:`ExternalBroker`'s, the same for both.
+
+Plain MQTT cannot close another client's connection: kicks go to the broker's API (:class:`Kicks`) —
+EMQX's REST API when ``emqx_api_url`` is set, RabbitMQ's management API; without one a closed session
+is only refused at the device's next login or topic-rights check (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -20,15 +24,15 @@ import os
 import secrets
 import socket
 import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.client import MqttClient
-from thingport.services.container import Services
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +81,7 @@ class EmqxKick:
         self._auth = (key, secret)
         self._transport = transport
 
-    async def __call__(self, client_id: str) -> bool:
+    async def client(self, client_id: str, reason: str = "") -> bool:
         try:
             async with self._http() as http:
                 return await self._delete(http, client_id)
@@ -85,7 +89,7 @@ class EmqxKick:
             log.warning("EMQX kick of %r failed: %s", client_id, exc)
             return False
 
-    async def by_username(self, username: str) -> bool:
+    async def user(self, username: str, reason: str = "") -> bool:
         try:
             async with self._http() as http:
                 r = await http.get(f"{self.api_url}/api/v5/clients", params={"username": username, "limit": 100})
@@ -111,29 +115,109 @@ class EmqxKick:
         return False
 
 
-class ExternalBroker:
-    """The front door's downlink over a privileged client, and the loop keeping that client connected."""
+#: A request the link took off the broker: topic, payload, QoS.
+Deliver = Callable[[str, bytes, int], Awaitable[None]]
 
-    def __init__(self, door: FrontDoor, url: BrokerUrl, group: str, kick: EmqxKick | None = None,
-                 client_id: str | None = None) -> None:
-        self.door = door
+
+class BrokerLink(Protocol):
+    """One node's connection to the broker: consumes its share of the device requests, publishes by topic.
+
+    :meth:`open` may be called again after the connection was lost (``closed`` set).
+    """
+
+    @property
+    def closed(self) -> asyncio.Event: ...
+
+    def describe(self) -> str:
+        """Where it connects, for the log."""
+        ...
+
+    async def open(self, filters: Sequence[str], deliver: Deliver) -> None:
+        """Connect and consume the requests on these MQTT topic filters; fails when refused."""
+        ...
+
+    async def publish(self, topic: str, payload: bytes, qos: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Kicks(Protocol):
+    """A broker's API closing other clients' connections."""
+
+    async def client(self, client_id: str, reason: str = "") -> bool:
+        """Close one connection (as the broker's connected event named it)."""
+        ...
+
+    async def user(self, username: str, reason: str = "") -> bool:
+        """Close every connection of a broker user (a device no session of this node knows)."""
+        ...
+
+
+class MqttLink:
+    """An MQTT client of the broker, on one shared subscription per request topic (EMQX, Mosquitto)."""
+
+    def __init__(self, url: BrokerUrl, group: str, client_id: str | None = None) -> None:
         self.url = url
         self.group = group
-        self.kick = kick
         self.client_id = client_id or f"thingport-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.client: MqttClient | None = None
+
+    @property
+    def closed(self) -> asyncio.Event:
+        return self.client.closed if self.client is not None else _CLOSED
+
+    def describe(self) -> str:
+        return f"MQTT broker {self.url.host}:{self.url.port} as {self.client_id}"
+
+    def filters(self, topics: Sequence[str]) -> list[str]:
+        """The shared subscriptions: one per request topic the front door answers."""
+        return [f"$share/{self.group}/{f}" for f in topics]
+
+    async def open(self, filters: Sequence[str], deliver: Deliver) -> None:
+        async def on_message(topic: str, payload: bytes) -> None:
+            await deliver(topic, payload, 1)
+
+        client = MqttClient(self.client_id, username=self.url.username, password=self.url.password,
+                            keep_alive=KEEP_ALIVE_S, on_message=on_message)
+        ctx = ssl.create_default_context() if self.url.tls else None
+        await client.connect(self.url.host, self.url.port, ssl_context=ctx)
+        shared = self.filters(filters)
+        codes = await client.subscribe(*[(f, 1) for f in shared])
+        if any(code == 0x80 for code in codes):
+            await client.close()
+            raise ConnectionError(f"external broker refused the subscriptions {shared} ({codes})")
+        self.client = client
+
+    async def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        client = self.client
+        if client is None or client.closed.is_set():
+            raise ConnectionError("not connected to the external broker")
+        await client.publish(topic, payload, qos)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+
+#: What a link that never connected reports as its state.
+_CLOSED = asyncio.Event()
+_CLOSED.set()
+
+
+class ExternalBroker:
+    """The front door's downlink over a :class:`BrokerLink`, and the loop keeping that link connected."""
+
+    def __init__(self, door: FrontDoor, link: BrokerLink, kick: Kicks | None = None) -> None:
+        self.door = door
+        self.link = link
+        self.kick = kick
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         door.attach(self)
 
-    @property
-    def filters(self) -> list[str]:
-        """The shared subscriptions: one per request topic the front door answers."""
-        return [f"$share/{self.group}/{f}" for f in self.door.requests.filters()]
-
     async def start(self) -> None:
-        """Connect and subscribe once (a wrong URL or refused login fails ``serve`` at once), then supervise."""
+        """Connect once (a wrong URL or refused login fails ``serve`` at once), then supervise."""
         await self._connect()
         self._runner = asyncio.get_running_loop().create_task(self._supervise())
 
@@ -144,65 +228,54 @@ class ExternalBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
         await self._drain()
-        if self.client is not None:
-            await self.client.close()
+        await self.link.close()
         self.door.close()
 
     # --- Downlink ---------------------------------------------------------------------------------
     def send_to(self, client_id: str, topic: str, payload: bytes, qos: int = 0) -> bool:
         """Publish to the device's topic (the broker routes it; ``client_id`` is not needed)."""
-        client = self.client
-        if client is None or client.closed.is_set():
+        if self.link.closed.is_set():
             log.warning("downlink to %s dropped: not connected to the external broker", topic)
             return False
-        task = asyncio.get_running_loop().create_task(self._publish(client, topic, payload, qos))
+        task = asyncio.get_running_loop().create_task(self._publish(topic, payload, qos))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
     async def disconnect_client(self, client_id: str, reason: str = "", *, discard_session: bool = False) -> bool:
         if self.kick is None:
-            log.info("cannot close %r (%s) over plain MQTT: refused at its next login or rights check",
+            log.info("cannot close %r (%s) without the broker's API: refused at its next login or rights check",
                      client_id, reason)
             return False
         await self._drain()  # the notification on its way to the device goes first
-        return await self.kick(client_id)
+        return await self.kick.client(client_id, reason)
 
     async def disconnect_user(self, username: str, reason: str = "") -> bool:
         if self.kick is None:
             return False
         await self._drain()
-        return await self.kick.by_username(username)
+        return await self.kick.user(username, reason)
 
     # --- internals --------------------------------------------------------------------------------
     async def _drain(self, timeout: float = 2.0) -> None:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
-    async def _publish(self, client: MqttClient, topic: str, payload: bytes, qos: int) -> None:
+    async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
         try:
-            await client.publish(topic, payload, qos)
+            await self.link.publish(topic, payload, qos)
         except (ConnectionError, OSError, TimeoutError) as exc:
             log.warning("downlink to %s failed: %s", topic, exc)
 
     async def _connect(self) -> None:
-        client = MqttClient(self.client_id, username=self.url.username, password=self.url.password,
-                            keep_alive=KEEP_ALIVE_S, on_message=self._on_message)
-        ctx = ssl.create_default_context() if self.url.tls else None
-        await client.connect(self.url.host, self.url.port, ssl_context=ctx)
-        codes = await client.subscribe(*[(f, 1) for f in self.filters])
-        if any(code == 0x80 for code in codes):
-            await client.close()
-            raise ConnectionError(f"external broker refused the subscriptions {self.filters} ({codes})")
-        self.client = client
-        log.info("connected to external MQTT broker %s:%s as %s", self.url.host, self.url.port, self.client_id)
+        await self.link.open(self.door.requests.filters(), self._on_request)
+        log.info("connected to external %s", self.link.describe())
 
     async def _supervise(self) -> None:
         delay = RECONNECT_MIN_S
         while not self._stopping:
-            assert self.client is not None
-            await self.client.closed.wait()
-            log.warning("lost the external MQTT broker connection; reconnecting")
+            await self.link.closed.wait()
+            log.warning("lost the external broker connection; reconnecting")
             while not self._stopping:
                 await asyncio.sleep(delay)
                 try:
@@ -211,11 +284,11 @@ class ExternalBroker:
                     break
                 except (ConnectionError, OSError, TimeoutError) as exc:
                     delay = min(delay * 2, RECONNECT_MAX_S)
-                    log.warning("external MQTT broker unreachable (%s); next try in %.1fs", exc, delay)
+                    log.warning("external broker unreachable (%s); next try in %.1fs", exc, delay)
 
-    async def _on_message(self, topic: str, payload: bytes) -> None:
+    async def _on_request(self, topic: str, payload: bytes, qos: int) -> None:
         try:
-            await self.door.remote.on_bridged_publish(topic, payload, 1)
+            await self.door.remote.on_bridged_publish(topic, payload, qos)
         except Exception:  # one bad request must not stop the consumer
             log.exception("bridged request on %s failed", topic)
 
@@ -226,17 +299,7 @@ def kick_for(settings: Settings) -> EmqxKick | None:
     return EmqxKick(settings.emqx_api_url, settings.emqx_api_key, settings.emqx_api_secret)
 
 
-async def start(services: Services) -> ExternalBroker | None:
-    """The privileged client of ``mqtt_external_url``; None when that setting is empty."""
-    settings = services.core.settings
-    if not settings.mqtt_external_url:
-        return None
-    url = BrokerUrl.parse(settings.mqtt_external_url)
-    door = FrontDoor(services)
-    external = ExternalBroker(door, url, settings.mqtt_external_group, kick_for(settings))
-    try:
-        await external.start()
-    except BaseException:
-        door.close()
-        raise
-    return external
+def mqtt_broker(door: FrontDoor, settings: Settings) -> ExternalBroker:
+    """The node's link to ``mqtt_external_url`` (EMQX, Mosquitto), kicking through EMQX's API when set."""
+    link = MqttLink(BrokerUrl.parse(settings.mqtt_external_url), settings.mqtt_external_group)
+    return ExternalBroker(door, link, kick_for(settings))

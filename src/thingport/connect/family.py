@@ -69,8 +69,8 @@ def of_remote_device(on_record: TopicFamily | None, payload: bytes | None = None
     that sent it. So, in this order:
 
     1. the family this node has on record for the device's user name (``dk&pk``): learnt from the
-       signature when the broker asked this node to authenticate the device, else EnOS from the
-       first time it asked for the device's topic rights (kept when those are derived again);
+       signature when the broker asked this node to authenticate the device (kept when its rights
+       are derived again, dropped when its session ends);
     2. for a request, Alink when it names a device by ``"deviceName"`` (EnOS entries say
        ``deviceKey``);
     3. EnOS.

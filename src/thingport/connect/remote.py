@@ -52,6 +52,10 @@ class RemoteSessions:
         self.services = services
         #: broker user name → (expiry on the monotonic clock, session or None for "no such device").
         self._by_user: dict[str, tuple[float, DeviceSession | None]] = {}
+        #: broker user name → the family of the signature that matched when this node checked the
+        #: device's login (:func:`family.of_remote_device`). Only a login check proves a family; kept
+        #: apart from the rights, as a change to a device's rights does not change how it speaks.
+        self._families: dict[str, family.TopicFamily] = {}
         #: ``dk&pk`` → (expiry, the session answering that device's bridged requests).
         self._bridged: dict[str, tuple[float, DeviceSession]] = {}
         self._unsubscribe = services.core.bus.subscribe(self._forget)
@@ -68,6 +72,7 @@ class RemoteSessions:
         result = await self.door.authenticate(conn, remote=True)
         if isinstance(result.principal, DeviceSession):
             self._by_user[conn.username or ""] = (self._expiry(), result.principal)
+            self._families[conn.username or ""] = result.principal.family
         return result
 
     async def session_for(self, username: str) -> DeviceSession | None:
@@ -138,7 +143,8 @@ class RemoteSessions:
 
     async def _bridged_session(self, product_key: str, device_key: str, payload: bytes) -> DeviceSession | None:
         """The session answering a device's bridged requests: its live one on this node, else one per
-        device kept for ``auth_cache_ttl_s`` (so a gateway's sub-device logins are remembered)."""
+        device kept for ``auth_cache_ttl_s`` (so a gateway's sub-device logins are remembered). Either
+        speaks the family :func:`family.of_remote_device` gives, unless this node checked the login."""
         key = f"{device_key}&{product_key}"
         hit = self._bridged.get(key)
         if hit is None or hit[0] <= time.monotonic():
@@ -150,7 +156,13 @@ class RemoteSessions:
             if hit is not None:
                 derived.online_subs = hit[1].online_subs
             self._bridged[key] = hit = (self._expiry(), derived)
-        return self.door.live(hit[1].asset_id) or hit[1]
+        live = self.door.live(hit[1].asset_id)
+        if live is None:
+            return hit[1]
+        if key not in self._families:
+            # the live session came from a connect event, which proves no family: the rule's answer here
+            live.family = hit[1].family
+        return live
 
     async def _by_key(self, product_key: str, device_key: str) -> DeviceSession | None:
         return await self._derive(product_key, device_key, None)
@@ -161,8 +173,7 @@ class RemoteSessions:
         if found is None or not found[0].enabled:
             return None
         device, product = found
-        known = self._by_user.get(f"{device_key}&{product_key}")
-        on_record = known[1].family if known is not None and known[1] is not None else None
+        on_record = self._families.get(f"{device_key}&{product_key}")
         session = DeviceSession(device.asset_id, device.org_id, product_key, device_key,
                                 family.of_remote_device(on_record, payload), is_gateway=product.is_gateway)
         if session.is_gateway:
@@ -170,18 +181,29 @@ class RemoteSessions:
         return session
 
     async def _forget(self, ev: events.Event) -> None:
-        """Rights changed: derive again (other nodes: after the cache time).
+        """Rights changed: derive again what the change concerns (other nodes: after the cache time).
 
-        Bridged gateway sessions stay, they hold the sub-device logins and re-read their topology on
-        expiry, except the device's own once it is replaced, disabled or deleted.
+        That is the device's own entries (by its ``dk&pk`` or OceanConnect user name, or by a session
+        of it) and those of gateways whose topology holds it; every other device's stay, with the
+        family on record. A device whose session ends (replaced, disabled, deleted, detached) loses
+        its family record and its bridged session too; other bridged gateway sessions stay, they hold
+        the sub-device logins and re-read their topology on expiry.
         """
-        if ev.asset_id is None:
+        p = ev.payload
+        asset_id = ev.asset_id
+        ends = isinstance(p, events.SESSION_ENDING)
+        if asset_id is None or not (ends or isinstance(p, (events.DeviceEnabled, events.TopologyChanged))):
             return
-        ends = isinstance(ev.payload, events.SESSION_ENDING)
-        if ends or isinstance(ev.payload, (events.DeviceEnabled, events.TopologyChanged)):
-            ending = ev.asset_id if ends else None
-            self._by_user.clear()
-            self._bridged = {k: v for k, v in self._bridged.items() if v[1].asset_id != ending}
+        names = {asset_id}
+        if isinstance(p, events.DeviceEvent):
+            names.add(f"{p.device_key}&{p.product_key}")
+        for user, (_, session) in list(self._by_user.items()):
+            if user in names or (session is not None and (session.asset_id == asset_id or asset_id in session.subs)):
+                del self._by_user[user]
+        if ends:
+            for user in names:
+                self._families.pop(user, None)
+            self._bridged = {k: v for k, v in self._bridged.items() if v[1].asset_id != asset_id}
 
     def _expiry(self) -> float:
         return time.monotonic() + self.services.core.settings.auth_cache_ttl_s

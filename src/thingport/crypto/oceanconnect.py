@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 BY_DEVICE_ID = 0
 BY_NODE_ID = 2
-_CLIENT_ID = re.compile(r"^(?P<id>.+)_(?P<auth>[0-9])_(?P<sig>[01])_(?P<ts>[0-9]{10})$")
+_CLIENT_ID = re.compile(r"^(?P<id>.+)_(?P<auth>[0-9])_(?P<sig>[01])_(?P<ts>[0-9]{10})\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,9 @@
 """The dialect kit: what every dialect does the same way, written once.
 
+* The limits on what a request may carry (:mod:`thingport.domain.limits`: nesting, string and
+  array sizes, 64-bit integers; and no NUL anywhere), applied by :func:`screen` to every JSON body
+  and by :func:`query_pairs` / :func:`form_pairs` / :func:`path_params` / :func:`int_param` to
+  query strings, forms and paths (docs/security.md, "Limits").
 * :func:`read_body` — the request body under ``max_body_bytes``; :class:`BodyTooLarge` otherwise.
 * :func:`decode` and :func:`convert` — msgspec decoding whose errors name the field at fault, with
   the dialect's prefix where it has one (``params.time``, ``deviceList[0].productKey``).
@@ -9,6 +13,8 @@
 * :func:`scoped` — what an error answer needs from the request that failed (EnOS ``requestId``,
   the OceanConnect operation), kept in ``request.state``.
 * Query parsing, request ids and projection.
+* :class:`LogLimiter` — at most one log line per interval for a kind of event, so a flood of bad
+  requests cannot fill the log.
 
 One module rather than a ``kit/`` package: every dialect imports most of it, each part is a few
 lines, and split over four files it would gain imports, not clarity.
@@ -17,18 +23,24 @@ lines, and split over four files it would gain imports, not clarity.
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from itertools import accumulate
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.exceptions.responses import create_exception_response
 from litestar.types import ExceptionHandlersMap
 
 from thingport.domain.errors import InvalidArgument
+from thingport.domain.limits import INT64, MAX_DEPTH, MAX_ITEMS, MAX_STRING
 from thingport.services.container import Services
 
 T = TypeVar("T")
@@ -36,21 +48,92 @@ E = TypeVar("E", bound=Exception)
 Req = Request[Any, Any, Any]
 Renderer = Callable[[Req, E], Response[Any]]
 
-_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_MSGSPEC_PATH = re.compile(r"(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+
+# ---------------------------------------------------------------------------------------------
+# limits (the numbers: domain/limits.py)
+
+#: An integer field of a struct some other decoder fills (Litestar's, which also reads "123"
+#: as 123, so the screen's walk never sees the number).
+Int64 = Annotated[int, msgspec.Meta(ge=INT64[0], le=INT64[1])]
+
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)  # possessive: linear on an unterminated string
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+_STEP = tuple(1 if c in b"[{" else -1 if c in b"]}" else 0 for c in range(256))
+_LONG_NUMBER = re.compile(rb"[0-9]{19}|[eE][+-]?[0-9]{3}")  # past 64 bits, or an exponent past a double's
+
+
+class _Overflow(str):
+    """A JSON number beyond a double (``1e400``), kept as its text so the walk can name its field
+    (msgspec names none inside a free-form value)."""
+
+
+def _float(text: str) -> Any:
+    value = float(text)
+    return _Overflow(text) if math.isinf(value) else value
+
+
+_WALKER = msgspec.json.Decoder(float_hook=_float)
 
 
 def request_id() -> str:
     return str(uuid.uuid4())
 
 
+def _no_nul(name: str, value: str) -> None:
+    """NUL is refused wherever a request carries text: PostgreSQL cannot store it, and no
+    identifier or name of any vendor contains it."""
+    if "\x00" in name or "\x00" in value:
+        field = name.replace("\x00", "\\0")
+        raise InvalidArgument(f"{field}: contains a NUL character", field=field)
+
+
 def query_pairs(raw: bytes) -> list[tuple[str, str]]:
-    """Decoded query parameters in order.
+    """Decoded query parameters in order; a NUL in a name or value is refused naming it.
 
     ``enos-api-sdk-python`` appends ``?accessKey=…`` to a URL that may already have a query, so a
     second ``?`` is read as ``&``.
     """
-    text = raw.decode("latin-1").replace("?", "&")
-    return parse_qsl(text, keep_blank_values=True, encoding="utf-8")
+    return form_pairs(raw.decode("latin-1").replace("?", "&"))
+
+
+def form_pairs(text: str) -> list[tuple[str, str]]:
+    """An ``application/x-www-form-urlencoded`` text (a form body, a query string) as pairs; a NUL
+    in a name or value is refused naming it."""
+    pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8")
+    for name, value in pairs:
+        _no_nul(name, value)
+    return pairs
+
+
+def path_params(request: Req) -> None:
+    """Hold the path's parameters (a deviceId, an orgId) to the rules of query values."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str):
+            _no_nul(name, value)
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def digits(text: str) -> int | None:
+    """``text`` as a non-negative integer when it is 1-18 ASCII digits, else None.
+
+    ``str.isdigit`` also takes superscripts that ``int`` refuses, and ``int`` takes other scripts'
+    digits, ``_`` and spaces: neither is a safe test for a number on the wire.
+    """
+    return int(text) if _DIGITS.fullmatch(text) else None
+
+
+def int_param(query: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter in ``lo..hi`` (``default`` when absent or blank), in ASCII digits."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    value = digits(raw)
+    if value is None or not lo <= value <= hi:
+        raise InvalidArgument(f"{name}: must be an integer from {lo} to {hi}", field=name)
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,6 +147,11 @@ class BodyTooLarge(InvalidArgument):
         self.limit = limit
 
 
+class ClientGone(Exception):
+    """The client went away before its body was read (or the server cut it off as too slow):
+    nobody waits for an answer, so nothing is logged (:class:`ErrorHandlers` answers it)."""
+
+
 async def read_body(request: Req, services: Services) -> bytes:
     """The whole body, at most the ``max_body_bytes`` setting.
 
@@ -73,8 +161,12 @@ async def read_body(request: Req, services: Services) -> bytes:
     limit = services.core.settings.max_body_bytes
     try:
         body = await request.body()
-    except HTTPException as exc:
+    except RequestEntityTooLarge as exc:
         raise BodyTooLarge(limit) from exc
+    except HTTPException as exc:  # "client disconnected prematurely"; a bad Content-Length
+        if exc.status_code >= 500:
+            raise ClientGone() from exc
+        raise InvalidArgument(f"body: {exc.detail}", field="body") from exc
     if len(body) > limit:
         raise BodyTooLarge(limit)
     return body
@@ -86,18 +178,78 @@ async def read_body(request: Req, services: Services) -> bytes:
 def decode(body: bytes, kind: type[T]) -> T:
     """Decode a JSON body (blank: ``{}``) into ``kind``; a failure names the field (``deviceName.defaultValue``).
 
-    Every JSON body of every dialect enters here, so limits on the input as a whole (nesting depth,
-    string length, numeric range) belong in this function; :func:`convert` only re-types values
-    that passed through it.
+    Every JSON body of every dialect enters here, and :func:`screen` holds it to the limits first;
+    :func:`convert` only re-types values that passed through it.
     """
     if not body.strip():
         body = b"{}"
+    screen(body)
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         raise _invalid(exc, "") from exc
     except msgspec.DecodeError as exc:
         raise InvalidArgument(f"body: is not valid JSON ({exc})", field="body") from exc
+
+
+def screen(body: bytes, *, whole: bool = False) -> None:
+    """Refuse a JSON body beyond the limits, naming the field, before it is decoded into a type.
+
+    Nesting is measured on the raw bytes (strings removed), since decoding a body nested too deep
+    is what fails. The other limits need the decoded values, but only a body that could break one
+    is decoded and walked: one with a NUL escape, a run of 19 digits, a 3-digit exponent, more than
+    ``MAX_STRING`` bytes or ``MAX_ITEMS`` commas. Anything else passes at the cost of a few byte
+    counts, unless ``whole`` asks for the walk (a body some other decoder reads next, so that
+    malformed JSON is refused here, naming the body).
+    """
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+        if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH:
+            raise InvalidArgument(f"body: arrays and objects nested more than {MAX_DEPTH} levels deep",
+                                  field="body")
+    if (whole or b"\\u0000" in body or _LONG_NUMBER.search(body) is not None or len(body) > MAX_STRING
+            or body.count(b",") >= MAX_ITEMS):
+        try:
+            value = _WALKER.decode(body)
+        except msgspec.DecodeError as exc:
+            raise InvalidArgument(f"body: is not valid JSON ({exc})", field="body") from exc
+        _within_limits(value, "")
+
+
+def _within_limits(value: Any, path: str) -> None:
+    """Walk a decoded JSON value (depth already bounded) for the first value beyond a limit."""
+    if isinstance(value, _Overflow):
+        name = path.lstrip(".") or "body"
+        raise InvalidArgument(f"{name}: numbers are limited to the range of a 64-bit float", field=name)
+    if isinstance(value, str):
+        _string_within_limits(value, path)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64[0] <= value <= INT64[1]:
+            name = path.lstrip(".") or "body"
+            raise InvalidArgument(f"{name}: integers are limited to 64 bits", field=name)
+    elif isinstance(value, list):
+        _count_within_limits(len(value), path)
+        for i, item in enumerate(value):
+            _within_limits(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        _count_within_limits(len(value), path)
+        for key, item in value.items():
+            _string_within_limits(key, f"{path}.{key[:64]}")
+            _within_limits(item, f"{path}.{key}")
+
+
+def _string_within_limits(value: str, path: str) -> None:
+    name = (path.lstrip(".") or "body").replace("\x00", "\\0")
+    if len(value) > MAX_STRING:
+        raise InvalidArgument(f"{name}: strings are limited to {MAX_STRING} characters", field=name)
+    if "\x00" in value:
+        raise InvalidArgument(f"{name}: contains a NUL character", field=name)
+
+
+def _count_within_limits(count: int, path: str) -> None:
+    if count > MAX_ITEMS:
+        name = path.lstrip(".") or "body"
+        raise InvalidArgument(f"{name}: at most {MAX_ITEMS} items", field=name)
 
 
 def convert(value: Any, kind: type[T], *, prefix: str) -> T:
@@ -111,7 +263,7 @@ def convert(value: Any, kind: type[T], *, prefix: str) -> T:
 
 def _invalid(exc: msgspec.ValidationError, prefix: str) -> InvalidArgument:
     """``Expected `int`, got `str` - at `$.a[0].b``` → ``{prefix}.a[0].b: Expected `int`, got `str```."""
-    m = _MSGSPEC_PATH.match(str(exc))
+    m = _MSGSPEC_PATH.fullmatch(str(exc))
     path = (m.group("path") or "") if m else ""
     msg = m.group("msg") if m else str(exc)
     name = (prefix + path if prefix else path.lstrip(".")) or "body"
@@ -121,17 +273,67 @@ def _invalid(exc: msgspec.ValidationError, prefix: str) -> InvalidArgument:
 # ---------------------------------------------------------------------------------------------
 # errors
 
+class LogLimiter:
+    """At most one log line per ``interval_s`` for each kind of event; the lines held back are
+    counted and the count rides on the next line let through."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def allow(self, key: str) -> int | None:
+        """The number of lines held back since the last one, when a line for ``key`` may go out now;
+        None when it is to be held back."""
+        now = time.monotonic()
+        if now < self._next.get(key, 0.0):
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        if len(self._next) > 1000:  # many kinds: forget the old ones rather than grow
+            self._next = {k: t for k, t in self._next.items() if t > now}
+        self._next[key] = now + self.interval_s
+        return self._held.pop(key, 0)
+
+    def reset(self) -> None:
+        self._next.clear()
+        self._held.clear()
+
+
+#: Unexpected errors of every dialect: one traceback per kind (class and place) a minute.
+UNEXPECTED = LogLimiter()
+
+
+def _log_unexpected(log: logging.Logger, what: str, exc: Exception) -> None:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    place = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    held = UNEXPECTED.allow(f"{type(exc).__qualname__}@{place}")
+    if held is None:
+        return
+    suffix = f" ({held} more like it since the last report)" if held else ""
+    log.error("%s failed%s", what, suffix, exc_info=exc)
+
+
 class ErrorHandlers:
     """One dialect's answers to exceptions by class, as Litestar exception handlers of its Router.
 
     Litestar picks the handler of the most specific class in the exception's MRO, so a dialect
     registers its ``DomainError`` envelope once and refines it for subclasses (``Unauthenticated``)
-    or adds its own error types. An exception no registered class claims is unexpected: logged once
-    with its traceback and answered by :meth:`unexpected`'s renderer.
+    or adds its own error types. An exception no registered class claims is unexpected: logged with
+    its traceback (once a minute for the same class and place, :data:`UNEXPECTED`) and answered by
+    :meth:`unexpected`'s renderer. :class:`ClientGone` is answered without a word in the log, and
+    Litestar's own client errors (a guard's 401, a 405) keep Litestar's answer.
     """
 
     def __init__(self) -> None:
-        self.map: ExceptionHandlersMap = {}
+        self.map: ExceptionHandlersMap = {ClientGone: _gone, HTTPException: self._litestar}
+
+    def _litestar(self, request: Req, exc: HTTPException) -> Response[Any]:
+        unexpected = self.map.get(Exception)
+        if exc.status_code >= 500 and unexpected is not None:
+            return unexpected(request, exc)
+        return create_exception_response(request, exc)
 
     def on(self, kind: type[E]) -> Callable[[Renderer[E]], Renderer[E]]:
         """Register the decorated ``(request, error) -> Response`` for ``kind`` and its subclasses."""
@@ -143,14 +345,19 @@ class ErrorHandlers:
     def unexpected(self, log: logging.Logger, describe: Callable[[Req], str]
                    ) -> Callable[[Callable[[Req], Response[Any]]], Callable[[Req], Response[Any]]]:
         """Register the decorated ``(request) -> Response`` for any other exception, which is logged
-        as ``"{describe(request)} failed"`` with its traceback; the answer shows no details."""
+        as ``"{describe(request)} failed"`` with its traceback (rate-limited); the answer shows no
+        details."""
         def register(render: Callable[[Req], Response[Any]]) -> Callable[[Req], Response[Any]]:
             def handle(request: Req, exc: Exception) -> Response[Any]:
-                log.exception("%s failed", describe(request), exc_info=exc)
+                _log_unexpected(log, describe(request), exc)
                 return render(request)
             self.map[Exception] = handle
             return render
         return register
+
+
+def _gone(_: Req, __: ClientGone) -> Response[Any]:
+    return Response(b"", status_code=400)
 
 
 def scoped(request: Req, kind: type[T]) -> T:

@@ -20,6 +20,9 @@ from enum import Enum
 from thingport.domain.errors import InvalidArgument
 
 MAX_EXPRESSION = 4096
+#: Parentheses nested deeper than this are refused: the parser and the SQL built from the tree
+#: recurse once per level, and 4,096 characters hold 1,300 levels.
+MAX_NESTING = 32
 
 
 class FieldKind(Enum):
@@ -71,11 +74,14 @@ class _Tok:
     text: str
 
 
+_TRAILING_SPACE = re.compile(r"\s*")
+
+
 def _tokenize(src: str) -> list[_Tok]:
     out: list[_Tok] = []
     pos = 0
     while pos < len(src):
-        if src[pos:].strip() == "":
+        if _TRAILING_SPACE.fullmatch(src, pos):
             break
         m = _TOKEN.match(src, pos)
         if not m or m.end() == pos:
@@ -97,6 +103,7 @@ class _Parser:
         self.toks = tokens
         self.i = 0
         self.catalogue = catalogue
+        self.depth = 0
 
     def _peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -144,8 +151,13 @@ class _Parser:
         tok = self._peek()
         if tok is not None and tok.kind == "op" and tok.text == "(":
             self.i += 1
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise InvalidArgument(f"expression: parentheses nested more than {MAX_NESTING} levels deep",
+                                      field="expression")
             expr = self._or()
             self._expect_op(")")
+            self.depth -= 1
             return expr
         negated = False
         if self._is_kw("not"):

@@ -1,4 +1,9 @@
-"""Validators for identifiers and user-supplied values; each error names the field."""
+"""Validators for identifiers and user-supplied values; each error names the field.
+
+Patterns are matched whole (``fullmatch``: ``$`` would also accept a value ending in a newline)
+and spell their classes in ASCII (``[0-9]``: ``\\d`` also matches other scripts' digits);
+``tests/domain/test_patterns.py`` holds every pattern in ``src`` to both rules.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,37 @@ from functools import lru_cache
 from typing import Any
 
 from thingport.domain.errors import InvalidArgument
-from thingport.domain.models import I18nText
+from thingport.domain.models import I18nText, Page
 
 # v2.1 allows ':' in a deviceKey, v2.4 does not (docs/reference/enos.md §2.8).
 DEVICE_KEY_PATTERNS = {
-    "v2.1": re.compile(r"^[A-Za-z0-9_.:\-]{4,64}$"),
-    "v2.4": re.compile(r"^[A-Za-z0-9_.\-]{4,64}$"),
+    "v2.1": re.compile(r"[A-Za-z0-9_.:\-]{4,64}"),
+    "v2.4": re.compile(r"[A-Za-z0-9_.\-]{4,64}"),
 }
-_OFFSET = re.compile(r"^[+-](\d{2}):(\d{2})$")
-_TAG_KEY = re.compile(r"^[A-Za-z0-9_\-/]{1,50}$")
+_OFFSET = re.compile(r"[+-]([0-9]{2}):([0-9]{2})")
+_TAG_KEY = re.compile(r"[A-Za-z0-9_\-/]{1,50}")
+_ORG_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MAX_TAGS = 100
 MAX_TAG_VALUE = 200
 MAX_NAME = 64
 MAX_DESC = 512
+#: The largest page number any paged API takes: every offset it implies fits a 64-bit integer.
+MAX_PAGE_NUMBER = 2**31 - 1
 
 
 def device_key(value: Any, *, version: str = "v2.1", field: str = "deviceKey") -> str:
     pattern = DEVICE_KEY_PATTERNS["v2.4" if version == "v2.4" else "v2.1"]
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         allowed = "letters, digits, '-', '_', '.'" + ("" if version == "v2.4" else ", ':'")
         raise InvalidArgument(f"{field}: must be 4-64 characters of {allowed}", field=field)
+    return value
+
+
+def org_id(value: Any, *, field: str = "orgId") -> str:
+    """An organization id of 1-64 ASCII letters, digits, '-' and '_' (``str.isalnum`` would also
+    take other scripts' letters and digits, and the column holds 64 characters)."""
+    if not isinstance(value, str) or not _ORG_ID.fullmatch(value):
+        raise InvalidArgument(f"{field}: 1-64 letters, digits, '-' and '_' only", field=field)
     return value
 
 
@@ -40,7 +56,7 @@ def timezone(value: Any, *, field: str = "timezone") -> str:
     """A fixed offset ``+08:00`` (hours ≤ 14, minutes < 60) or an IANA zone name."""
     if not isinstance(value, str) or not value:
         raise InvalidArgument(f"{field}: is required (an offset like +08:00 or an IANA zone)", field=field)
-    m = _OFFSET.match(value)
+    m = _OFFSET.fullmatch(value)
     if m:
         hours, minutes = int(m.group(1)), int(m.group(2))
         if hours <= 14 and minutes < 60 and not (hours == 14 and minutes):
@@ -58,7 +74,7 @@ def tags(value: Any, *, field: str = "tags") -> dict[str, str]:
     if len(value) > MAX_TAGS:
         raise InvalidArgument(f"{field}: at most {MAX_TAGS} tags, got {len(value)}", field=field)
     for k, v in value.items():
-        if not _TAG_KEY.match(k):
+        if not isinstance(k, str) or not _TAG_KEY.fullmatch(k):
             raise InvalidArgument(
                 f"{field}.{k}: a tag key is 1-50 letters, digits, '_', '-' or '/'", field=f"{field}.{k}"
             )
@@ -119,3 +135,19 @@ def i18n(value: Any, *, field: str, max_len: int = MAX_NAME) -> I18nText:
             field=f"{field}.i18nValue",
         )
     return I18nText(default, dict(translations))
+
+
+def page(number: int | None, size: int | None, max_size: int, *, names: tuple[str, str] = ("pageNo", "pageSize"),
+         prefix: str = "") -> Page:
+    """A 1-based page: ``number`` from 1 to :data:`MAX_PAGE_NUMBER`, ``size`` from 1 to ``max_size``.
+
+    ``names`` are the fields the errors name, ``prefix`` what a message puts before them (Living's
+    ``params.``).
+    """
+    return Page(_counted(number, names[0], MAX_PAGE_NUMBER, prefix), _counted(size, names[1], max_size, prefix))
+
+
+def _counted(value: int | None, name: str, top: int, prefix: str) -> int:
+    if value is None or not 1 <= value <= top:
+        raise InvalidArgument(f"{prefix}{name}: is required and must be from 1 to {top}", field=name)
+    return value

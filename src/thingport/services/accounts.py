@@ -30,8 +30,7 @@ class AccountService:
     # organizations -------------------------------------------------------------------------
     async def create_org(self, name: str, org_id: str | None = None) -> Organization:
         validate.text(name, field="name", max_len=128, required=True)
-        if org_id is not None and not org_id.replace("-", "").replace("_", "").isalnum():
-            raise InvalidArgument("orgId: letters, digits, '-' and '_' only", field="orgId")
+        org_id = None if org_id is None else validate.org_id(org_id)
         async with self.core.write() as tx:
             org = Organization(org_id or ids.org_id(), name, tx.now)
             if await self.core.accounts.get_org(tx.conn, org.org_id):

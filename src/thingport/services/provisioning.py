@@ -34,9 +34,9 @@ from thingport.services.topology import TopologyService
 from thingport.store.living_accounts import Binding, ProductMeta
 from thingport.store.provisioning import Enrollee, Permit
 
-TOKEN = re.compile(r"^[0-9A-Fa-f]{32}$")
-RANDOM = re.compile(r"^[0-9A-Fa-f]{32}$")
-MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$")
+TOKEN = re.compile(r"^[0-9A-Fa-f]{32}\Z")
+RANDOM = re.compile(r"^[0-9A-Fa-f]{32}\Z")
+MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}\Z")
 PERMIT_CLOSED = 65535
 
 

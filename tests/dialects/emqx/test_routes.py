@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from tests.connect.conftest import MakeDevice, gateway_product, make_device, status_is  # noqa: F401 (fixtures)
 from tests.support.device_login import enos_connect, enos_sub_sign, oceanconnect_connect
+from thingport.dialects.emqx import routes
 from thingport.domain.models import DeviceStatus
 from thingport.services.connectivity import Credential
 from thingport.services.container import Services
@@ -196,3 +198,30 @@ async def test_the_end_of_an_older_connection_keeps_the_newer_online(
     r = await http.post("/mqtt/emqx/events", json=event("client.disconnected", "new-client", user, reason="normal"),
                         headers=AUTH)
     await status_is(services, caller, dev.asset_id, DeviceStatus.OFFLINE)
+
+
+async def test_a_deep_body_is_a_denial_naming_the_body(http: httpx.AsyncClient,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    deep = b'{"clientid": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    routes.REFUSALS.reset()
+    with caplog.at_level(logging.WARNING):
+        for hook in ("authn", "authz"):
+            r = await http.post(f"/mqtt/emqx/{hook}", content=deep, headers=AUTH)
+            assert r.status_code == 200 and r.json()["result"] == "deny", r.text
+            assert r.json()["message"].startswith("body: arrays and objects nested")
+        r = await http.post("/mqtt/emqx/events", content=deep, headers=AUTH)
+        assert r.status_code == 400 and r.json()["result"] == "error"
+    assert len([rec for rec in caplog.records if rec.levelno == logging.WARNING]) == 1  # rate-limited
+
+
+async def test_an_unexpected_failure_is_a_denial(http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr(routes, "door_of", broken)
+    with caplog.at_level(logging.ERROR):
+        r = await http.post("/mqtt/emqx/authz", json={"clientid": "c", "username": "u", "topic": "t",
+                                                      "action": "publish"}, headers=AUTH)
+    assert r.status_code == 200 and r.json() == {"result": "deny", "is_superuser": False, "message": "internal error"}
+    assert len([rec for rec in caplog.records if rec.levelno >= logging.ERROR]) == 1

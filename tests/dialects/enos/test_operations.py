@@ -319,6 +319,19 @@ async def test_request_shape_errors(enos: EnosClient, http: httpx.AsyncClient) -
     assert r["code"] == 11404 and isinstance(r["requestId"], str) and len(r["requestId"]) == 36
 
 
+async def test_a_missing_or_unknown_action_lists_the_actions_of_that_resource_and_version(enos: EnosClient) -> None:
+    """docs/enos.md promises it: the answer tells the caller what it could have called."""
+    r = await enos.call("POST", D24, {"action": "fly"}, {})
+    error(r, 99400, "'fly'")
+    listed = r["msg"].split("available in v2.4: ")[1].rstrip(")").split(", ")
+    assert listed == ["batchCreate", "create", "get", "replaceDevice", "search"]  # v2.1-only update is absent
+    r = await enos.call("GET", T21, {})
+    error(r, 99400, "action is missing")
+    assert "addSubDevice, getGateway, remove, removeSubDevice, searchSubDevice, searchSubDevices" in r["msg"]
+    error(await enos.call("GET", P21, {"action": "fly"}), 99400,
+          "available in v2.1: create, delete, get, search, update")
+
+
 async def test_an_unexpected_failure_is_99500_logged_once(enos: EnosClient, services: Services,
                                                          unexpected: Unexpected) -> None:
     unexpected.fail(services.devices, "get")

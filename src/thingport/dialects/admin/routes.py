@@ -7,6 +7,7 @@ first start in ``<data-dir>/operator.token`` unless ``THINGPORT_OPERATOR_TOKEN``
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 import msgspec
@@ -16,13 +17,14 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from thingport.dialects.common import ErrorHandlers
+from thingport.dialects.common import ErrorHandlers, path_params, query_pairs, read_body, screen
 from thingport.domain.errors import DomainError, ErrorKind, InvalidArgument
 from thingport.domain.models import Application, Organization, Permission, ThingModel
 from thingport.services.container import Services
 from thingport.services.keys import rotate_master_key
 
 Req = Request[Any, Any, Any]
+log = logging.getLogger(__name__)
 
 #: Domain error kind → HTTP status; every kind has an entry (``tests/dialects/test_error_tables.py``).
 STATUS: dict[ErrorKind, int] = {
@@ -133,8 +135,23 @@ def domain_error(_: Req, exc: DomainError) -> Response[dict[str, Any]]:
                     status_code=STATUS[exc.kind])
 
 
+@admin_errors.unexpected(log, lambda request: f"operator request {request.method} {request.url.path}")
+def internal_error(_: Req) -> Response[dict[str, Any]]:
+    return Response({"error": "internal", "message": "internal error", "field": None}, status_code=500)
+
+
 def svc(request: Req) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def screen_request(request: Req) -> None:
+    """Litestar decodes the operator API's parameters and bodies (``JSONBody``); they are held to
+    the kit's limits first, after the operator guard, so a body nested too deep or not JSON at all
+    is a 400 naming the body, not a 500."""
+    path_params(request)
+    query_pairs(request.scope["query_string"])
+    if request.method in ("POST", "PUT", "PATCH") and (body := await read_body(request, svc(request))).strip():
+        screen(body, whole=True)
 
 
 @post("/orgs", summary="Create an organization")
@@ -201,6 +218,7 @@ router = Router(
     route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
                     set_permissions, create_model, list_models, rotate],
     guards=[operator_guard],
+    before_request=screen_request,
     exception_handlers=admin_errors.map,
     tags=["Admin"],
     security=[{"operatorToken": []}],

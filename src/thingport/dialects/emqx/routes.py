@@ -25,22 +25,21 @@ import logging
 from typing import Any, Literal
 
 import msgspec
-from litestar import Request, Response, Router, post
+from litestar import Response, Router, post
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import SecurityScheme
 
 from thingport.connect.external import BrokerUrl
-from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import ConnectInfo
-from thingport.dialects.common import decode
+from thingport.dialects import openapi
+from thingport.dialects.brokers import Req, check_secret, door_of
+from thingport.dialects.common import ErrorHandlers, LogLimiter, decode, read_body
 from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
-
-Req = Request[Any, Any, Any]
 
 
 class AuthnIn(msgspec.Struct):
@@ -66,21 +65,9 @@ class EventIn(msgspec.Struct):
 
 def hook_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     settings: Settings = connection.app.state.services.core.settings
-    expected = settings.emqx_hook_token
-    if not expected:
-        raise PermissionDeniedException("EMQX hooks are off: set emqx_hook_token")
     scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise NotAuthorizedException("the EMQX hook token is missing or wrong")
-
-
-def door_of(request: Req) -> FrontDoor:
-    """The node's front door: the external client's or the embedded broker's, else one for the hooks."""
-    state = request.app.state
-    door: FrontDoor | None = state.get("door")
-    if door is None:
-        door = state.door = FrontDoor(state.services)
-    return door
+    check_secret(token if scheme.lower() == "bearer" else "", settings.emqx_hook_token, setting="emqx_hook_token",
+                 what="EMQX")
 
 
 def platform_user(settings: Settings, username: str | None, password: str | None) -> bool:
@@ -97,15 +84,27 @@ def platform_user(settings: Settings, username: str | None, password: str | None
         hmac.compare_digest(password.encode(), url.password.encode())
 
 
+#: Refused hook requests: one warning a minute, however many arrive.
+REFUSALS = LogLimiter()
+
+
 def _deny(err: DomainError) -> dict[str, Any]:
-    log.warning("EMQX hook request refused: %s", err.message)
+    held = REFUSALS.allow("refused")
+    if held is not None:
+        log.warning("EMQX hook request refused: %s%s", err.message,
+                    f" ({held} more refused since the last report)" if held else "")
     return {"result": "deny", "is_superuser": False, "message": err.message}
 
 
-@post("/authn", summary="EMQX HTTP authenticator: may this client connect?", status_code=200)
+async def _body(request: Req) -> bytes:
+    return await read_body(request, request.app.state.services)
+
+
+@post("/authn", summary="EMQX HTTP authenticator: may this client connect?", status_code=200,
+      operation_class=openapi.documented(AuthnIn))
 async def authenticate(request: Req) -> dict[str, Any]:
     try:
-        body = decode(await request.body(), AuthnIn)
+        body = decode(await _body(request), AuthnIn)
     except DomainError as err:
         return _deny(err)
     settings: Settings = request.app.state.services.core.settings
@@ -119,20 +118,21 @@ async def authenticate(request: Req) -> dict[str, Any]:
 
 
 @post("/authz", summary="EMQX HTTP authorizer: may this client publish / subscribe to this topic?",
-      status_code=200)
+      status_code=200, operation_class=openapi.documented(AuthzIn))
 async def authorize(request: Req) -> dict[str, Any]:
     try:
-        body = decode(await request.body(), AuthzIn)
+        body = decode(await _body(request), AuthzIn)
     except DomainError as err:
         return _deny(err)
     allowed = await door_of(request).remote.authorize(body.username, body.topic, body.action)
     return {"result": "allow" if allowed else "deny"}
 
 
-@post("/events", summary="EMQX rule HTTP action for client.connected / client.disconnected", status_code=200)
+@post("/events", summary="EMQX rule HTTP action for client.connected / client.disconnected", status_code=200,
+      operation_class=openapi.documented(EventIn))
 async def client_event(request: Req) -> Response[dict[str, Any]]:
     try:
-        body = decode(await request.body(), EventIn)
+        body = decode(await _body(request), EventIn)
         if body.event not in ("client.connected", "client.disconnected"):
             raise InvalidArgument(f"event: {body.event!r} is not client.connected or client.disconnected",
                                   field="event")
@@ -148,5 +148,20 @@ async def client_event(request: Req) -> Response[dict[str, Any]]:
     return Response({"result": "ok" if known else "ignored"})
 
 
+hook_errors = ErrorHandlers()
+
+
+@hook_errors.unexpected(log, lambda request: f"EMQX hook {request.url.path}")
+def hook_internal(request: Req) -> Response[dict[str, Any]]:
+    """A failed login or topic check is a denial, never an error EMQX could read as "ignore"."""
+    if request.url.path.endswith("/events"):
+        return Response({"result": "error", "message": "internal error"}, status_code=500)
+    return Response({"result": "deny", "is_superuser": False, "message": "internal error"}, status_code=200)
+
+
+SECURITY_SCHEMES = {
+    "emqxHookToken": SecurityScheme(type="http", scheme="bearer", description="The emqx_hook_token setting"),
+}
+
 router = Router(path="/mqtt/emqx", route_handlers=[authenticate, authorize, client_event], guards=[hook_guard],
-                tags=["EMQX hooks"])
+                tags=["EMQX hooks"], exception_handlers=hook_errors.map, security=[{"emqxHookToken": []}])

@@ -9,19 +9,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request, Response, Router, post, route
+from litestar import Request, Response, Router, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import Parameter, SecurityScheme
 from litestar.params import FromPath
-from litestar.types import OperationIDCreator
 
 from thingport.crypto import signing
+from thingport.dialects import openapi
 from thingport.dialects.common import (
     BodyTooLarge,
     ErrorHandlers,
     convert,
     decode,
+    int_param,
     project,
     query_pairs,
     read_body,
@@ -39,6 +42,7 @@ from thingport.services.products import ProductPatch, ProductSpec
 
 log = logging.getLogger(__name__)
 JSON = "application/json;charset=UTF-8"
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -51,10 +55,19 @@ class Call:
     action: str
     query: dict[str, str]
     body: bytes
+    #: The body type the action documents (``action(…, body=…)``), the one :meth:`read` decodes.
+    declared: type[Any] | None = None
 
     @property
     def caller(self) -> Any:
         return self.auth.caller
+
+    def read(self, kind: type[T]) -> T:
+        """The body as ``kind``, which must be the type the action documents: what the OpenAPI
+        document shows for an action and what it decodes cannot drift apart."""
+        if kind is not self.declared:
+            raise TypeError(f"action {self.action} documents {self.declared}, reads {kind}")
+        return decode(self.body, kind)
 
     def ref(self) -> DeviceRef:
         q = self.query
@@ -88,17 +101,30 @@ class Action:
     method: str
     versions: frozenset[str]
     handler: Handler
+    #: The JSON body it reads (None: none), and the query parameters it reads besides orgId.
+    body: type[Any] | None = None
+    query: tuple[str, ...] = ()
 
 
 V21 = frozenset({"v2.1"})
 V21_24 = frozenset({"v2.1", "v2.4"})
 ACTIONS: dict[tuple[str, str], Action] = {}
+#: The query parameters actions read, as the OpenAPI document describes them.
+QUERY = {
+    "assetId": "the device (or productKey + deviceKey)",
+    "productKey": "the product; with deviceKey, the device",
+    "deviceKey": "the device, with productKey",
+    "requireSecret": "true: include secrets (v2.4: encrypted for the application's public key)",
+    "pageNo": "page number, from 1", "pageSize": "page size",
+}
+DEVICE = ("assetId", "productKey", "deviceKey")
 
 
-def action(resource: str, names: str, method: str, versions: frozenset[str]) -> Callable[[Handler], Handler]:
+def action(resource: str, names: str, method: str, versions: frozenset[str], *, body: type[Any] | None = None,
+           query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         for name in names.split("|"):
-            ACTIONS[(resource, name)] = Action(method, versions, fn)
+            ACTIONS[(resource, name)] = Action(method, versions, fn, body, query)
         return fn
     return register
 
@@ -108,14 +134,10 @@ def action(resource: str, names: str, method: str, versions: frozenset[str]) -> 
 
 def page_of(p: schemas.Pagination | None, max_size: int) -> Page:
     p = p or schemas.Pagination()
-    if p.pageNo < 1:
-        raise InvalidArgument("pagination.pageNo: must be 1 or more", field="pagination.pageNo")
-    if not 1 <= p.pageSize <= max_size:
-        raise InvalidArgument(f"pagination.pageSize: must be between 1 and {max_size}", field="pagination.pageSize")
     if p.sorters:
         raise InvalidArgument("pagination.sorters: not supported; results are sorted by createTime descending",
                               field="pagination.sorters")
-    return Page(p.pageNo, p.pageSize)
+    return validate.page(p.pageNo, p.pageSize, max_size, names=("pagination.pageNo", "pagination.pageSize"))
 
 
 def paged(items: list[Any], total: int, page: Page) -> dict[str, Any]:
@@ -157,9 +179,9 @@ def identifier(ident: schemas.Identifier | None, field: str) -> DeviceRef:
 # ---------------------------------------------------------------------------------------------
 # products
 
-@action("products", "create", "POST", V21)
+@action("products", "create", "POST", V21, body=schemas.ProductCreate)
 async def create_product(c: Call) -> Reply:
-    b = decode(c.body, schemas.ProductCreate)
+    b = c.read(schemas.ProductCreate)
     if b.productType not in ("Device", "Gateway"):
         raise InvalidArgument("productType: must be 'Device' or 'Gateway'", field="productType")
     if b.dataFormat not in ("Custom", "Json"):
@@ -187,16 +209,16 @@ def product_key_param(c: Call) -> str:
     return key
 
 
-@action("products", "get", "GET", V21_24)
+@action("products", "get", "GET", V21_24, query=("productKey", "requireSecret"))
 async def get_product(c: Call) -> Reply:
     secrets = c.secrets(c.flag("requireSecret"), Permission.PRODUCT_UPDATE)
     product = await c.services.products.get(c.caller, product_key_param(c))
     return Reply(render.product(product, secrets))
 
 
-@action("products", "search", "POST", V21_24)
+@action("products", "search", "POST", V21_24, body=schemas.SearchBody)
 async def search_products(c: Call) -> Reply:
-    b = decode(c.body, schemas.SearchBody)
+    b = c.read(schemas.SearchBody)
     secrets = c.secrets(b.requireSecret, Permission.PRODUCT_UPDATE)
     expr = expression.parse(b.expression, expression.PRODUCT_FIELDS)
     page = page_of(b.pagination, c.services.core.settings.max_page_size)
@@ -204,9 +226,9 @@ async def search_products(c: Call) -> Reply:
     return Reply(project([render.product(p, secrets) for p in found], b.projection), paged(found, total, page))
 
 
-@action("products", "update", "POST", V21)
+@action("products", "update", "POST", V21, body=schemas.ProductCreate, query=("productKey",))
 async def update_product(c: Call) -> Reply:
-    b = decode(c.body, schemas.ProductCreate)
+    b = c.read(schemas.ProductCreate)
     if b.biDirectionalAuth is None:
         raise InvalidArgument("biDirectionalAuth: is required", field="biDirectionalAuth")
     patch = ProductPatch(
@@ -220,7 +242,7 @@ async def update_product(c: Call) -> Reply:
     return Reply(product.product_key)
 
 
-@action("products", "delete", "POST", V21)
+@action("products", "delete", "POST", V21, query=("productKey",))
 async def delete_product(c: Call) -> Reply:
     key = product_key_param(c)
     await c.services.products.delete(c.caller, key)
@@ -230,17 +252,17 @@ async def delete_product(c: Call) -> Reply:
 # ---------------------------------------------------------------------------------------------
 # devices
 
-@action("devices", "create", "POST", V21_24)
+@action("devices", "create", "POST", V21_24, body=schemas.DeviceCreate)
 async def create_device(c: Call) -> Reply:
-    b = decode(c.body, schemas.DeviceCreate)
+    b = c.read(schemas.DeviceCreate)
     secrets = c.secrets(b.requireSecret)
     view = await c.services.devices.create(c.caller, device_spec(b), key_version=c.version)
     return Reply(render.create_result(view.device, secrets))
 
 
-@action("devices", "batchCreate", "POST", frozenset({"v2.0", "v2.1", "v2.4"}))
+@action("devices", "batchCreate", "POST", frozenset({"v2.0", "v2.1", "v2.4"}), body=schemas.BatchCreate)
 async def batch_create(c: Call) -> Reply:
-    b = decode(c.body, schemas.BatchCreate)
+    b = c.read(schemas.BatchCreate)
     if not b.deviceList:
         raise InvalidArgument("deviceList: is required and must not be empty", field="deviceList")
     secrets = c.secrets(b.requireSecret)
@@ -263,16 +285,16 @@ async def batch_create(c: Call) -> Reply:
     return Reply(data, {"successSize": ok, "totalSize": len(data)})
 
 
-@action("devices", "get", "GET", V21_24)
+@action("devices", "get", "GET", V21_24, query=(*DEVICE, "requireSecret"))
 async def get_device(c: Call) -> Reply:
     secrets = c.secrets(c.flag("requireSecret"))
     view = await c.services.devices.get(c.caller, c.ref())
     return Reply(render.device(view, secrets))
 
 
-@action("devices", "search", "POST", V21_24)
+@action("devices", "search", "POST", V21_24, body=schemas.SearchBody)
 async def search_devices(c: Call) -> Reply:
-    b = decode(c.body, schemas.SearchBody)
+    b = c.read(schemas.SearchBody)
     secrets = c.secrets(b.requireSecret)
     expr = expression.parse(b.expression, expression.DEVICE_FIELDS)
     page = page_of(b.pagination, c.services.core.settings.max_page_size)
@@ -280,9 +302,9 @@ async def search_devices(c: Call) -> Reply:
     return Reply(project([render.device(v, secrets) for v in found], b.projection), paged(found, total, page))
 
 
-@action("devices", "update", "POST", V21)
+@action("devices", "update", "POST", V21, body=schemas.DeviceUpdate, query=DEVICE)
 async def update_device(c: Call) -> Reply:
-    b = decode(c.body, schemas.DeviceUpdate)
+    b = c.read(schemas.DeviceUpdate)
     ref = c.ref()
     if b.timezone is None:
         raise InvalidArgument("timezone: is required", field="timezone")
@@ -297,27 +319,27 @@ async def update_device(c: Call) -> Reply:
     return Reply(None)
 
 
-@action("devices", "delete", "POST", V21)
+@action("devices", "delete", "POST", V21, query=DEVICE)
 async def delete_device(c: Call) -> Reply:
     await c.services.devices.delete(c.caller, c.ref())
     return Reply(None)
 
 
-@action("devices", "enable", "POST", V21)
+@action("devices", "enable", "POST", V21, query=DEVICE)
 async def enable_device(c: Call) -> Reply:
     await c.services.devices.set_enabled(c.caller, c.ref(), True)
     return Reply(None)
 
 
-@action("devices", "disable", "POST", V21)
+@action("devices", "disable", "POST", V21, query=DEVICE)
 async def disable_device(c: Call) -> Reply:
     await c.services.devices.set_enabled(c.caller, c.ref(), False)
     return Reply(None)
 
 
-@action("devices", "replaceDevice", "POST", V21_24)
+@action("devices", "replaceDevice", "POST", V21_24, body=schemas.ReplaceBody, query=DEVICE)
 async def replace_device(c: Call) -> Reply:
-    b = decode(c.body, schemas.ReplaceBody)
+    b = c.read(schemas.ReplaceBody)
     ref = c.ref()
     if not b.newDeviceKey:
         raise InvalidArgument("newDeviceKey: is required", field="newDeviceKey")
@@ -326,7 +348,7 @@ async def replace_device(c: Call) -> Reply:
     return Reply(render.create_result(view.device, secrets))
 
 
-@action("devices", "getStats", "GET", V21)
+@action("devices", "getStats", "GET", V21, query=("productKey",))
 async def get_stats(c: Call) -> Reply:
     s = await c.services.devices.stats(c.caller, c.query.get("productKey") or None)
     return Reply({"totalCount": s.total, "onlineCount": s.online, "offlineCount": s.offline,
@@ -336,33 +358,34 @@ async def get_stats(c: Call) -> Reply:
 # ---------------------------------------------------------------------------------------------
 # topology
 
-@action("device-topos", "addSubDevice", "POST", V21)
+@action("device-topos", "addSubDevice", "POST", V21, body=schemas.TopologyBody)
 async def add_sub_device(c: Call) -> Reply:
-    b = decode(c.body, schemas.TopologyBody)
+    b = c.read(schemas.TopologyBody)
     subs = [identifier(s, f"subDevices[{i}]") for i, s in enumerate(b.subDevices or [])]
     await c.services.topology.add_sub_devices(c.caller, identifier(b.gateway, "gateway"), subs)
     return Reply(None)
 
 
-@action("device-topos", "removeSubDevice|remove", "POST", V21)
+@action("device-topos", "removeSubDevice|remove", "POST", V21, body=schemas.TopologyBody)
 async def remove_sub_device(c: Call) -> Reply:
-    b = decode(c.body, schemas.TopologyBody)
+    b = c.read(schemas.TopologyBody)
     subs = [identifier(s, f"subDevices[{i}]") for i, s in enumerate(b.subDevices or [])]
     await c.services.topology.remove_sub_devices(c.caller, identifier(b.gateway, "gateway"), subs)
     return Reply(None)
 
 
-@action("device-topos", "getGateway", "POST", V21_24)
+@action("device-topos", "getGateway", "POST", V21_24, body=schemas.GatewayQuery)
 async def get_gateway(c: Call) -> Reply:
-    b = decode(c.body, schemas.GatewayQuery)
+    b = c.read(schemas.GatewayQuery)
     secrets = c.secrets(b.requireSecret)
     view = await c.services.topology.gateway_of(c.caller, identifier(b.subDevice, "subDevice"))
     return Reply(project(render.device(view, secrets), b.projection))
 
 
-@action("device-topos", "searchSubDevice|searchSubDevices", "POST", V21_24)
+@action("device-topos", "searchSubDevice|searchSubDevices", "POST", V21_24,
+        body=schemas.SubDeviceSearch)
 async def search_sub_devices(c: Call) -> Reply:
-    b = decode(c.body, schemas.SubDeviceSearch)
+    b = c.read(schemas.SubDeviceSearch)
     secrets = c.secrets(b.requireSecret)
     gateway = identifier(b.gateway, "gateway")
     expr = expression.parse(b.expression, expression.DEVICE_FIELDS)
@@ -393,11 +416,13 @@ def respond(body: dict[str, Any], status: int = 200) -> Response[bytes]:
 
 def resolve_action(resource: str, version: str, method: str, name: str) -> Action:
     """The action the ``action`` query parameter names, checked against version and HTTP method."""
+    available = ", ".join(sorted(n for (r, n), a in ACTIONS.items() if r == resource and version in a.versions))
     if not name:
-        raise InvalidArgument("action: action is missing", field="action")
+        raise InvalidArgument(f"action: action is missing (available in {version}: {available})", field="action")
     act = ACTIONS.get((resource, name))
     if act is None:
-        raise InvalidArgument(f"action: '{name}' is not an action of {resource}", field="action")
+        raise InvalidArgument(f"action: '{name}' is not an action of {resource} (available in {version}: "
+                              f"{available})", field="action")
     if version not in act.versions:
         raise InvalidArgument(
             f"action: '{name}' is not available in {version} (available in "
@@ -440,7 +465,7 @@ async def dispatch(request: Request[Any, Any, Any], version: str, resource: str,
     except UnicodeDecodeError as exc:
         raise InvalidArgument("body: is not UTF-8", field="body") from exc
     auth = await authenticate(services, request.headers, query, text)
-    reply = await act.handler(Call(services, auth, version, x.action, params, body))
+    reply = await act.handler(Call(services, auth, version, x.action, params, body, act.body))
     return respond(envelope(0, "OK", x.rid, reply.data, reply.extra, x.legacy))
 
 
@@ -469,36 +494,58 @@ def internal_error(request: Request[Any, Any, Any]) -> Response[bytes]:
     return respond(envelope(99500, "Internal Server Error", x.rid, legacy=x.legacy), 500)
 
 
-def per_method(base: str) -> OperationIDCreator:
-    """One OpenAPI operation id per HTTP method of a GET+POST route (``enosDevicesGet``, ``enosDevicesPost``)."""
-    return lambda _handler, method, _path: f"{base}{method.capitalize()}"
+#: How a Connect Service call proves its caller (docs/enos.md, "Authentication").
+SECURITY_SCHEMES = {
+    "enosApimToken": SecurityScheme(
+        type="apiKey", name="apim-accesstoken", security_scheme_in="header",
+        description="An access token from /apim-token-service/v2.0/token/get, with the headers apim-timestamp "
+                    "(epoch ms) and apim-signature: SHA-256 of token + sorted query name+value pairs + body + "
+                    "timestamp + app secret, in hex"),
+    "enosAccessKey": SecurityScheme(
+        type="apiKey", name="accessKey", security_scheme_in="query",
+        description="enos-api-sdk-python's query signature: accessKey, requestTimestamp (epoch ms) and sign, "
+                    "SHA-1 of accessKey + sorted query pairs + body + app secret, upper-case hex"),
+}
+ENOS_SECURITY: list[dict[str, list[str]]] = [{"enosApimToken": []}, {"enosAccessKey": []}]
 
 
-_DOC = "Connect Service {res}: the `action` query parameter selects the operation ({acts})."
+def _parameters(actions: dict[str, Action], fixed: bool) -> list[Parameter]:
+    """The query parameters of a path's actions: ``action`` (unless the path implies it), orgId, and
+    what each action reads, with the actions that read it."""
+    readers: dict[str, list[str]] = {}
+    for name, act in actions.items():
+        for q in act.query:
+            readers.setdefault(q, []).append(name)
+    out = [] if fixed else [openapi.query("action", "the operation", required=True, enum=sorted(actions))]
+    out.append(openapi.query("orgId", "the organization of the calling application", required=True))
+    for q, names in readers.items():
+        used = "" if fixed else f" (actions {', '.join(sorted(names))})"
+        out.append(openapi.query(q, QUERY[q] + used))
+    return out
 
 
-def _doc(resource: str) -> str:
-    acts = sorted({name for (res, name) in ACTIONS if res == resource})
-    return _DOC.format(res=resource, acts=", ".join(acts))
+def _connect_route(resource: str, method: str, base: str) -> HTTPRouteHandler:
+    """The GET or POST operation of ``/connect-service/{version}/{resource}``, documented per action."""
+    actions = {name: act for (res, name), act in ACTIONS.items() if res == resource and act.method == method}
+
+    async def handler(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
+        return await dispatch(request, version, resource)
+
+    handler.__name__ = f"{base}{method.capitalize()}"
+    decorator = get if method == "GET" else post
+    return decorator(
+        f"/connect-service/{{version:str}}/{resource}", operation_id=handler.__name__, status_code=200, tags=["EnOS"],
+        summary=f"EnOS {resource} ({method})", security=ENOS_SECURITY,
+        description=f"Connect Service {resource}: the `action` query parameter selects the operation "
+                    f"({', '.join(sorted(actions))}); `x-thingport-actions` gives each one's body.",
+        operation_class=openapi.documented(bodies={name: act.body for name, act in actions.items()},
+                                           params=_parameters(actions, fixed=False),
+                                           enums={"version": sorted(VERSIONS)}))(handler)
 
 
-@route("/connect-service/{version:str}/products", http_method=["GET", "POST"], operation_id=per_method("enosProducts"),
-       summary="EnOS products", description=_doc("products"), tags=["EnOS"])
-async def products_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
-    return await dispatch(request, version, "products")
-
-
-@route("/connect-service/{version:str}/devices", http_method=["GET", "POST"], operation_id=per_method("enosDevices"),
-       summary="EnOS devices", description=_doc("devices"), tags=["EnOS"])
-async def devices_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
-    return await dispatch(request, version, "devices")
-
-
-@route("/connect-service/{version:str}/device-topos", http_method=["GET", "POST"],
-       operation_id=per_method("enosTopology"), summary="EnOS topology", description=_doc("device-topos"),
-       tags=["EnOS"])
-async def topos_route(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[bytes]:
-    return await dispatch(request, version, "device-topos")
+CONNECT_ROUTES = [_connect_route(resource, method, base) for resource, base in (
+    ("products", "enosProducts"), ("devices", "enosDevices"), ("device-topos", "enosTopology"))
+    for method in ("GET", "POST")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,30 +553,32 @@ async def topos_route(request: Request[Any, Any, Any], version: FromPath[str]) -
 
 async def list_products_legacy(c: Call) -> Reply:
     """Every product of the organization, paged by the optional ``pageNo``/``pageSize`` query params."""
-    numbers: dict[str, int] = {}
-    for name, default in (("pageNo", 1), ("pageSize", 10)):
-        raw = c.query.get(name) or str(default)
-        if not raw.isdigit():
-            raise InvalidArgument(f"{name}: must be a positive integer", field=name)
-        numbers[name] = int(raw)
-    page = page_of(schemas.Pagination(pageNo=numbers["pageNo"], pageSize=numbers["pageSize"]),
-                   c.services.core.settings.max_page_size)
+    max_size = c.services.core.settings.max_page_size
+    page = Page(int_param(c.query, "pageNo", 1, 1, validate.MAX_PAGE_NUMBER),
+                int_param(c.query, "pageSize", 10, 1, max_size))
     secrets = c.secrets(False, Permission.PRODUCT_UPDATE)
     found, total = await c.services.products.search(c.caller, None, page)
     return Reply([render.product(p, secrets) for p in found], paged(found, total, page))
 
 
-LEGACY_CREATE_PRODUCT = ("create", Action("POST", V21, create_product))
-LEGACY_LIST_PRODUCTS = ("search", Action("GET", V21, list_products_legacy))
+LEGACY_CREATE_PRODUCT = ("create", Action("POST", V21, create_product, schemas.ProductCreate))
+LEGACY_LIST_PRODUCTS = ("search", Action("GET", V21, list_products_legacy, query=("pageNo", "pageSize")))
 
 
-@route("/connectService/products", http_method=["GET", "POST"], operation_id=per_method("enosLegacyProducts"),
-       summary="EnOS 1.x products (enos-api-sdk-python)", tags=["EnOS"],
-       description="POST creates a product (the v2.1 create body); GET lists the organization's products, "
-                   "paged by the optional pageNo and pageSize query parameters.")
-async def legacy_products_route(request: Request[Any, Any, Any]) -> Response[bytes]:
-    fixed = LEGACY_CREATE_PRODUCT if request.method == "POST" else LEGACY_LIST_PRODUCTS
-    return await dispatch(request, "v2.1", "products", fixed)
+@get("/connectService/products", operation_id="enosLegacyProductsGet", tags=["EnOS"], security=ENOS_SECURITY,
+     summary="EnOS 1.x product list (enos-api-sdk-python)",
+     description="The organization's products, paged by the optional pageNo and pageSize query parameters.",
+     operation_class=openapi.documented(params=_parameters(dict([LEGACY_LIST_PRODUCTS]), fixed=True)))
+async def legacy_list_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return await dispatch(request, "v2.1", "products", LEGACY_LIST_PRODUCTS)
+
+
+@post("/connectService/products", operation_id="enosLegacyProductsPost", tags=["EnOS"], security=ENOS_SECURITY,
+      summary="EnOS 1.x product creation (enos-api-sdk-python)", status_code=200,
+      description="Creates a product from the v2.1 create body.",
+      operation_class=openapi.documented(schemas.ProductCreate, params=_parameters({}, fixed=True)))
+async def legacy_create_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return await dispatch(request, "v2.1", "products", LEGACY_CREATE_PRODUCT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,20 +646,25 @@ def token_invalid(_: Request[Any, Any, Any], err: DomainError) -> Response[bytes
     return token_envelope(1004, detail=err.message)
 
 
+@token_errors.unexpected(log, lambda _: "APIM token request")
+def token_internal(_: Request[Any, Any, Any]) -> Response[bytes]:
+    return token_envelope(1005)
+
+
 @post("/apim-token-service/v2.0/token/get", operation_id="enosTokenGet", summary="Get an APIM access token",
-      tags=["EnOS"], status_code=200)
+      tags=["EnOS"], status_code=200, operation_class=openapi.documented(schemas.TokenRequest))
 async def token_get(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _token(request, refresh=False)
 
 
 @post("/apim-token-service/v2.0/token/refresh", operation_id="enosTokenRefresh", tags=["EnOS"],
-      summary="Refresh an APIM access token", status_code=200)
+      summary="Refresh an APIM access token", status_code=200, operation_class=openapi.documented(schemas.TokenRequest))
 async def token_refresh(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _token(request, refresh=True)
 
 
 router = Router(path="/", tags=["EnOS"], route_handlers=[
-    Router(path="/", route_handlers=[products_route, devices_route, topos_route, legacy_products_route],
+    Router(path="/", route_handlers=[*CONNECT_ROUTES, legacy_list_route, legacy_create_route],
            exception_handlers=connect_errors.map),
     Router(path="/", route_handlers=[token_get, token_refresh], exception_handlers=token_errors.map),
 ])

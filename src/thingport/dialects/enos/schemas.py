@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+#: Paths in a projection: each is applied to every item of a page (up to ``max_page_size``).
+MAX_PROJECTION = 100
+Projection = Annotated[list[str], msgspec.Meta(max_length=MAX_PROJECTION)]
 
 
 class I18n(msgspec.Struct, forbid_unknown_fields=False):
@@ -24,7 +28,7 @@ class Pagination(msgspec.Struct):
 class SearchBody(msgspec.Struct):
     expression: str | None = None
     pagination: Pagination | None = None
-    projection: list[str] | None = None
+    projection: Projection | None = None
     requireSecret: bool = False
     populateLastUpdateInfo: bool = False
 
@@ -84,14 +88,14 @@ class TopologyBody(msgspec.Struct):
 class GatewayQuery(msgspec.Struct):
     subDevice: Identifier | None = None
     requireSecret: bool = False
-    projection: list[str] | None = None
+    projection: Projection | None = None
 
 
 class SubDeviceSearch(msgspec.Struct):
     gateway: Identifier | None = None
     expression: str | None = None
     pagination: Pagination | None = None
-    projection: list[str] | None = None
+    projection: Projection | None = None
     requireSecret: bool = False
 
 

@@ -9,7 +9,8 @@ import msgspec
 from litestar import Request, Router, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from thingport.dialects.admin.routes import admin_errors, operator_guard, svc
+from thingport.dialects.admin.routes import admin_errors, operator_guard, screen_request, svc
+from thingport.dialects.common import Int64
 from thingport.services.living_accounts import MetaPatch
 from thingport.store.living_accounts import ProductMeta, User
 
@@ -41,12 +42,12 @@ class SessionsEnded(msgspec.Struct):
 
 class ProductMetaIn(msgspec.Struct):
     status: str | None = None
-    netType: int | None = None
-    nodeType: int | None = None
+    netType: Int64 | None = None
+    nodeType: Int64 | None = None
     categoryKey: str | None = None
     categoryName: str | None = None
-    categoryId: int | None = None
-    bindWindowS: int | None = None
+    categoryId: Int64 | None = None
+    bindWindowS: Int64 | None = None
     requirePermitJoin: bool | None = None
 
 
@@ -112,6 +113,7 @@ router = Router(
     path="/admin/v1/living",
     route_handlers=[create_user, list_users, mint_code, end_sessions, get_meta, set_meta],
     guards=[operator_guard],
+    before_request=screen_request,
     exception_handlers=admin_errors.map,
     tags=["Admin", "Living"],
     security=[{"operatorToken": []}],

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
 from thingport.crypto import apigateway
+from thingport.dialects.common import digits
 from thingport.domain.errors import Unauthenticated
 from thingport.domain.models import Application, now_ms
 from thingport.services.container import Services
@@ -32,15 +33,16 @@ class GatewayError(Exception):
 def request_time_ms(headers: Mapping[str, str]) -> int:
     stamp = headers.get("x-ca-timestamp")
     if stamp:
-        if not stamp.isdigit():
+        ms = digits(stamp)
+        if ms is None:
             raise GatewayError(400, "Invalid Timestamp: X-Ca-Timestamp must be epoch milliseconds")
-        return int(stamp)
+        return ms
     date = headers.get("date")
     if not date:
         raise GatewayError(400, "Invalid Timestamp: send X-Ca-Timestamp or Date")
     try:
         return int(parsedate_to_datetime(date).timestamp() * 1000)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a year or offset of twenty digits overflows
         raise GatewayError(400, "Invalid Date: not an RFC 1123 date") from None
 
 

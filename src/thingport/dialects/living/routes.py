@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, Router, post
+from litestar.openapi.spec import SecurityScheme
 
+from thingport.dialects import openapi
 from thingport.dialects.common import (
     BodyTooLarge,
     ErrorHandlers,
@@ -28,6 +30,7 @@ from thingport.dialects.common import (
 )
 from thingport.dialects.living import errors, schemas
 from thingport.dialects.living.auth import GatewayError, authenticate
+from thingport.domain import validate
 from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.domain.models import Application, DeviceStatus, Page
 from thingport.services.container import Services
@@ -36,7 +39,7 @@ from thingport.services.provisioning import CipherRequest
 
 log = logging.getLogger(__name__)
 JSON = "application/json;charset=UTF-8"
-API_VER = re.compile(r"^1\.\d+\.\d+$")
+API_VER = re.compile(r"1\.[0-9]{1,9}\.[0-9]{1,9}")
 S = TypeVar("S")
 STATUS = {DeviceStatus.INACTIVE: 0, DeviceStatus.ONLINE: 1, DeviceStatus.OFFLINE: 3, DeviceStatus.DISABLED: 8}
 
@@ -47,6 +50,8 @@ class Call:
     app: Application
     user: EndUser | None
     params: dict[str, Any]
+    #: The ``params`` type the API documents, the one :meth:`decode` converts to.
+    declared: type[Any]
 
     @property
     def me(self) -> EndUser:
@@ -54,7 +59,10 @@ class Call:
         return self.user
 
     def decode(self, kind: type[S]) -> S:
-        """``params`` as ``kind``; a type error names the field (``params.time``)."""
+        """``params`` as ``kind``, which must be the type the API documents; a type error names the
+        field (``params.time``)."""
+        if kind is not self.declared:
+            raise TypeError(f"the API documents {self.declared}, reads {kind}")
         return convert(self.params, kind, prefix="params")
 
 
@@ -67,25 +75,22 @@ class Api:
     handler: Handler
     user: bool  # needs an iotToken
     summary: str
+    params: type[Any]
 
 
 APIS: list[Api] = []
 
 
-def api(path: str, summary: str, *, user: bool = True) -> Callable[[Handler], Handler]:
+def api(path: str, summary: str, params: type[Any], *, user: bool = True) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        APIS.append(Api(path, fn, user, summary))
+        APIS.append(Api(path, fn, user, summary, params))
         return fn
     return register
 
 
 def page_of(number: int | None, size: int | None, max_size: int, *, names: tuple[str, str] = ("pageNo", "pageSize")
             ) -> Page:
-    if number is None or number < 1:
-        raise InvalidArgument(f"params.{names[0]}: is required and must be 1 or more", field=names[0])
-    if size is None or not 1 <= size <= max_size:
-        raise InvalidArgument(f"params.{names[1]}: is required and must be 1-{max_size}", field=names[1])
-    return Page(number, size)
+    return validate.page(number, size, max_size, names=names, prefix="params.")
 
 
 def required(value: str | None, name: str) -> str:
@@ -108,14 +113,15 @@ def session_data(s: SessionTokens) -> dict[str, Any]:
             "refreshToken": s.refresh_token, "refreshTokenExpire": s.refresh_token_expire_s}
 
 
-@api("/account/createSessionByAuthCode", "Exchange an operator-minted auth code for an iotToken session", user=False)
+@api("/account/createSessionByAuthCode", "Exchange an operator-minted auth code for an iotToken session",
+     schemas.CreateSession, user=False)
 async def create_session(c: Call) -> Any:
     p = c.decode(schemas.CreateSession)
     code = (p.request.authCode if p.request else None) or p.authCode
     return session_data(await c.services.living.create_session(c.app, code or ""))
 
 
-@api("/account/checkOrRefreshSession", "Renew a session with its refreshToken", user=False)
+@api("/account/checkOrRefreshSession", "Renew a session with its refreshToken", schemas.Refresh, user=False)
 async def refresh_session(c: Call) -> Any:
     p = c.decode(schemas.Refresh)
     r = p.request or schemas.RefreshRequest()
@@ -124,7 +130,7 @@ async def refresh_session(c: Call) -> Any:
     return session_data(await c.services.living.refresh_session(c.app, refresh or "", identity))
 
 
-@api("/iotx/account/invalidSession", "End a session (log out)", user=False)
+@api("/iotx/account/invalidSession", "End a session (log out)", schemas.Refresh, user=False)
 async def invalidate_session(c: Call) -> Any:
     p = c.decode(schemas.Refresh)
     r = p.request or schemas.RefreshRequest()
@@ -136,7 +142,7 @@ async def invalidate_session(c: Call) -> Any:
 # ---------------------------------------------------------------------------------------------
 # homes and bindings
 
-@api("/living/home/create", "Create a home")
+@api("/living/home/create", "Create a home", schemas.HomeCreate)
 async def home_create(c: Call) -> Any:
     p = c.decode(schemas.HomeCreate)
     if p.name is None:
@@ -144,7 +150,7 @@ async def home_create(c: Call) -> Any:
     return (await c.services.living.create_home(c.me, p.name)).home_id
 
 
-@api("/living/home/query", "The caller's homes, paged")
+@api("/living/home/query", "The caller's homes, paged", schemas.Paging)
 async def home_query(c: Call) -> Any:
     p = c.decode(schemas.Paging)
     page = page_of(p.pageNo, p.pageSize, 20)
@@ -154,7 +160,7 @@ async def home_query(c: Call) -> Any:
                       "createMillis": h.create_time} for h in homes]}
 
 
-@api("/living/home/get", "One home with its device counts")
+@api("/living/home/get", "One home with its device counts", schemas.HomeGet)
 async def home_get(c: Call) -> Any:
     p = c.decode(schemas.HomeGet)
     home, current, devices, online = await c.services.living.home(c.me, required(p.homeId, "homeId"))
@@ -175,7 +181,7 @@ def binding_data(b: BoundDevice) -> dict[str, Any]:
     }
 
 
-@api("/uc/listBindingByAccount", "Devices bound to the caller, paged")
+@api("/uc/listBindingByAccount", "Devices bound to the caller, paged", schemas.BindingsByAccount)
 async def list_by_account(c: Call) -> Any:
     p = c.decode(schemas.BindingsByAccount)
     page = page_of(p.pageNo, p.pageSize, 100)
@@ -190,7 +196,7 @@ async def list_by_account(c: Call) -> Any:
     return {"total": total, "pageNo": page.number, "pageSize": page.size, "data": [binding_data(b) for b in found]}
 
 
-@api("/uc/listBindingByDev", "Users bound to a device the caller is bound to")
+@api("/uc/listBindingByDev", "Users bound to a device the caller is bound to", schemas.BindingsByDevice)
 async def list_by_device(c: Call) -> Any:
     p = c.decode(schemas.BindingsByDevice)
     page = page_of(p.pageNo, p.pageSize, 100)
@@ -200,7 +206,7 @@ async def list_by_device(c: Call) -> Any:
                       "bindTime": b.bind_time} for b, u in rows]}
 
 
-@api("/uc/unbindAccountAndDev", "Unbind: a member their own binding, the owner everyone's")
+@api("/uc/unbindAccountAndDev", "Unbind: a member their own binding, the owner everyone's", schemas.Unbind)
 async def unbind(c: Call) -> Any:
     p = c.decode(schemas.Unbind)
     await c.services.living.unbind(c.me, required(p.iotId, "iotId"), unbind_sub_devices=p.unbindSubdevice)
@@ -210,7 +216,7 @@ async def unbind(c: Call) -> Any:
 # ---------------------------------------------------------------------------------------------
 # the provisioning service (seed document)
 
-@api("/awss/enrollee/list/get", "Devices discovered nearby by the caller's devices")
+@api("/awss/enrollee/list/get", "Devices discovered nearby by the caller's devices", schemas.EnrolleeList)
 async def enrollee_list(c: Call) -> Any:
     p = c.decode(schemas.EnrolleeList)
     page = page_of(p.pageNum, p.pageSize, 100, names=("pageNum", "pageSize"))
@@ -229,7 +235,7 @@ async def enrollee_list(c: Call) -> Any:
 MAX_FILTER = 100
 
 
-@api("/awss/enrollee/product/filter", "Keep the locally found devices that may be bound")
+@api("/awss/enrollee/product/filter", "Keep the locally found devices that may be bound", schemas.ProductFilter)
 async def product_filter(c: Call) -> Any:
     p = c.decode(schemas.ProductFilter)
     if not p.iotDevices:
@@ -246,14 +252,14 @@ async def product_filter(c: Call) -> Any:
              "categoryId": f.meta.category_id} for f in found]
 
 
-@api("/awss/token/check", "Which device reported this bind token")
+@api("/awss/token/check", "Which device reported this bind token", schemas.TokenCheck)
 async def token_check(c: Call) -> Any:
     p = c.decode(schemas.TokenCheck)
     d = await c.services.provisioning.check_token(c.me, required(p.token, "token"), p.productKey, p.deviceName)
     return {"productKey": d.product_key, "deviceName": d.device_key, "iotId": d.asset_id}
 
 
-@api("/awss/token/user/bind", "Bind a device by the token it reported")
+@api("/awss/token/user/bind", "Bind a device by the token it reported", schemas.TokenBind)
 async def token_bind(c: Call) -> Any:
     p = c.decode(schemas.TokenBind)
     d = await c.services.provisioning.bind_by_token(c.me, required(p.productKey, "productKey"),
@@ -262,7 +268,7 @@ async def token_bind(c: Call) -> Any:
     return d.asset_id
 
 
-@api("/awss/time/window/user/bind", "Bind a device within its bind window after power-on")
+@api("/awss/time/window/user/bind", "Bind a device within its bind window after power-on", schemas.WindowBind)
 async def window_bind(c: Call) -> Any:
     p = c.decode(schemas.WindowBind)
     d = await c.services.provisioning.bind_by_window(c.me, required(p.productKey, "productKey"),
@@ -270,7 +276,7 @@ async def window_bind(c: Call) -> Any:
     return d.asset_id
 
 
-@api("/awss/cipher/get", "The provisioning key for a device")
+@api("/awss/cipher/get", "The provisioning key for a device", schemas.CipherGet)
 async def cipher_get(c: Call) -> Any:
     p = c.decode(schemas.CipherGet)
     info = p.deviceInfoForCipher
@@ -288,7 +294,7 @@ async def cipher_get(c: Call) -> Any:
                               field=f"deviceInfoForCipher.{err.field}") from err
 
 
-@api("/thing/gateway/permit", "Let a gateway accept sub-devices for a while (owner only)")
+@api("/thing/gateway/permit", "Let a gateway accept sub-devices for a while (owner only)", schemas.Permit)
 async def gateway_permit(c: Call) -> Any:
     p = c.decode(schemas.Permit)
     if p.time is None:
@@ -297,7 +303,7 @@ async def gateway_permit(c: Call) -> Any:
     return None
 
 
-@api("/thing/topo/remove", "Remove a sub-device from a gateway (owner only)")
+@api("/thing/topo/remove", "Remove a sub-device from a gateway (owner only)", schemas.TopoRemove)
 async def topo_remove(c: Call) -> Any:
     p = c.decode(schemas.TopoRemove)
     await c.services.provisioning.remove_sub_device(c.me, required(p.iotId, "iotId"),
@@ -337,10 +343,10 @@ async def dispatch(request: Request[Any, Any, Any], target: Api) -> Response[byt
     env = decode(body, schemas.Envelope)
     x.rid = env.id if env.id not in (None, "") else headers.get("x-ca-nonce", x.rid)
     meta = env.request or schemas.CommonParams()
-    if not meta.apiVer or not API_VER.match(meta.apiVer):
+    if not meta.apiVer or not API_VER.fullmatch(meta.apiVer):
         raise InvalidArgument(f"request.apiVer: '{meta.apiVer or ''}' is not a 1.x.y version", field="apiVer")
     user = await services.living.authenticate(app, meta.iotToken or "") if target.user else None
-    data = await target.handler(Call(services, app, user, env.params or {}))
+    data = await target.handler(Call(services, app, user, env.params or {}, target.params))
     return respond({"code": 200, "message": "success", "data": data, "id": x.rid})
 
 
@@ -369,6 +375,24 @@ def internal_error(request: Request[Any, Any, Any]) -> Response[bytes]:
     return respond(failure(500, "service error", rid_of(request)))
 
 
+SECURITY_SCHEMES = {
+    "livingGateway": SecurityScheme(
+        type="apiKey", name="X-Ca-Key", security_scheme_in="header",
+        description="The API-gateway signature: X-Ca-Key, X-Ca-Nonce, X-Ca-Timestamp or Date, Content-MD5, "
+                    "X-Ca-Signature-Headers and X-Ca-Signature (HMAC-SHA256 of the string to sign), docs/living.md"),
+}
+
+
+def envelope_schema(params: type[Any], user: bool) -> Callable[[], dict[str, Any]]:
+    """The body schema of one API: the vendor's envelope around its ``params``."""
+    def write() -> dict[str, Any]:
+        return {"type": "object", "required": ["request"], "properties": {
+            "id": {"anyOf": [{"type": "string"}, {"type": "integer"}]}, "version": {"type": "string"},
+            "request": openapi.ref(schemas.CommonParams), "params": openapi.ref(params)},
+            "description": "request.apiVer is 1.x.y" + ("; request.iotToken the caller's session" if user else "")}
+    return write
+
+
 def _route(target: Api) -> Any:
     async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await dispatch(request, target)
@@ -376,6 +400,9 @@ def _route(target: Api) -> Any:
     name = "living" + "".join(part[:1].upper() + part[1:] for part in re.split(r"[/_]", target.path) if part)
     handler.__name__ = name
     return post(target.path, operation_id=name, summary=target.summary, status_code=200,
+                security=[{"livingGateway": []}],
+                operation_class=openapi.documented(envelope_schema(target.params, target.user),
+                                                   uses=[schemas.CommonParams, target.params]),
                 description="Signed with the API-gateway scheme (X-Ca-*); envelope "
                             "{id, version, request: {apiVer, iotToken}, params}.")(handler)
 

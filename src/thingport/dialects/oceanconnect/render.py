@@ -6,6 +6,7 @@ Every documented key is present, ``null`` when unset (docs/reference/oceanconnec
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,9 +27,15 @@ def wire_time(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime(TIME_FORMAT)
 
 
+#: The shape ``strptime`` is held to first: its ``%Y`` reads other scripts' digits (``٠015…``).
+_TIME = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+
+
 def parse_time(value: str, field: str) -> int:
-    """``yyyyMMdd'T'HHmmss'Z'`` to epoch ms; ValueError names the field."""
+    """``yyyyMMdd'T'HHmmss'Z'`` in ASCII digits to epoch ms; ValueError names the field."""
     try:
+        if not _TIME.fullmatch(value):
+            raise ValueError(value)
         return int(datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC).timestamp() * 1000)
     except ValueError:
         raise ValueError(f"{field}: must be yyyyMMdd'T'HHmmss'Z', e.g. 20151212T121212Z") from None

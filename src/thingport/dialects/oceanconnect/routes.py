@@ -11,13 +11,24 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
+from litestar.openapi.spec import OpenAPIType, SecurityScheme
 from litestar.params import FromPath
 
-from thingport.dialects.common import ErrorHandlers, decode, query_pairs, read_body, scoped
+from thingport.dialects import openapi
+from thingport.dialects.common import (
+    ErrorHandlers,
+    decode,
+    form_pairs,
+    int_param,
+    path_params,
+    query_pairs,
+    read_body,
+    scoped,
+)
 from thingport.dialects.oceanconnect import errors, render, schemas
 from thingport.dialects.oceanconnect.auth import act_for, authenticate
 from thingport.dialects.oceanconnect.errors import OcError
@@ -38,6 +49,10 @@ DM = "/iocm/app/dm/v1.4.0/devices"
 SUB = "/iocm/app/sub/v1.2.0/subscriptions"
 NOTIFY_TYPES = ("deviceAdded", "bindDevice", "deviceInfoChanged", "deviceDeleted")
 MAX_DEVICE_PAGE = 250
+#: The largest pageNo taken (pages count from 0 here).
+MAX_PAGE_NO = 1_000_000
+STATUS_VALUES = {"ONLINE": "ONLINE", "OFFLINE": "OFFLINE", "INACTIVE": "INACTIVE", "INBOX": "INACTIVE",
+                 "ABNORMAL": "ABNORMAL"}
 #: deviceInfo fields kept as given, with their longest allowed length.
 INFO_LIMITS = {"description": 2048, "location": 1024}
 
@@ -81,6 +96,7 @@ async def handle(request: Request[Any, Any, Any], operation: str, fn: Handler, *
                  authenticated: bool = True) -> Response[bytes]:
     scoped(request, Operation).name = operation
     services: Services = request.app.state.services
+    path_params(request)
     body = await read_body(request, services)
     query = dict(query_pairs(request.scope["query_string"]))
     if authenticated:
@@ -123,15 +139,6 @@ def required(values: dict[str, str | None], *names: str) -> list[str]:
     return [str(values[n]) for n in names]
 
 
-def int_param(query: dict[str, str], name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise InvalidArgument(f"{name}: must be an integer from {lo} to {hi}", field=name)
-    return int(raw)
-
-
 def text_field(value: str | None, field: str, limit: int = 256) -> str | None:
     if value is not None and len(value) > limit:
         raise InvalidArgument(f"{field}: at most {limit} characters", field=field)
@@ -163,19 +170,51 @@ def flag(value: bool | None) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# what the OpenAPI document says of requests
+
+SECURITY_SCHEMES = {
+    "ocAppKey": SecurityScheme(type="apiKey", name="app_key", security_scheme_in="header",
+                               description="The application id (x-app-key is accepted too)"),
+    "ocToken": SecurityScheme(type="http", scheme="bearer",
+                              description="The accessToken of /iocm/app/sec/v1.1.0/login"),
+}
+OC_SECURITY: list[dict[str, list[str]]] = [{"ocAppKey": [], "ocToken": []}]
+LOGIN_FORM = {"type": "object", "required": ["appId", "secret"],
+              "properties": {"appId": {"type": "string"}, "secret": {"type": "string"}}}
+APP_ID = openapi.query("appId", "the application acted for (another of the caller's organization)")
+SELECT = openapi.query("select", "imsi: include the IMSI", enum=["imsi", "IMSI"])
+CASCADE = openapi.query("cascade", "true (the default): delete a gateway's sub-devices too", enum=["true", "false"])
+PAGE_NO = openapi.query("pageNo", f"page number, from 0 to {MAX_PAGE_NO}", kind=OpenAPIType.INTEGER)
+PAGE_SIZE = openapi.query("pageSize", f"page size, 1 to {MAX_DEVICE_PAGE}", kind=OpenAPIType.INTEGER)
+DEVICE_FILTERS = [
+    openapi.query("gatewayId", "devices of this gateway (gatewayId or pageNo is required)"), PAGE_NO, PAGE_SIZE,
+    openapi.query("nodeType", "ENDPOINT, GATEWAY or UNKNOW", enum=["ENDPOINT", "GATEWAY", "UNKNOW", "UNKNOWN"]),
+    openapi.query("deviceType", "device type"), openapi.query("location", "location"), openapi.query("name", "name"),
+    openapi.query("status", "device status", enum=sorted(STATUS_VALUES)),
+    openapi.query("startTime", "created at or after, yyyyMMdd'T'HHmmss'Z'"),
+    openapi.query("endTime", "created at or before, yyyyMMdd'T'HHmmss'Z'"),
+    openapi.query("sort", "by creation time", enum=["ASC", "DESC"]),
+]
+SUBSCRIPTION_FILTERS = [openapi.query("notifyType", "notify type", enum=list(NOTIFY_TYPES)),
+                        openapi.query("callbackUrl", "callback URL"), openapi.query("channel", "HTTP")]
+
+
+# ---------------------------------------------------------------------------------------------
 # application authentication
 
-@post(f"{SEC}/login", operation_id="ocLogin", summary="Log in (form: appId, secret)", status_code=200)
+@post(f"{SEC}/login", operation_id="ocLogin", summary="Log in (form: appId, secret)", status_code=200,
+      operation_class=openapi.documented(LOGIN_FORM, media_type=openapi.FORM))
 async def login(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
-        form = dict(parse_qsl(c.body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = dict(form_pairs(c.body.decode("utf-8", "replace")))
         form.setdefault("secret", form.get("Secret", ""))
         app_id, secret = required(dict(form), "appId", "secret")
         return tokens(await c.oc.tokens.login(app_id, secret))
     return await handle(request, "login", run, authenticated=False)
 
 
-@post(f"{SEC}/refreshToken", operation_id="ocRefreshToken", summary="Refresh the access token", status_code=200)
+@post(f"{SEC}/refreshToken", operation_id="ocRefreshToken", summary="Refresh the access token", status_code=200,
+      operation_class=openapi.documented(schemas.RefreshToken))
 async def refresh_token(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.RefreshToken)
@@ -185,7 +224,8 @@ async def refresh_token(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await handle(request, "login", run, authenticated=False)
 
 
-@post(f"{SEC}/logout", operation_id="ocLogout", summary="Revoke an access token", status_code=200)
+@post(f"{SEC}/logout", operation_id="ocLogout", summary="Revoke an access token", status_code=200,
+      operation_class=openapi.documented(schemas.Logout))
 async def logout(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.Logout)
@@ -198,8 +238,9 @@ async def logout(request: Request[Any, Any, Any]) -> Response[bytes]:
 # ---------------------------------------------------------------------------------------------
 # registration and credentials
 
-@post(f"{REG}/v1.1.0/deviceCredentials", operation_id="ocRegister", status_code=200,
-      summary="Register a device (verification-code mode)")
+@post(f"{REG}/v1.1.0/deviceCredentials", operation_id="ocRegister", status_code=200, security=OC_SECURITY,
+      summary="Register a device (verification-code mode)",
+      operation_class=openapi.documented(schemas.RegisterVerifyCode, params=[APP_ID]))
 async def register(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.RegisterVerifyCode)
@@ -213,8 +254,9 @@ async def register(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await handle(request, "register", run)
 
 
-@post(f"{REG}/v2.0.0/deviceCredentials", operation_id="ocRegisterPassword", status_code=200,
-      summary="Register a device (password mode, one device one secret)")
+@post(f"{REG}/v2.0.0/deviceCredentials", operation_id="ocRegisterPassword", status_code=200, security=OC_SECURITY,
+      summary="Register a device (password mode, one device one secret)",
+      operation_class=openapi.documented(schemas.RegisterPassword, params=[APP_ID]))
 async def register_password(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.RegisterPassword)
@@ -237,7 +279,8 @@ async def register_password(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @put(f"{REG}/v1.1.0/deviceCredentials/{{device_id:str}}", operation_id="ocRefreshDeviceKey", status_code=200,
-     summary="Refresh a device key (the device re-binds under the same deviceId)")
+     summary="Refresh a device key (the device re-binds under the same deviceId)", security=OC_SECURITY,
+     operation_class=openapi.documented(schemas.RefreshKey, params=[APP_ID]))
 async def refresh_device_key(request: Request[Any, Any, Any], device_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.RefreshKey)
@@ -256,8 +299,8 @@ async def refresh_without_id(request: Request[Any, Any, Any]) -> Response[bytes]
     return await handle(request, "refresh", run)
 
 
-@get(f"{REG}/v1.1.0/deviceCredentials/{{device_id:str}}", operation_id="ocActivation",
-     summary="Query a device's activation status")
+@get(f"{REG}/v1.1.0/deviceCredentials/{{device_id:str}}", operation_id="ocActivation", security=OC_SECURITY,
+     summary="Query a device's activation status", operation_class=openapi.documented(params=[APP_ID]))
 async def activation(request: Request[Any, Any, Any], device_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         view = await c.oc.registrations.activation(c.caller, device_id)
@@ -276,16 +319,13 @@ def select_imsi(query: dict[str, str]) -> bool:
     return bool(value)
 
 
-@get(f"{DM}/{{device_id:str}}", operation_id="ocQueryDevice", summary="Query one device")
+@get(f"{DM}/{{device_id:str}}", operation_id="ocQueryDevice", summary="Query one device", security=OC_SECURITY,
+     operation_class=openapi.documented(params=[APP_ID, SELECT]))
 async def query_device(request: Request[Any, Any, Any], device_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         imsi = select_imsi(c.query)
         return json_response(render.query_device(await c.oc.registrations.get(c.caller, device_id), imsi=imsi))
     return await handle(request, "queryDevice", run)
-
-
-STATUS_VALUES = {"ONLINE": "ONLINE", "OFFLINE": "OFFLINE", "INACTIVE": "INACTIVE", "INBOX": "INACTIVE",
-                 "ABNORMAL": "ABNORMAL"}
 
 
 def device_query(q: dict[str, str]) -> DeviceQuery:
@@ -314,13 +354,14 @@ def device_query(q: dict[str, str]) -> DeviceQuery:
         ascending=sort == "ASC")
 
 
-@get(DM, operation_id="ocQueryDevices", summary="Query devices in batches")
+@get(DM, operation_id="ocQueryDevices", summary="Query devices in batches", security=OC_SECURITY,
+     operation_class=openapi.documented(params=[APP_ID, SELECT, *DEVICE_FILTERS]))
 async def query_devices(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         if not c.query.get("gatewayId") and not c.query.get("pageNo"):
             raise OcError(400, "100218", "gatewayId, pageNo: give at least one")
-        page_no = int_param(c.query, "pageNo", 0, 0, 1_000_000) or 0
-        page_size = int_param(c.query, "pageSize", 25, 1, MAX_DEVICE_PAGE) or 25
+        page_no = int_param(c.query, "pageNo", 0, 0, MAX_PAGE_NO)
+        page_size = int_param(c.query, "pageSize", 25, 1, MAX_DEVICE_PAGE)
         imsi = select_imsi(c.query)
         query = device_query(c.query)
         views: list[OcView] = []
@@ -332,7 +373,8 @@ async def query_devices(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await handle(request, "queryDevices", run)
 
 
-@put(f"{DM}/{{device_id:str}}", operation_id="ocModifyDevice", status_code=200, summary="Modify device information")
+@put(f"{DM}/{{device_id:str}}", operation_id="ocModifyDevice", status_code=200, summary="Modify device information",
+     security=OC_SECURITY, operation_class=openapi.documented(schemas.ModifyDevice, params=[APP_ID]))
 async def modify_device(request: Request[Any, Any, Any], device_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.ModifyDevice)
@@ -364,7 +406,8 @@ async def modify_device(request: Request[Any, Any, Any], device_id: FromPath[str
     return await handle(request, "modify", run)
 
 
-@delete(f"{DM}/{{device_id:str}}", operation_id="ocDeleteDevice", status_code=200, summary="Delete a device")
+@delete(f"{DM}/{{device_id:str}}", operation_id="ocDeleteDevice", status_code=200, summary="Delete a device",
+        security=OC_SECURITY, operation_class=openapi.documented(params=[APP_ID, CASCADE]))
 async def delete_device(request: Request[Any, Any, Any], device_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         cascade = c.query.get("cascade", "true").lower()
@@ -396,7 +439,8 @@ def subscription(s: Any) -> dict[str, Any]:
     return {"subscriptionId": s.subscription_id, "notifyType": s.notify_type, "callbackUrl": s.callback_url}
 
 
-@post(SUB, operation_id="ocSubscribe", status_code=201, summary="Subscribe to pushes of one notifyType")
+@post(SUB, operation_id="ocSubscribe", status_code=201, summary="Subscribe to pushes of one notifyType",
+      security=OC_SECURITY, operation_class=openapi.documented(schemas.Subscribe, params=[APP_ID]))
 async def subscribe(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         b = decode(c.body, schemas.Subscribe)
@@ -414,7 +458,8 @@ async def subscribe(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await handle(request, "subscribe", run)
 
 
-@get(f"{SUB}/{{subscription_id:str}}", operation_id="ocQuerySubscription", summary="Query one subscription")
+@get(f"{SUB}/{{subscription_id:str}}", operation_id="ocQuerySubscription", summary="Query one subscription",
+     security=OC_SECURITY, operation_class=openapi.documented(params=[APP_ID]))
 async def query_subscription(request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         return json_response(subscription(await c.oc.subscriptions.get(c.caller, subscription_id)))
@@ -426,11 +471,12 @@ def sub_filters(q: dict[str, str]) -> dict[str, str | None]:
             "channel": q.get("channel") or None}
 
 
-@get(SUB, operation_id="ocQuerySubscriptions", summary="Query subscriptions in batches")
+@get(SUB, operation_id="ocQuerySubscriptions", summary="Query subscriptions in batches", security=OC_SECURITY,
+     operation_class=openapi.documented(params=[APP_ID, *SUBSCRIPTION_FILTERS, PAGE_NO, PAGE_SIZE]))
 async def query_subscriptions(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
-        page_no = int_param(c.query, "pageNo", 0, 0, 1_000_000) or 0
-        page_size = int_param(c.query, "pageSize", 10, 1, MAX_DEVICE_PAGE) or 10
+        page_no = int_param(c.query, "pageNo", 0, 0, MAX_PAGE_NO)
+        page_size = int_param(c.query, "pageSize", 10, 1, MAX_DEVICE_PAGE)
         subs, total = await c.oc.subscriptions.search(c.caller, sub_filters(c.query), page_no, page_size)
         return json_response({"totalCount": total, "pageNo": page_no, "pageSize": page_size,
                               "subscriptions": [subscription(s) for s in subs]})
@@ -438,7 +484,7 @@ async def query_subscriptions(request: Request[Any, Any, Any]) -> Response[bytes
 
 
 @delete(f"{SUB}/{{subscription_id:str}}", operation_id="ocDeleteSubscription", status_code=200,
-        summary="Delete one subscription")
+        summary="Delete one subscription", security=OC_SECURITY, operation_class=openapi.documented(params=[APP_ID]))
 async def delete_subscription(request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         await c.oc.subscriptions.unsubscribe(c.caller, subscription_id)
@@ -446,8 +492,9 @@ async def delete_subscription(request: Request[Any, Any, Any], subscription_id: 
     return await handle(request, "unsubscribe", run)
 
 
-@delete(SUB, operation_id="ocDeleteSubscriptions", status_code=200,
-        summary="Delete subscriptions in batches (by notifyType, callbackUrl, channel)")
+@delete(SUB, operation_id="ocDeleteSubscriptions", status_code=200, security=OC_SECURITY,
+        summary="Delete subscriptions in batches (by notifyType, callbackUrl, channel)",
+        operation_class=openapi.documented(params=[APP_ID, *SUBSCRIPTION_FILTERS]))
 async def delete_subscriptions(request: Request[Any, Any, Any]) -> Response[bytes]:
     async def run(c: Ctx) -> Response[bytes]:
         await c.oc.subscriptions.unsubscribe_all(c.caller, sub_filters(c.query))

@@ -43,7 +43,7 @@ MAX_TIMEOUT = 2_147_483_647
 DEFAULT_MODEL = "oceanconnect"
 VERIFY_CODE = "verifyCode"
 PASSWORD = "password"
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_HEX = re.compile(r"^[0-9a-fA-F]+\Z")
 
 
 def device_secret() -> str:

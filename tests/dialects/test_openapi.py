@@ -1,0 +1,88 @@
+"""The served OpenAPI document describes every request body the dialects read themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from thingport.dialects.enos.routes import ACTIONS
+from thingport.dialects.living.routes import APIS
+
+VENDOR = ("/connect-service/", "/connectService/", "/apim-token-service/", "/iocm/", "/mqtt/emqx/",
+          *(a.path for a in APIS))
+
+
+@pytest.fixture
+async def doc(http: httpx.AsyncClient) -> dict[str, Any]:
+    r = await http.get("/docs/openapi.json")
+    assert r.status_code == 200
+    result: dict[str, Any] = r.json()
+    return result
+
+
+def refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in refs(v)]
+    return []
+
+
+async def test_every_reference_resolves(doc: dict[str, Any]) -> None:
+    found = refs(doc)
+    assert len(found) > 50
+    for ref in found:
+        node: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+        assert isinstance(node, dict), ref
+
+
+async def test_every_vendor_post_and_put_documents_its_body(doc: dict[str, Any]) -> None:
+    checked = 0
+    for path, item in doc["paths"].items():
+        if not path.startswith(VENDOR):
+            continue
+        for method in ("post", "put"):
+            if method in item:
+                body = item[method].get("requestBody")
+                assert body and body["content"], (method, path)
+                checked += 1
+    assert checked >= 30
+
+
+async def test_enos_actions_each_name_their_body(doc: dict[str, Any]) -> None:
+    for resource, base in (("products", "enosProducts"), ("devices", "enosDevices"),
+                           ("device-topos", "enosTopology")):
+        for method in ("get", "post"):
+            op = doc["paths"][f"/connect-service/{{version}}/{resource}"][method]
+            assert op["operationId"] == f"{base}{method.capitalize()}"
+            declared = {name: act.body for (res, name), act in ACTIONS.items()
+                        if res == resource and act.method == method.upper()}
+            documented = op["x-thingport-actions"]
+            assert set(documented) == set(declared)
+            for name, kind in declared.items():
+                assert (documented[name] or {}).get("$ref", "").rsplit("/", 1)[-1] == \
+                    (kind.__name__ if kind else ""), name
+            [action] = [p for p in op["parameters"] if p["name"] == "action"]
+            assert action["required"] and set(action["schema"].get("enum", [])) == set(declared)
+    schema = doc["components"]["schemas"]["SearchBody"]["properties"]["projection"]
+    assert {"type": "array", "items": {"type": "string"}, "maxItems": 100} in schema["anyOf"]
+
+
+async def test_living_bodies_are_the_envelope_around_each_apis_params(doc: dict[str, Any]) -> None:
+    for api in APIS:
+        body = doc["paths"][api.path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["properties"]["params"]["$ref"].endswith("/" + api.params.__name__)
+        assert body["properties"]["request"]["$ref"].endswith("/CommonParams")
+        assert doc["paths"][api.path]["post"]["security"] == [{"livingGateway": []}]
+
+
+async def test_security_schemes_of_each_dialect(doc: dict[str, Any]) -> None:
+    schemes = doc["components"]["securitySchemes"]
+    assert {"operatorToken", "enosApimToken", "enosAccessKey", "ocAppKey", "ocToken", "livingGateway",
+            "emqxHookToken"} <= set(schemes)
+    assert doc["paths"]["/iocm/app/dm/v1.4.0/devices"]["get"]["security"] == [{"ocAppKey": [], "ocToken": []}]
+    assert "security" not in doc["paths"]["/iocm/app/sec/v1.1.0/logout"]["post"]
