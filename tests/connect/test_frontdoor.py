@@ -236,6 +236,7 @@ async def test_a_login_of_an_active_device_in_memory_is_decided_without_a_task(
     """The quick hooks decide it in the broker's callback: the async authenticate is never asked,
     and a refusal counts towards the throttle as ever."""
     dev = await make_device(service_product)
+    services.connectivity.credentials.keeps = True  # as on SQLite (see services/credentials.py)
     await services.connectivity.credentials.load()
     first, rc = await connect(door, enos_connect(service_product, dev.device_key, dev.secret, ts="1"))
     assert rc == 0  # the first login activates: that one takes the async path

@@ -19,6 +19,7 @@ from thingport.services import credentials as credentials_module
 from thingport.services.connectivity import Credential
 from thingport.services.container import Services
 from thingport.services.context import Caller
+from thingport.services.credentials import Credentials
 from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.services.keys import rotate_master_key
 from thingport.services.products import ProductPatch, ProductSpec
@@ -36,6 +37,12 @@ def signed(device: Device, secret: str | None = None, *, family: str = "enos", s
 
 async def device(services: Services, caller: Caller, product: str) -> Device:
     return (await services.devices.create(caller, DeviceSpec(product, I18nText("d"), "+08:00"))).device
+
+
+@pytest.fixture(autouse=True)
+def keeping(services: Services) -> None:
+    """The cache's rules on every backend; whether a node keeps records at all is the last test's."""
+    services.connectivity.credentials.keeps = True
 
 
 async def test_a_login_reads_nothing_once_loaded(services: Services, caller: Caller, service_product: str) -> None:
@@ -195,3 +202,27 @@ async def test_a_secret_that_cannot_be_decrypted_keeps_only_its_device_out(
     await conn.login(signed(good), dynamic=True)
     with pytest.raises(KeyringError):
         await conn.login(signed(bad), dynamic=True)
+
+
+async def test_on_a_shared_database_every_login_reads_its_device(services: Services, caller: Caller,
+                                                                 service_product: str) -> None:
+    """Another node's change is not announced on this node's bus, so a node on a shared database
+    (PostgreSQL) keeps no record: a secret changed behind its back is in force at the next login."""
+    fresh = Credentials(services.core)
+    assert fresh.keeps is services.core.db.is_sqlite
+    fresh.close()
+    conn = services.connectivity
+    conn.credentials.keeps = False
+    d = await device(services, caller, service_product)
+    assert await conn.credentials.load() == 0
+    await conn.login(signed(d), dynamic=True)
+    with statements(services) as sql:
+        await conn.login(signed(d), dynamic=True)
+    assert sql
+    async with services.core.write() as tx:  # as another node's key refresh would
+        await tx.conn.execute(update(devices_table).where(devices_table.c.asset_id == d.asset_id)
+                              .values(secret_enc=services.core.keyring.encrypt("changed-elsewhere",
+                                                                                 context=f"device:{d.asset_id}")))
+    with pytest.raises(Unauthenticated):
+        await conn.login(signed(d), dynamic=True)
+    assert (await conn.login(signed(d, "changed-elsewhere"), dynamic=True)).device.asset_id == d.asset_id

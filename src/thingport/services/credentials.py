@@ -13,6 +13,10 @@ product's with ``product.updated`` and ``.deleted``, its devices' with it; every
 of what it read does not keep its answer (it may predate the change), so no login can be checked
 against a secret replaced before it was answered.
 
+Until events cross nodes, only a node that owns its database keeps records: on SQLite (one node per
+data dir). On a shared database (PostgreSQL, where other nodes may change a device) every login reads
+its device, as before this cache, so a replace through another node is in force at once.
+
 Plain secrets stay in this process's memory only, as the keyring's key does; at rest they are
 ciphertexts, as ever.
 """
@@ -114,6 +118,8 @@ class Credentials:
         self._loading: asyncio.Task[int] | None = None
         #: Whether :meth:`load` ran: only then is everything read again after a rotation.
         self._loaded = False
+        #: Records are kept only where no other node changes the database (see the module's docstring).
+        self.keeps = core.db.is_sqlite
         self._unsubscribe = core.bus.subscribe(self._on_event)
 
     def close(self) -> None:
@@ -132,6 +138,8 @@ class Credentials:
         A secret the keyring cannot decrypt is left out (and logged): that device's login reads it
         and fails, as every login did before the cache, instead of the broker not starting.
         """
+        if not self.keeps:
+            return 0
         keyring = self.core.keyring
         self._loaded = True
         self._reads += 1
@@ -189,7 +197,7 @@ class Credentials:
         self._reads += 1
         try:
             value = await read()
-            if value is not None and keep(value):
+            if value is not None and self.keeps and keep(value):
                 asset_id = asset_id_of(value)
                 if asset_id not in self._touched:
                     self._memo[key] = (asset_id, value)
@@ -212,7 +220,7 @@ class Credentials:
                     if not found:
                         return None
                     product = ProductLogin(found[0])
-                    if row.product_key not in self._touched:
+                    if self.keeps and row.product_key not in self._touched:
                         self._products[row.product_key] = product
             if self._keepable(row):
                 return self._keep(row)
@@ -221,7 +229,7 @@ class Credentials:
             self._read_done()
 
     def _keepable(self, row: DeviceLoginRow) -> bool:
-        return (row.asset_id not in self._touched and row.product_key not in self._touched
+        return (self.keeps and row.asset_id not in self._touched and row.product_key not in self._touched
                 and row.product_key in self._products)
 
     def _keep(self, row: DeviceLoginRow) -> LoginRecord:
