@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.services.conftest import statements
+from thingport.app import ensure_initialised
 from thingport.crypto import device_sign
 from thingport.crypto.keyring import KeyringError
 from thingport.domain.errors import DeviceNotFound, DeviceStatusInvalid, Unauthenticated
@@ -18,11 +19,13 @@ from thingport.domain.models import Device, I18nText, ProductType
 from thingport.services import credentials as credentials_module
 from thingport.services.connectivity import Credential
 from thingport.services.container import Services
-from thingport.services.context import Caller
+from thingport.services.context import Caller, Core
 from thingport.services.credentials import Credentials
 from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.services.keys import rotate_master_key
 from thingport.services.products import ProductPatch, ProductSpec
+from thingport.settings import Settings
+from thingport.store.db import Database
 from thingport.store.schema import devices as devices_table
 
 
@@ -202,6 +205,30 @@ async def test_a_secret_that_cannot_be_decrypted_keeps_only_its_device_out(
     await conn.login(signed(good), dynamic=True)
     with pytest.raises(KeyringError):
         await conn.login(signed(bad), dynamic=True)
+
+
+async def test_a_change_made_by_another_process_applies_within_moments(
+        services: Services, settings: Settings, caller: Caller, service_product: str) -> None:
+    """A ``thingport`` command changes the database from another process, with a bus of its own:
+    the outbox brings its events (services/credentials.py, ``follow``)."""
+    conn = services.connectivity
+    d = await device(services, caller, service_product)
+    await conn.credentials.load()
+    await conn.login(signed(d), dynamic=True)
+    keyring, _ = ensure_initialised(settings)
+    other = Services.build(Core(settings, keyring, Database(settings.db_url)))
+    try:
+        await other.devices.replace_key(caller, DeviceRef(asset_id=d.asset_id), "moved-1")
+    finally:
+        await other.core.db.close()
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        try:
+            await conn.login(signed(d), dynamic=True)
+        except DeviceNotFound:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the other process's replace never applied"
+        await asyncio.sleep(credentials_module.FOLLOW_S / 5)
 
 
 async def test_on_a_shared_database_every_login_reads_its_device(services: Services, caller: Caller,

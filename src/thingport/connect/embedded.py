@@ -28,6 +28,7 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         await self.broker.stop()
         self.door.close()
+        self.door.connectivity.credentials.stop()
         await self.door.connectivity.presence.flush()
 
 

@@ -15,7 +15,9 @@ against a secret replaced before it was answered.
 
 Until events cross nodes, only a node that owns its database keeps records: on SQLite (one node per
 data dir). On a shared database (PostgreSQL, where other nodes may change a device) every login reads
-its device, as before this cache, so a replace through another node is in force at once.
+its device, as before this cache, so a replace through another node is in force at once. On SQLite,
+``thingport`` commands change devices from another process; the outbox is followed for those
+(:meth:`Credentials.follow`, every ``FOLLOW_S``), so they apply within that time too.
 
 Plain secrets stay in this process's memory only, as the keyring's key does; at rest they are
 ciphertexts, as ever.
@@ -42,6 +44,8 @@ T = TypeVar("T")
 
 #: Devices read per query while loading.
 PAGE = 5000
+#: How often the outbox is read for changes made by another process on the same database.
+FOLLOW_S = 0.25
 
 #: Events after which a device's login record must be read again.
 DEVICE_CHANGES = (events.DeviceReplaced, events.DeviceDisabled, events.DeviceEnabled, events.DeviceDeleted,
@@ -116,6 +120,9 @@ class Credentials:
         self._reads = 0
         self._touched: set[str] = set()
         self._loading: asyncio.Task[int] | None = None
+        self._following: asyncio.Task[None] | None = None
+        #: Ids of the changes the bus brought, which the outbox's follower need not apply again.
+        self._applied: set[int] = set()
         #: Whether :meth:`load` ran: only then is everything read again after a rotation.
         self._loaded = False
         #: Records are kept only where no other node changes the database (see the module's docstring).
@@ -124,8 +131,16 @@ class Credentials:
 
     def close(self) -> None:
         self._unsubscribe()
-        if self._loading is not None:
-            self._loading.cancel()
+        for task in (self._loading, self._following):
+            if task is not None:
+                task.cancel()
+
+    def stop(self) -> None:
+        """Stop following the outbox (the broker stopped); a later :meth:`load` starts again."""
+        if self._following is not None:
+            self._following.cancel()
+            self._following = None
+        self._applied.clear()
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -140,6 +155,11 @@ class Credentials:
         """
         if not self.keeps:
             return 0
+        if self._following is None:
+            async with self.core.read() as conn:
+                newest = await self.core.events.last_id(conn)
+            self._following = asyncio.get_running_loop().create_task(self.follow(newest),
+                                                                     context=contextvars.Context())
         keyring = self.core.keyring
         self._loaded = True
         self._reads += 1
@@ -249,7 +269,33 @@ class Credentials:
 
     # --- invalidation -------------------------------------------------------------------------
 
+    async def follow(self, after: int) -> None:
+        """Apply the outbox's events after ``after`` as they come, whoever wrote them: another
+        process's (a ``thingport`` command) reach this cache only this way; this process's own are
+        applied a second time, which only costs a read at the next login."""
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            try:
+                async with self.core.read() as conn:
+                    rows = await self.core.events.since(conn, after)
+            except Exception as exc:  # a busy or lost database: try again next time
+                log.debug("reading the outbox for credential changes failed: %s", exc)
+                continue
+            for row in rows:
+                after = row.id
+                if row.id in self._applied:
+                    self._applied.discard(row.id)
+                    continue
+                ev = events.decode(row)
+                if ev is not None:
+                    await self._apply(ev)
+
     async def _on_event(self, ev: events.Event) -> None:
+        if await self._apply(ev) and self._following is not None and ev.id:
+            self._applied.add(ev.id)
+
+    async def _apply(self, ev: events.Event) -> bool:
+        """Forget what ``ev`` changes; whether it changed anything a login reads."""
         p = ev.payload
         if isinstance(p, DEVICE_CHANGES) and ev.asset_id is not None:
             self.forget_device(ev.asset_id)
@@ -259,6 +305,9 @@ class Credentials:
             self.forget_all()
             if self._loaded and (self._loading is None or self._loading.done()):
                 self._loading = asyncio.get_running_loop().create_task(self.load(), context=contextvars.Context())
+        else:
+            return False
+        return True
 
     def forget_device(self, asset_id: str) -> None:
         if self._reads:
