@@ -13,47 +13,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import importlib
 import json
 import os
 import platform
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.support.processes import free_port, stop, wait_for_health
+from tests.support.processes import free_port
 
+from bench.common import RESULTS, ROOT, server
 from bench.load import Result, apim_signature, run_load, signed_request
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 DEVICES_PER_PRODUCT = 5000  # under the per-product device limit (10,000)
 CREATE_PATH = "/connect-service/v2.4/devices"
 
-
-@contextmanager
-def server(argv: list[str], port: int, env: dict[str, str], name: str, log: Path
-           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run a server subprocess until the block ends; yields its base URL and process once /health answers."""
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            try:
-                wait_for_health(url, lambda: proc.poll() is None, what=name)
-            except RuntimeError as exc:
-                raise RuntimeError(f"{exc}:\n{log.read_text()[-2000:]}") from exc
-            yield url, proc
-        finally:
-            stop(proc, signal.SIGINT)
+#: The other scenarios, ``./run bench {name} [args]``: the module whose ``main(argv)`` runs each.
+SCENARIOS = {
+    "connect-storm": "bench.connect_storm",
+    "idle-memory": "bench.idle_memory",
+    "broker-cpu": "bench.broker_cpu",
+}
 
 
 class Setup:
@@ -126,10 +112,8 @@ def show(name: str, r: Result) -> None:
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["connect-storm"]:
-        from bench.connect_storm import main as storm_main
-
-        return storm_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] in SCENARIOS:
+        return int(importlib.import_module(SCENARIOS[sys.argv[1]]).main(sys.argv[2:]))
     p = argparse.ArgumentParser(prog="./run bench", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--requests", type=int, default=3000, help="timed create-device requests per target")
     p.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive clients")

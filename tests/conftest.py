@@ -87,6 +87,7 @@ async def open_services(settings: Settings, backend: str) -> Services:
 async def services(settings: Settings, backend: str) -> AsyncIterator[Services]:
     svc = await open_services(settings, backend)
     yield svc
+    svc.connectivity.credentials.stop()
     await svc.core.db.close()
 
 

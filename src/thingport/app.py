@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
+from litestar.logging import LoggingConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -114,5 +115,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                 **RABBITMQ_SECURITY}),
         ),
         request_max_body_size=settings.max_body_bytes + 1,
+        # the root logger is the CLI's (settings.log_level); Litestar's default would reset it to INFO
+        logging_config=LoggingConfig(configure_root_logger=False),
         debug=False,
     )

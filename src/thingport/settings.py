@@ -27,6 +27,12 @@ class Settings:
     #: for the rest of the window (0 = never).
     mqtt_login_failures: int = 5
     mqtt_login_failure_window_s: int = 60
+    #: Connections the kernel queues for an MQTT listener until the broker accepts them (capped by
+    #: the kernel's ``net.core.somaxconn``); a full queue drops connection attempts silently.
+    mqtt_listen_backlog: int = 4096
+    #: Online state, activation and login events are written in batches at most this often, ms
+    #: (docs/mqtt.md, "Durability").
+    presence_batch_ms: int = 5
     #: External-broker mode: ``mqtt://user:pass@host:1883`` (``mqtts://`` for TLS). When set, the
     #: embedded broker stays off and Thingport answers device requests as a privileged client of
     #: that broker, through the shared subscription group below (docs/mqtt.md).

@@ -68,6 +68,7 @@ async def embedded(front: FrontDoor) -> AsyncIterator[Door]:
     finally:
         await broker.stop()
         front.close()
+        await front.connectivity.presence.flush()
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """The MQTT front door: device logins and the life of their sessions, over any broker.
 
-It implements the embedded broker's hooks (:class:`thingport.connect.mqtt.broker.BrokerHooks`). A
-CONNECT goes through the login schemes (:mod:`thingport.connect.schemes`), whose session says what
-follows the CONNACK (its handoff); a connection marks the device online, a lost connection
-offline; a device's requests go to :mod:`thingport.connect.requests`, which sees the door only as a
-:class:`~thingport.connect.requests.DeviceContext`.
+It implements the embedded broker's hooks (:class:`thingport.connect.mqtt.broker.BrokerHooks`, and
+the quick ones of :class:`~thingport.connect.mqtt.broker.QuickHooks`: topic rights and the topics it
+does not handle are answered without a task). A CONNECT goes through the login schemes
+(:mod:`thingport.connect.schemes`), whose session says what follows the CONNACK (its handoff); a
+connection marks the device online, a lost connection offline (written in batches,
+:mod:`thingport.services.presence`); a device's requests go to :mod:`thingport.connect.requests`,
+which sees the door only as a :class:`~thingport.connect.requests.DeviceContext`.
 
 One connection per device: a second login of the same device closes the first, as cloud brokers
 do, and the device stays online throughout. Sub-devices log in through their gateway's session.
@@ -52,6 +54,9 @@ class FrontDoor:
         self._live: dict[str, DeviceSession] = {}
         #: sub-device asset id → the gateway session it is logged in through.
         self._via: dict[str, DeviceSession] = {}
+        #: asset id → accepted logins that wrote the device online with its activation, not yet
+        #: connected or abandoned: if the device is set offline meanwhile, they must set it online again.
+        self._announcing: dict[str, list[DeviceSession]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         # Both follow the registry's events, the remote cache first: its rights are stale by then.
         self.remote = RemoteSessions(self, self.logins, services)
@@ -82,31 +87,94 @@ class FrontDoor:
             return AuthResult.refuse(connack(refused))
         if session.is_gateway:
             await self.refresh_subs(session)
+        if session.announced:
+            self._announcing.setdefault(session.asset_id, []).append(session)
         return AuthResult.accept(session)
 
-    async def authorize(self, principal: object, topic: str, action: Action) -> bool:
+    def authenticate_now(self, conn: ConnectInfo) -> AuthResult | None:
+        """What :meth:`authenticate` says, when a login needs no read or write (an active device in
+        memory, not a gateway, whose topology is read); None otherwise."""
+        try:
+            session = self.logins.authenticate_now(conn)
+        except LoginRefused as refused:
+            log.info("%s", refused.log_line(conn))
+            return AuthResult.refuse(connack(refused))
+        if session is None or session.is_gateway:
+            return None
+        return AuthResult.accept(session)
+
+    def authorize_now(self, principal: object, topic: str, action: Action) -> bool:
         return isinstance(principal, DeviceSession) and principal.may(topic, action)
+
+    async def authorize(self, principal: object, topic: str, action: Action) -> bool:
+        return self.authorize_now(principal, topic, action)
+
+    def on_publish_now(self, principal: object, client_id: str, topic: str, payload: bytes, qos: int) -> bool | None:
+        """What :meth:`on_publish` says when no request handler has to run (None when one has)."""
+        return isinstance(principal, DeviceSession) and self.requests.takes(topic)
 
     async def on_publish(self, principal: object, client_id: str, topic: str, payload: bytes, qos: int) -> bool:
         if not isinstance(principal, DeviceSession):
             return False
         return await self.requests.handle(self, principal, topic, payload, qos)
 
+    def on_connected_now(self, principal: object, client_id: str) -> bool:
+        """:meth:`on_connected` when it has nothing to wait for (no handoff, no older connection of the
+        device to close); False, having done nothing, when it has."""
+        if not isinstance(principal, DeviceSession):
+            return True
+        older = self._live.get(principal.asset_id)
+        if principal.handoff is not None or (older is not None and older is not principal
+                                             and older.client_id != client_id):
+            return False
+        self._arrived(principal, client_id)
+        return True
+
     async def on_connected(self, principal: object, client_id: str) -> None:
         if not isinstance(principal, DeviceSession):
             return
         session = principal
-        session.client_id = client_id
         if session.handoff is not None and session.handoff_only:
+            session.client_id = client_id
+            self._settled(session)
             await session.handoff.deliver(session, self)
             return
         older = self._live.get(session.asset_id)
-        self._live[session.asset_id] = session
+        self._arrived(session, client_id)
         if older is not None and older is not session and older.client_id != client_id and self.downlink is not None:
             await self.downlink.disconnect_client(older.client_id, "a newer connection of the same device")
         if session.handoff is not None:
             await session.handoff.deliver(session, self)
-        await self.services.devices.mark_connected(session.asset_id)
+
+    def _arrived(self, session: DeviceSession, client_id: str) -> None:
+        """The session is the device's live one, and the device online (unless its login wrote that)."""
+        session.client_id = client_id
+        self._settled(session)
+        self._live[session.asset_id] = session
+        if not session.announced:  # a first login wrote it online with its activation
+            self.connectivity.connected(session.asset_id)
+
+    async def on_abandoned(self, principal: object, client_id: str) -> None:
+        """A login accepted but never answered (the client left first): undo its going online."""
+        if not isinstance(principal, DeviceSession):
+            return
+        self._settled(principal)
+        if principal.announced and self._live.get(principal.asset_id) is None:
+            self._offline(principal.asset_id)
+
+    def _settled(self, session: DeviceSession) -> None:
+        pending = self._announcing.get(session.asset_id)
+        if pending is not None and session in pending:
+            pending.remove(session)
+            if not pending:
+                del self._announcing[session.asset_id]
+
+    def _offline(self, asset_id: str) -> None:
+        """Set the device offline; a login of it that wrote it online and is still on its way to its
+        CONNACK (a takeover of the connection going now) must then write it online itself."""
+        self.connectivity.disconnected(asset_id)
+        for pending in self._announcing.get(asset_id, ()):
+            pending.announced = False
 
     async def on_disconnected(self, principal: object, client_id: str, reason: str) -> None:
         if not isinstance(principal, DeviceSession) or principal.handoff_only:
@@ -116,7 +184,7 @@ class FrontDoor:
             await self.drop_sub(session, asset_id)
         if self._live.get(session.asset_id) is session:
             del self._live[session.asset_id]
-            await self.services.devices.mark_disconnected(session.asset_id)
+            self._offline(session.asset_id)
 
     # --- sessions -------------------------------------------------------------------------------
     def live(self, asset_id: str) -> DeviceSession | None:
@@ -159,14 +227,14 @@ class FrontDoor:
         # Logged in through another node (external broker): no session here knows it, the topology does.
         for asset_id, ref in gateway.subs.items():
             if ref == (product_key, device_key) and asset_id not in self._via:
-                await self.services.devices.mark_disconnected(asset_id)
+                self._offline(asset_id)
                 return
 
     async def drop_sub(self, gateway: DeviceSession, asset_id: str) -> None:
         gateway.online_subs.pop(asset_id, None)
         if self._via.get(asset_id) is gateway:
             del self._via[asset_id]
-            await self.services.devices.mark_disconnected(asset_id)
+            self._offline(asset_id)
 
     # --- downlinks --------------------------------------------------------------------------------
     def send(self, session: DeviceSession, topic: str, payload: bytes, qos: int = 0) -> None:

@@ -101,6 +101,16 @@ class DeviceRequests:
         """Topic filters matching every request handled here, any device (``/sys/+/+/thing/topo/add`` …)."""
         return sorted(f"/{root}/+/+/{path}" for root, path in self._handlers)
 
+    def takes(self, topic: str) -> bool | None:
+        """Whether :meth:`handle` takes a message on ``topic`` (not to be routed), when that is known
+        without handling it: False, True for a reply to the platform, None for a request."""
+        target = parse_topic(topic)
+        if target is None:
+            return False
+        if (target.root, target.path) in PLATFORM_REPLIES:
+            return True
+        return None if (target.root, target.path) in self._handlers else False
+
     async def handle(self, ctx: DeviceContext, session: DeviceSession, topic: str, payload: bytes, qos: int) -> bool:
         """Answer a platform request; True when the message was the platform's (not to be routed)."""
         target = parse_topic(topic)

@@ -76,6 +76,8 @@ class DeviceSession:
     #: What the login hands the device once connected, if anything (its scheme's choice).
     handoff: Handoff | None = None
     client_id: str = ""
+    #: The login wrote the device online already (the one that activated it, in the same write).
+    announced: bool = False
     #: Sub-devices in the gateway's topology: asset id → (productKey, deviceKey).
     subs: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Sub-devices the gateway has logged in (combine/login): asset id → (productKey, deviceKey).

@@ -54,15 +54,21 @@ def alink_sign(secret: str, params: Mapping[str, str], method: str) -> str:
     return hmac.new(secret.encode(), content(params).encode(), alg).hexdigest()
 
 
-def verify(secret: str, fields: Mapping[str, str], device_key: str, method: str, sign: str) -> Family | None:
+def verify(secret: str, fields: Mapping[str, str], device_key: str, method: str, sign: str,
+           prefer: Family | None = None) -> Family | None:
     """Which family's signature ``sign`` is over ``fields`` plus the device's key; None if neither.
 
-    EnOS names the key ``deviceKey``, Alink ``deviceName``; each family is tried with its own name.
+    EnOS names the key ``deviceKey``, Alink ``deviceName``; each family is tried with its own name,
+    ``prefer`` first (the one the device used last time: a good login then costs one digest).
     """
     if algorithm(method) is None or not sign:
         return None
-    if equal(enos_sign(secret, {**fields, "deviceKey": device_key}, method), sign):
-        return "enos"
-    if equal(alink_sign(secret, {**fields, "deviceName": device_key}, method), sign):
-        return "alink"
+    order: tuple[Family, Family] = ("alink", "enos") if prefer == "alink" else ("enos", "alink")
+    for family in order:
+        if family == "enos":
+            expected = enos_sign(secret, {**fields, "deviceKey": device_key}, method)
+        else:
+            expected = alink_sign(secret, {**fields, "deviceName": device_key}, method)
+        if equal(expected, sign):
+            return family
     return None

@@ -7,11 +7,15 @@ A *signed* login or request verifies against the device secret (static) or, wher
 allows dynamic activation and the device was never activated, the product secret. The family of
 the signature (EnOS plain hash or Alink HMAC, :mod:`thingport.crypto.device_sign`) is returned so
 the front door can answer in the same dialect.
+
+A login reads nothing: it is checked against :mod:`thingport.services.credentials`, and what it
+changes (online state, activation, the login events) is written in batches by
+:mod:`thingport.services.presence`, the activation before the device is told it got in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thingport.crypto import device_sign
@@ -26,7 +30,9 @@ from thingport.domain.errors import (
 from thingport.domain.models import Device, I18nText, Product
 from thingport.services import events
 from thingport.services.context import Caller, Core
+from thingport.services.credentials import Credentials, LoginRecord, ProductLogin
 from thingport.services.devices import DeviceRef, DeviceService, DeviceSpec
+from thingport.services.presence import Presence
 from thingport.services.provisioning import ProvisioningService
 from thingport.services.topology import TopologyService
 
@@ -48,11 +54,13 @@ class Credential:
 
 @dataclass(frozen=True, slots=True)
 class DeviceLogin:
-    device: Device
-    product: Product
+    device: LoginRecord
+    product: ProductLogin
     family: Family
     #: Logged in with the product secret: the device must be handed its own secret now.
     activating: bool = False
+    #: The login activated the device and wrote it online with the activation (``online=True``).
+    online: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +76,54 @@ class ConnectivityService:
         self.devices = devices
         self.topology = topology
         self.provisioning = provisioning
+        self.credentials = Credentials(core)
+        self.presence = Presence(core)
 
     # logins --------------------------------------------------------------------------------
-    async def login(self, cred: Credential, *, dynamic: bool) -> DeviceLogin:
-        """Check a device's signed login. ``dynamic``: the scheme allows the product secret."""
-        async with self.core.read() as conn:
-            device, product = await self._find(conn, cred.product_key, cred.device_key)
-        return self._verify(device, product, cred, dynamic=dynamic)
+    async def login(self, cred: Credential, *, dynamic: bool, online: bool = False) -> DeviceLogin:
+        """Check a device's signed login. ``dynamic``: the scheme allows the product secret.
+
+        A device's first login is recorded (activation) before this returns; with ``online``, the
+        device's going online in the same write (then :meth:`connected` need not follow).
+        """
+        record = await self.credentials.find(cred.product_key, cred.device_key)
+        if record is None:
+            raise _not_found(cred.product_key, cred.device_key)
+        login = self._verify(record, cred, dynamic=dynamic)
+        if await self._activate(record, online):
+            return replace(login, online=True)
+        return login
+
+    def login_now(self, cred: Credential, *, dynamic: bool) -> DeviceLogin | None:
+        """:meth:`login` when it needs neither a read nor a write (the device is in memory and active),
+        else None without checking anything: then :meth:`login` decides."""
+        record = self.credentials.cached(cred.product_key, cred.device_key)
+        if record is None or not record.active:
+            return None
+        return self._verify(record, cred, dynamic=dynamic)
+
+    async def activate(self, product_key: str, device_key: str, *, online: bool = False) -> bool:
+        """Record a device's first login (any scheme) before the device is told it got in; True when
+        that wrote it online too (``online``)."""
+        record = await self.credentials.find(product_key, device_key)
+        if record is None:
+            raise _not_found(product_key, device_key)
+        return await self._activate(record, online)
+
+    async def _activate(self, record: LoginRecord, online: bool) -> bool:
+        if record.active:
+            return False
+        if not await self.presence.activate(record.asset_id, online=online):  # deleted or disabled since
+            raise DeviceStatusInvalid(f"deviceKey: {record.device_key} is disabled", field="deviceKey")
+        record.active = True
+        return online
+
+    def connected(self, asset_id: str) -> None:
+        """The device's session began: online, written with the next batch."""
+        self.presence.connected(asset_id)
+
+    def disconnected(self, asset_id: str) -> None:
+        self.presence.disconnected(asset_id)
 
     async def login_by_id(self, asset_id: str) -> tuple[Device, Product] | None:
         """A device named by its identity alone (OceanConnect deviceId logins)."""
@@ -112,16 +161,22 @@ class ConnectivityService:
             raise DeviceStatusInvalid(f"deviceName: {device_key} is already activated", field="deviceName")
         return Registered(device, product)
 
-    def _verify(self, device: Device, product: Product, cred: Credential, *, dynamic: bool) -> DeviceLogin:
+    def _verify(self, device: LoginRecord, cred: Credential, *, dynamic: bool) -> DeviceLogin:
+        """The signature against the device secret (the family it used last time first), then,
+        where allowed, the product secret: one digest for a good login, two per secret for a bad one."""
         if not device.enabled:
             raise DeviceStatusInvalid(f"deviceKey: {device.device_key} is disabled", field="deviceKey")
-        family = device_sign.verify(device.secret, cred.fields, device.device_key, cred.method, cred.sign)
+        product = device.product
+        family = device_sign.verify(device.secret, cred.fields, device.device_key, cred.method, cred.sign,
+                                    device.family)
         if family is not None:
+            device.family = family
             return DeviceLogin(device, product, family)
         if dynamic and cred.secure_mode == "3" and product.dynamic_activate_enabled:
-            family = device_sign.verify(product.secret, cred.fields, device.device_key, cred.method, cred.sign)
+            family = device_sign.verify(product.secret, cred.fields, device.device_key, cred.method, cred.sign,
+                                        device.family)
             if family is not None:
-                if device.active_time:
+                if device.active:
                     raise DeviceStatusInvalid(
                         f"deviceKey: {device.device_key} is already activated; log in with its device secret",
                         field="deviceKey")
@@ -135,7 +190,7 @@ class ConnectivityService:
         device = await self.core.devices.by_login(conn, product_key, device_key)
         product = None if device is None else await self.core.products.get(conn, device.org_id, product_key)
         if device is None or product is None:
-            raise DeviceNotFound(f"deviceKey: no device {device_key} in product {product_key}", field="deviceKey")
+            raise _not_found(product_key, device_key)
         return device, product
 
     # gateways ------------------------------------------------------------------------------
@@ -147,8 +202,9 @@ class ConnectivityService:
         if device.org_id != gateway.org_id or device.gateway_asset_id != gateway.asset_id:
             raise TopologyConflict(f"deviceKey: {cred.device_key} is not a sub-device of this gateway",
                                    field="deviceKey")
-        login = self._verify(device, product, cred, dynamic=True)
-        await self.devices.mark_connected(device.asset_id)
+        login = self._verify(LoginRecord.of(device, product), cred, dynamic=True)
+        if not await self._activate(login.device, online=True):
+            self.presence.connected(device.asset_id)
         return login
 
     async def add_topology(self, gateway_id: str, creds: list[Credential]) -> list[Device]:
@@ -167,7 +223,7 @@ class ConnectivityService:
                 if device.org_id != gateway.org_id:
                     raise DeviceNotFound(f"deviceKey: no device {cred.device_key} in product {cred.product_key}",
                                          field="deviceKey")
-                self._verify(device, product, cred, dynamic=False)
+                self._verify(LoginRecord.of(device, product), cred, dynamic=False)
                 subs.append(device)
         await self.topology.add_sub_devices(
             self._caller(gateway), DeviceRef(asset_id=gateway.asset_id),
@@ -256,3 +312,7 @@ class ConnectivityService:
     def _caller(device: Device) -> Caller:
         """A device acts within its own organization, as the platform (no application)."""
         return Caller.operator(device.org_id)
+
+
+def _not_found(product_key: str, device_key: str) -> DeviceNotFound:
+    return DeviceNotFound(f"deviceKey: no device {device_key} in product {product_key}", field="deviceKey")

@@ -249,6 +249,15 @@ class LivingEnrolleeCheckin(LivingDownlink):
     enrollee_iot_id: str
 
 
+# --- the keyring --------------------------------------------------------------------------------
+
+class KeyringRotated(EventPayload):
+    """The master key was rotated (``key_id`` is the new primary): what holds secrets read them again."""
+
+    KIND = "keyring.rotated"
+    key_id: str
+
+
 #: Events after which a live device session must be closed at once.
 SESSION_ENDING: Final = (DeviceReplaced, DeviceDeleted, DeviceDisabled, DeviceDetached)
 

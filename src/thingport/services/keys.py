@@ -6,6 +6,7 @@ kept), then every secret is re-encrypted in one transaction, then the old keys a
 
 from __future__ import annotations
 
+from thingport.services import events
 from thingport.services.context import Core
 from thingport.store.rekey import reencrypt_all
 
@@ -18,6 +19,7 @@ async def rotate_master_key(core: Core) -> tuple[str, int]:
     core.keyring.keys, core.keyring.primary = rotated.keys, rotated.primary
     async with core.write() as tx:
         count = await reencrypt_all(tx.conn, core.keyring)
+        await tx.emit(events.KeyringRotated(key_id=core.keyring.primary))
     old = [k for k in core.keyring.keys if k != core.keyring.primary]
     for kid in old:
         core.keyring.keys.pop(kid)

@@ -15,6 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.store.schema import events
 
+#: Built once (append_many runs for every batch of logins).
+_APPEND_MANY = insert(events).returning(events.c.id)
+_COLUMNS = ("org_id", "kind", "asset_id", "payload", "create_time")
+_INSERT_HEAD = f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) VALUES"
+_ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+_ROWS_PER_INSERT = 1000  # 5,000 parameters, far below SQLite's 32,766
+
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
@@ -34,6 +41,30 @@ class EventStore:
                                                        create_time=now))
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
+
+    async def append_many(self, conn: AsyncConnection, rows: list[tuple[str, str, str | None, msgspec.Struct, int]]
+                          ) -> list[int]:
+        """Several events (org, kind, asset id, payload, time) in one statement; their ids, in order.
+
+        The rows of one INSERT take increasing ids in the order given, so the returned ids are sorted
+        rather than asking for parameter order, which SQLite can only give one row per statement.
+        """
+        if not rows:
+            return []
+        values = [(org, kind, asset_id, msgspec.json.encode(payload).decode(), now)
+                  for org, kind, asset_id, payload, now in rows]
+        if conn.dialect.paramstyle != "qmark":
+            res = await conn.execute(_APPEND_MANY, [dict(zip(_COLUMNS, v, strict=True)) for v in values])
+            return sorted(int(r[0]) for r in res)
+        # SQLite: the multi-row INSERT written out and handed to the driver as it is, as SQLAlchemy's
+        # handling of each row's parameters would cost more than the row's own insert
+        ids: list[int] = []
+        for start in range(0, len(values), _ROWS_PER_INSERT):
+            chunk = values[start:start + _ROWS_PER_INSERT]
+            sql = f"{_INSERT_HEAD} {', '.join([_ROW] * len(chunk))} RETURNING id"
+            res = await conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+            ids.extend(int(r[0]) for r in res)
+        return sorted(ids)
 
     async def since(self, conn: AsyncConnection, after_id: int, limit: int = 500) -> list[EventRow]:
         q = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)

@@ -119,9 +119,15 @@ async def hooks() -> Hooks:
     return Hooks()
 
 
+@pytest.fixture(params=[True, False], ids=["epoll", "transports"])
+def own_poll(request: pytest.FixtureRequest) -> bool:
+    """Every broker test runs on both ways of watching clients: the broker's epoll set, asyncio transports."""
+    return bool(request.param)
+
+
 @pytest.fixture
-async def broker(hooks: Hooks) -> AsyncIterator[Broker]:
-    b = Broker(hooks, BrokerLimits(close_grace=1.0))
+async def broker(hooks: Hooks, own_poll: bool) -> AsyncIterator[Broker]:
+    b = Broker(hooks, BrokerLimits(close_grace=1.0), own_poll=own_poll)
     await b.start(HOST, 0)
     yield b
     await b.stop()
@@ -295,8 +301,8 @@ async def test_unacknowledged_qos1_is_redelivered_with_dup_on_resume(broker: Bro
     raw.close()
 
 
-async def test_offline_queue_is_bounded_dropping_the_oldest(hooks: Hooks) -> None:
-    b = Broker(hooks, BrokerLimits(max_queued=3))
+async def test_offline_queue_is_bounded_dropping_the_oldest(hooks: Hooks, own_poll: bool) -> None:
+    b = Broker(hooks, BrokerLimits(max_queued=3), own_poll=own_poll)
     await b.start(HOST, 0)
     try:
         raw = await Raw.open(b.port)
@@ -515,8 +521,8 @@ async def test_malformed_packet_closes_only_that_connection(broker: Broker, hook
     assert (await good.receive()).payload == b"still fine"
 
 
-async def test_junk_before_connect_and_oversized_packets_are_closed(hooks: Hooks) -> None:
-    b = Broker(hooks, BrokerLimits(max_packet_size=1024))
+async def test_junk_before_connect_and_oversized_packets_are_closed(hooks: Hooks, own_poll: bool) -> None:
+    b = Broker(hooks, BrokerLimits(max_packet_size=1024), own_poll=own_poll)
     await b.start(HOST, 0)
     try:
         junk = await Raw.open(b.port)
@@ -531,8 +537,8 @@ async def test_junk_before_connect_and_oversized_packets_are_closed(hooks: Hooks
         await b.stop()
 
 
-async def test_a_subscriber_that_stops_reading_is_dropped_not_buffered(hooks: Hooks) -> None:
-    b = Broker(hooks, BrokerLimits(max_write_buffer=256 * 1024))
+async def test_a_subscriber_that_stops_reading_is_dropped_not_buffered(hooks: Hooks, own_poll: bool) -> None:
+    b = Broker(hooks, BrokerLimits(max_write_buffer=256 * 1024), own_poll=own_poll)
     await b.start(HOST, 0)
     try:
         slow = await Raw.open(b.port, rcvbuf=4096)
@@ -548,4 +554,142 @@ async def test_a_subscriber_that_stops_reading_is_dropped_not_buffered(hooks: Ho
         await hooks.wait_for(("disconnected", "slow", "overflow"))
         slow.close()
     finally:
+        await b.stop()
+
+
+# --- retained messages beyond the in-flight window ([MQTT-3.3.1-8]) -----------------------------
+
+async def test_retained_messages_queued_beyond_the_window_keep_their_retain_flag(hooks: Hooks, own_poll: bool) -> None:
+    """More retained messages than the window: those queued, and those resent on resume, stay retained."""
+    b = Broker(hooks, BrokerLimits(max_inflight=2), own_poll=own_poll)
+    await b.start(HOST, 0)
+    try:
+        for i in range(5):
+            await b.publish(f"cfg/{i}", f"v{i}".encode(), qos=1, retain=True)
+        raw = await Raw.open(b.port)
+        await raw.connect("late", clean=False)
+        raw.send(Subscribe(1, (("cfg/+", 1),)))
+        assert await raw.recv() == Suback(1, (1,))
+        first = [await raw.recv() for _ in range(2)]  # the window; the other three wait in the queue
+        assert all(isinstance(p, Publish) and p.retain and p.qos == 1 for p in first)
+        raw.close()  # never acknowledged: on resume they come again with DUP, then the queue
+        raw = await Raw.open(b.port)
+        assert (await raw.connect("late", clean=False)).session_present
+        got: list[Publish] = []
+        while len(got) < 5:
+            p = await raw.recv()
+            assert isinstance(p, Publish) and p.packet_id is not None
+            got.append(p)
+            raw.send(codec.Puback(p.packet_id))
+        assert sorted(p.payload for p in got) == [f"v{i}".encode() for i in range(5)]
+        assert all(p.retain for p in got), [(p.topic, p.retain, p.dup) for p in got]
+        assert [p.dup for p in got[:2]] == [True, True]
+        raw.close()
+    finally:
+        await b.stop()
+
+
+# --- counting and logging what goes wrong ---------------------------------------------------------
+
+async def test_a_silent_connection_is_closed_counted_and_logged(hooks: Hooks, own_poll: bool,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    b = Broker(hooks, BrokerLimits(connect_timeout=0.3), own_poll=own_poll)
+    await b.start(HOST, 0)
+    try:
+        silent = [await Raw.open(b.port) for _ in range(3)]
+        with caplog.at_level("WARNING", logger="thingport.connect.mqtt.broker"):
+            for raw in silent:
+                assert await raw.closed_by_server()
+        stats = b.stats()
+        assert (stats.accepted, stats.connect_timeouts, stats.connections) == (3, 3, 0)
+        lines = [r.getMessage() for r in caplog.records if "no CONNECT" in r.getMessage()]
+        assert len(lines) == 1, lines  # one line per interval, however many
+    finally:
+        await b.stop()
+
+
+async def test_stats_count_logins_refusals_and_protocol_errors(broker: Broker, hooks: Hooks,
+                                                               devices: Callable[..., Device]) -> None:
+    hooks.passwords["dev"] = b"right"
+    assert await devices(client_id="a", username="dev", password="right").connect() == 0
+    assert await devices(client_id="b", username="dev", password="wrong").connect() == 4
+    bad = await Raw.open(broker.port)
+    await bad.connect("bad")
+    bad.send(b"\xf0\x00")
+    assert await bad.closed_by_server()
+    stats = broker.stats()
+    assert (stats.connects, stats.refused, stats.protocol_errors) == (2, 1, 1)
+    assert stats.sessions == 1 and stats.connections == 1
+    assert broker.stats() is not broker.stats()  # a snapshot, not the live counters
+
+
+async def test_an_idle_connection_holds_no_task_and_no_buffer(broker: Broker, devices: Callable[..., Device]) -> None:
+    d = devices(client_id="idle")
+    await d.connect()
+    await d.subscribe(("t", 1))
+    await asyncio.sleep(0.05)
+    conns = [c for c in broker._connections() if c.session is not None]
+    assert len(conns) == 1
+    conn = conns[0]
+    assert (conn.task, conn.buf, conn.out) == (None, b"", None)
+    assert not hasattr(conn, "__dict__")
+    assert not broker._tasks
+
+
+async def test_packets_after_a_slow_hook_wait_for_it(broker: Broker, hooks: Hooks,
+                                                     devices: Callable[..., Device]) -> None:
+    """A request whose hook takes a while is handled before the client's next publish is routed."""
+    seen: list[str] = []
+
+    async def slow(client_id: str, topic: str, payload: bytes) -> bool:
+        if topic == "req":
+            await asyncio.sleep(0.2)
+        seen.append(topic)
+        return False
+
+    hooks.handler = slow
+    spy, dev = devices(client_id="spy"), devices(client_id="dev")
+    await spy.connect()
+    await dev.connect()
+    await spy.subscribe(("#", 0))
+    dev.client.publish("req", b"1", 0)
+    dev.client.publish("next", b"2", 0)
+    assert [(await spy.receive()).topic for _ in range(2)] == ["req", "next"]
+    assert seen == ["req", "next"]
+
+
+async def test_quick_hooks_answer_without_the_async_ones(own_poll: bool) -> None:
+    class Quick(Hooks):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[str] = []
+
+        def authorize_now(self, principal: object, topic: str, action: str) -> bool | None:
+            self.asked.append(f"now:{action}:{topic}")
+            return None if topic.startswith("ask/") else not topic.startswith("deny/")
+
+        def on_publish_now(self, principal: object, client_id: str, topic: str, payload: bytes,
+                           qos: int) -> bool | None:
+            return topic == "mine"
+
+        async def authorize(self, principal: object, topic: str, action: str) -> bool:  # type: ignore[override]
+            self.asked.append(f"async:{action}:{topic}")
+            return True
+
+    hooks = Quick()
+    b = Broker(hooks, own_poll=own_poll)
+    await b.start(HOST, 0)
+    sub, pub = Device(b.port, client_id="sub"), Device(b.port, client_id="pub")
+    try:
+        await sub.connect()
+        await pub.connect()
+        assert await sub.subscribe(("#", 1)) == [1]
+        for topic in ("deny/x", "mine", "ask/x", "ok"):
+            await pub.publish(topic, b".", qos=1)
+        assert [(await sub.receive()).topic for _ in range(2)] == ["ask/x", "ok"]
+        await sub.nothing_more(0.1)
+        assert "async:publish:ask/x" in hooks.asked and "async:publish:ok" not in hooks.asked
+    finally:
+        await sub.close()
+        await pub.close()
         await b.stop()

@@ -149,7 +149,9 @@ async def test_the_life_of_a_device(door: Door, oc: OcClient, services: Services
     await status_is(services, caller, did, DeviceStatus.OFFLINE)
     final, rc = await connect(door, oceanconnect_connect(did, answer["deviceSecret"]))
     assert rc == 0
+    await status_is(services, caller, did, DeviceStatus.ONLINE)  # written in a batch, a moment later
     await final.close()
+    await status_is(services, caller, did, DeviceStatus.OFFLINE)
 
     await worker.run_once()
     assert [(b["resultCode"], b["deviceInfo"]["nodeId"]) for b in rec.of("bindDevice")] == [

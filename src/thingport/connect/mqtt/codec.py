@@ -213,17 +213,31 @@ def _frame(first: int, body: bytes) -> bytes:
     return bytes((first,)) + encode_remaining_length(len(body)) + body
 
 
-def encode_publish(topic: str, payload: bytes, qos: int = 0, retain: bool = False, dup: bool = False,
-                   packet_id: int | None = None) -> bytes:
-    """The hot path of the broker, so it takes fields instead of building a ``Publish`` first."""
-    first = 0x30 | (dup << 3) | (qos << 1) | retain
+def publish_head(topic: str, payload_length: int, qos: int = 0, retain: bool = False, dup: bool = False) -> bytes:
+    """A PUBLISH up to its packet id: the same for every subscriber a message goes to, so the
+    broker builds it once per message and adds each subscriber's packet id (:func:`encode_publish`)."""
     t = topic.encode()
-    var = struct.pack("!H", len(t)) + t
-    if qos:
-        if not packet_id:
-            raise ValueError("QoS 1 and 2 publishes need a packet id")
-        var += struct.pack("!H", packet_id)
-    return bytes((first,)) + encode_remaining_length(len(var) + len(payload)) + var + payload
+    length = 2 + len(t) + payload_length + (2 if qos else 0)
+    rl = bytes((length,)) if length < 0x80 else encode_remaining_length(length)
+    return bytes((0x30 | (dup << 3) | (qos << 1) | retain,)) + rl + len(t).to_bytes(2, "big") + t
+
+
+def encode_publish(topic: str, payload: bytes, qos: int = 0, retain: bool = False, dup: bool = False,
+                   packet_id: int | None = None, head: bytes | None = None) -> bytes:
+    """The hot path of the broker, so it takes fields instead of building a ``Publish`` first;
+    ``head``: :func:`publish_head` of these fields, made once for many subscribers."""
+    if head is None:
+        head = publish_head(topic, len(payload), qos, retain, dup)
+    if not qos:
+        return head + payload
+    if not packet_id:
+        raise ValueError("QoS 1 and 2 publishes need a packet id")
+    return head + packet_id.to_bytes(2, "big") + payload
+
+
+def encode_ack(kind: int, packet_id: int) -> bytes:
+    """PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK."""
+    return bytes((kind << 4 | _REQUIRED_FLAGS.get(kind, 0), 2, packet_id >> 8, packet_id & 0xFF))
 
 
 def encode(packet: Packet) -> bytes:
@@ -248,11 +262,9 @@ def encode(packet: Packet) -> bytes:
         return _frame(CONNECT << 4, var + payload)
     if isinstance(packet, Connack):
         return bytes((CONNACK << 4, 2, int(packet.session_present), packet.return_code))
-    if isinstance(packet, Puback | Pubrec | Pubcomp | Unsuback):
-        kind = {Puback: PUBACK, Pubrec: PUBREC, Pubcomp: PUBCOMP, Unsuback: UNSUBACK}[type(packet)]
-        return struct.pack("!BBH", kind << 4, 2, packet.packet_id)
-    if isinstance(packet, Pubrel):
-        return struct.pack("!BBH", PUBREL << 4 | 2, 2, packet.packet_id)
+    if isinstance(packet, Puback | Pubrec | Pubrel | Pubcomp | Unsuback):
+        kind = {Puback: PUBACK, Pubrec: PUBREC, Pubrel: PUBREL, Pubcomp: PUBCOMP, Unsuback: UNSUBACK}[type(packet)]
+        return encode_ack(kind, packet.packet_id)
     if isinstance(packet, Subscribe):
         body = struct.pack("!H", packet.packet_id) + b"".join(_str(f) + bytes((q,)) for f, q in packet.topics)
         return _frame(SUBSCRIBE << 4 | 2, body)
@@ -330,22 +342,58 @@ class _Body:
             raise MalformedPacket("trailing bytes after the packet")
 
 
+def parse_publish(first: int, data: bytes, start: int, end: int) -> tuple[str, bytes, int, bool, bool, int | None]:
+    """The fields of the PUBLISH whose body is ``data[start:end]`` (topic, payload, qos, retain, dup,
+    packet id), read in place: the broker's hot path, which needs no ``Publish`` built."""
+    qos = (first >> 1) & 3
+    if qos == 3:
+        raise MalformedPacket("PUBLISH with QoS 3")
+    dup = bool(first & 8)
+    if dup and qos == 0:
+        raise MalformedPacket("PUBLISH with DUP set at QoS 0")
+    if end - start < 2:
+        raise MalformedPacket("packet ends early")
+    pos = start + 2 + (data[start] << 8 | data[start + 1])
+    if pos > end:
+        raise MalformedPacket("field runs past the end of the packet")
+    try:
+        topic = data[start + 2:pos].decode()
+    except UnicodeDecodeError:
+        raise MalformedPacket("string is not valid UTF-8") from None
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+        raise MalformedPacket("PUBLISH topic is empty, has a wildcard or U+0000")
+    pid = None
+    if qos:
+        if pos + 2 > end:
+            raise MalformedPacket("packet ends early")
+        pid = data[pos] << 8 | data[pos + 1]
+        if not pid:
+            raise MalformedPacket("packet id 0")
+        pos += 2
+    return topic, bytes(data[pos:end]), qos, bool(first & 1), dup, pid
+
+
+def parse_ack(first: int, data: bytes, start: int, end: int) -> int:
+    """The packet id of a PUBACK, PUBREC, PUBREL or PUBCOMP whose body is ``data[start:end]``."""
+    kind = first >> 4
+    if first & 0x0F != _REQUIRED_FLAGS.get(kind, 0):
+        raise MalformedPacket(f"bad fixed-header flags {first & 0x0F:#x} for packet type {kind}")
+    if end - start != 2:
+        raise MalformedPacket("packet ends early" if end - start < 2 else "trailing bytes after the packet")
+    pid = data[start] << 8 | data[start + 1]
+    if not pid:
+        raise MalformedPacket("packet id 0")
+    return pid
+
+
 def decode(first: int, body: bytes) -> Packet:
     """Decode one packet from its first byte and its body (everything after the remaining length)."""
     kind, flags = first >> 4, first & 0x0F
-    b = _Body(body)
     if kind == PUBLISH:
-        qos = (flags >> 1) & 3
-        if qos == 3:
-            raise MalformedPacket("PUBLISH with QoS 3")
-        dup = bool(flags & 8)
-        if dup and qos == 0:
-            raise MalformedPacket("PUBLISH with DUP set at QoS 0")
-        topic = b.string()
-        if not topic or "+" in topic or "#" in topic:
-            raise MalformedPacket("PUBLISH topic is empty or has a wildcard")
-        pid = b.packet_id() if qos else None
-        return Publish(topic, b.rest(), qos, bool(flags & 1), dup, pid)
+        return Publish(*parse_publish(first, body, 0, len(body)))
+    if kind in _ACK_TYPES and kind != UNSUBACK:
+        return _ACK_TYPES[kind](parse_ack(first, body, 0, len(body)))
+    b = _Body(body)
     if flags != _REQUIRED_FLAGS.get(kind, 0):
         raise MalformedPacket(f"bad fixed-header flags {flags:#x} for packet type {kind}")
     packet: Packet

@@ -159,42 +159,42 @@ class SubscriptionTrie(Generic[K, V]):
         """Every plain subscriber whose filter matches, plus one member of each matching group.
 
         A subscriber with several matching filters appears once per filter; the caller decides
-        how to merge them.
+        how to merge them. (Once per publish, so a loop over a stack rather than nested calls.)
         """
         out: list[tuple[K, V]] = []
         levels = topic.split("/")
         last = len(levels)
-
-        def collect(node: _Node[K, V]) -> None:
-            if node.subscribers:
-                out.extend(node.subscribers.items())
-            for g in node.groups.values():
-                picked = g.pick(available)
-                if picked is not None:
-                    out.append(picked)
-
-        def walk(node: _Node[K, V], i: int) -> None:
+        wild_first = not levels[0].startswith("$")  # $SYS… is not matched by a leading + or #
+        stack: list[tuple[_Node[K, V], int]] = [(self._root, 0)]
+        while stack:
+            node, i = stack.pop()
             children = node.children
             if i == last:
-                collect(node)
+                self._collect(node, out, available)
                 hash_node = children.get("#")
                 if hash_node is not None:  # "a/#" also matches "a"
-                    collect(hash_node)
-                return
-            wild = i > 0 or not levels[0].startswith("$")
+                    self._collect(hash_node, out, available)
+                continue
             exact = children.get(levels[i])
             if exact is not None:
-                walk(exact, i + 1)
-            if wild:
+                stack.append((exact, i + 1))
+            if i or wild_first:
                 plus = children.get("+")
                 if plus is not None:
-                    walk(plus, i + 1)
+                    stack.append((plus, i + 1))
                 hash_node = children.get("#")
                 if hash_node is not None:
-                    collect(hash_node)
-
-        walk(self._root, 0)
+                    self._collect(hash_node, out, available)
         return out
+
+    @staticmethod
+    def _collect(node: _Node[K, V], out: list[tuple[K, V]], available: Callable[[K], bool] | None) -> None:
+        if node.subscribers:
+            out.extend(node.subscribers.items())
+        for g in node.groups.values():
+            picked = g.pick(available)
+            if picked is not None:
+                out.append(picked)
 
 
 @dataclass(slots=True)

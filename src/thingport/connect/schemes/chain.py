@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from thingport.connect.mqtt.broker import ConnectInfo
@@ -43,22 +44,45 @@ class LoginChain:
         address and user name; a good login clears it. ``remote``: an external broker asks, which
         cannot deliver a handoff, so a login that has one is refused (after it counted as good).
         """
-        key = (conn.peer[0] if conn.peer else "", conn.username or "")
+        key = self._key(conn)
+        with self._attempt(key):
+            scheme, claim = self.read(conn)
+            session = await scheme.login(claim, self.services, remote=remote)
+        self.throttle.succeeded(key)
+        if remote and session.handoff is not None:
+            raise NeedsEmbeddedBroker(session.handoff.name)
+        return session
+
+    def authenticate_now(self, conn: ConnectInfo) -> DeviceSession | None:
+        """:meth:`authenticate` (embedded broker) when a scheme can decide at once (``login_now``: a
+        login needing no read or write); None when not, having counted nothing towards the throttle."""
+        key = self._key(conn)
+        with self._attempt(key):
+            scheme, claim = self.read(conn)
+            login_now = getattr(scheme, "login_now", None)
+            session: DeviceSession | None = login_now(claim, self.services) if login_now is not None else None
+        if session is not None:
+            self.throttle.succeeded(key)
+        return session
+
+    @staticmethod
+    def _key(conn: ConnectInfo) -> tuple[str, str]:
+        return conn.peer[0] if conn.peer else "", conn.username or ""
+
+    @contextmanager
+    def _attempt(self, key: tuple[str, str]) -> Iterator[None]:
+        """Refused unchecked when throttled; unreadable fields and refused credentials count against
+        the throttle, and a domain error becomes the refusal of a credential."""
         if self.throttle.blocked(key):
             raise Throttled()
         try:
-            scheme, claim = self.read(conn)
-            session = await scheme.login(claim, self.services, remote=remote)
+            yield
         except UnreadableLogin:
             self.throttle.failed(key)
             raise
         except DomainError as err:
             self.throttle.failed(key)
             raise CredentialRefused(err.message) from err
-        self.throttle.succeeded(key)
-        if remote and session.handoff is not None:
-            raise NeedsEmbeddedBroker(session.handoff.name)
-        return session
 
     async def session_for(self, username: str, by_key: ByKey) -> DeviceSession | None:
         """The device a broker client's user name names, as the first scheme of its form finds it."""

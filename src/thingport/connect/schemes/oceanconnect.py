@@ -68,7 +68,12 @@ class OceanConnectScheme:
         if claim.check_time and not oceanconnect.timestamp_is_current(claim.timestamp):
             raise Unauthenticated("timestamp: not the current hour (UTC)", field="timestamp")
         oc = services.oceanconnect.registrations
-        cred = await oc.login_credential(claim.identifier, claim.auth_type)
+        # Kept in memory like the signed logins' records, but never a pending bind's: its verify
+        # code lapses with time, not with an event.
+        cred = await services.connectivity.credentials.remember(
+            ("oceanconnect", claim.auth_type, claim.identifier),
+            lambda: oc.login_credential(claim.identifier, claim.auth_type),
+            lambda c: c.asset_id, lambda c: not c.binding)
         if cred is None or not oceanconnect.verify_mqtt_password(cred.secret, claim.timestamp, claim.password):
             raise Unauthenticated("password: does not match", field="password")
         handoff: Handoff | None = None
@@ -79,7 +84,8 @@ class OceanConnectScheme:
             handoff = BIND
         elif cred.first_login:
             await oc.confirm_first_login(cred.asset_id)
-        return _session(cred, handoff)
+        announced = await services.connectivity.activate(cred.product_key, cred.device_key, online=not remote)
+        return _session(cred, handoff, announced)
 
     def names(self, username: str) -> bool:
         """Any user name: a deviceId or a nodeId. Last in the chain, it takes what the others do not."""
@@ -95,6 +101,6 @@ class OceanConnectScheme:
         return _session(cred, None)
 
 
-def _session(cred: DeviceCredential, handoff: Handoff | None) -> DeviceSession:
+def _session(cred: DeviceCredential, handoff: Handoff | None, announced: bool = False) -> DeviceSession:
     return DeviceSession(cred.asset_id, cred.org_id, cred.product_key, cred.device_key, family.OCEANCONNECT,
-                         is_gateway=cred.is_gateway, handoff=handoff)
+                         is_gateway=cred.is_gateway, handoff=handoff, announced=announced)

@@ -17,7 +17,7 @@ from thingport.connect.mqtt.broker import ConnectInfo
 from thingport.connect.schemes.base import ByKey, UnreadableLogin, user_and_password
 from thingport.connect.session import DeviceSession, HandoffLink, device_now
 from thingport.domain.errors import Unauthenticated
-from thingport.services.connectivity import Credential
+from thingport.services.connectivity import Credential, DeviceLogin
 from thingport.services.container import Services
 
 #: Time a registering client has to read its secret before the platform closes the session.
@@ -109,12 +109,16 @@ class SignedScheme:
                                  handoff=REGISTRATION)
         if claim.auth_type:
             raise Unauthenticated(f"authType: {claim.auth_type} is not supported", field="authType")
-        cred = Credential(claim.product_key, claim.device_key, claim.signed_fields(), claim.sign_method,
-                          claim.password, claim.secure_mode or "2")
-        login = await conn.login(cred, dynamic=True)
-        d = login.device
-        return DeviceSession(d.asset_id, d.org_id, d.product_key, d.device_key, family.of_signature(login.family),
-                             is_gateway=login.product.is_gateway, handoff=ACTIVATION if login.activating else None)
+        # a first login goes online with its activation, except an external broker's: it may not connect
+        return _session(await conn.login(_credential(claim), dynamic=True, online=not remote))
+
+    def login_now(self, claim: SignedLogin, services: Services) -> DeviceSession | None:
+        """The static login of an active device whose credentials are in memory, decided at once;
+        None for any other (then :meth:`login`)."""
+        if claim.auth_type:
+            return None
+        login = services.connectivity.login_now(_credential(claim), dynamic=True)
+        return _session(login) if login is not None else None
 
     def names(self, username: str) -> bool:
         return "&" in username
@@ -122,6 +126,18 @@ class SignedScheme:
     async def session_for(self, username: str, services: Services, by_key: ByKey) -> DeviceSession | None:
         device_key, _, product_key = username.partition("&")
         return await by_key(product_key, device_key)
+
+
+def _credential(claim: SignedLogin) -> Credential:
+    return Credential(claim.product_key, claim.device_key, claim.signed_fields(), claim.sign_method, claim.password,
+                      claim.secure_mode or "2")
+
+
+def _session(login: DeviceLogin) -> DeviceSession:
+    rec = login.device
+    return DeviceSession(rec.asset_id, rec.org_id, rec.product_key, rec.device_key, family.of_signature(login.family),
+                         is_gateway=login.product.is_gateway, handoff=ACTIVATION if login.activating else None,
+                         announced=login.online)
 
 
 def parse(client_id: str, username: str, password: str) -> SignedLogin:

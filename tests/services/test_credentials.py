@@ -1,0 +1,255 @@
+"""The login credentials in memory: a login reads nothing, and every change that matters applies at
+once (the bus's events), a read racing with a change included."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from tests.services.conftest import statements
+from thingport.app import ensure_initialised
+from thingport.crypto import device_sign
+from thingport.crypto.keyring import KeyringError
+from thingport.domain.errors import DeviceNotFound, DeviceStatusInvalid, Unauthenticated
+from thingport.domain.models import Device, I18nText, ProductType
+from thingport.services import credentials as credentials_module
+from thingport.services.connectivity import Credential
+from thingport.services.container import Services
+from thingport.services.context import Caller, Core
+from thingport.services.credentials import Credentials
+from thingport.services.devices import DeviceRef, DeviceSpec
+from thingport.services.keys import rotate_master_key
+from thingport.services.products import ProductPatch, ProductSpec
+from thingport.settings import Settings
+from thingport.store.db import Database
+from thingport.store.schema import devices as devices_table
+
+
+def signed(device: Device, secret: str | None = None, *, family: str = "enos", secure_mode: str = "2",
+           product_key: str | None = None) -> Credential:
+    fields = {"clientId": "c1", "productKey": product_key or device.product_key, "timestamp": "1"}
+    sign = (device_sign.enos_sign(secret or device.secret, {**fields, "deviceKey": device.device_key}, "sha256")
+            if family == "enos" else
+            device_sign.alink_sign(secret or device.secret, {**fields, "deviceName": device.device_key}, "sha256"))
+    return Credential(product_key or device.product_key, device.device_key, fields, "sha256", sign, secure_mode)
+
+
+async def device(services: Services, caller: Caller, product: str) -> Device:
+    return (await services.devices.create(caller, DeviceSpec(product, I18nText("d"), "+08:00"))).device
+
+
+@pytest.fixture(autouse=True)
+def keeping(services: Services) -> None:
+    """The cache's rules on every backend; whether a node keeps records at all is the last test's."""
+    services.connectivity.credentials.keeps = True
+
+
+async def test_a_login_reads_nothing_once_loaded(services: Services, caller: Caller, service_product: str) -> None:
+    devices = [await device(services, caller, service_product) for _ in range(3)]
+    conn = services.connectivity
+    assert await conn.credentials.load() == 3
+    for d in devices:  # the first logins write the activations; the next ones write nothing
+        await conn.login(signed(d), dynamic=True)
+    with statements(services) as sql:
+        for d in devices:
+            assert (await conn.login(signed(d), dynamic=True)).device.asset_id == d.asset_id
+    assert sql == []
+    # a device created since is read once, then kept
+    late = await device(services, caller, service_product)
+    await conn.login(signed(late), dynamic=True)
+    with statements(services) as sql:
+        await conn.login(signed(late), dynamic=True)
+    assert sql == []
+
+
+async def test_a_replaced_key_is_refused_at_once(services: Services, caller: Caller, service_product: str) -> None:
+    conn = services.connectivity
+    d = await device(services, caller, service_product)
+    await conn.credentials.load()
+    await conn.login(signed(d), dynamic=True)
+    view = await services.devices.replace_key(caller, DeviceRef(asset_id=d.asset_id), "new-key-1")
+    with pytest.raises(DeviceNotFound):  # the old key names no device any more
+        await conn.login(signed(d), dynamic=True)
+    new = view.device
+    with pytest.raises(Unauthenticated):  # the new key with the old secret
+        await conn.login(signed(new, d.secret), dynamic=True)
+    login = await conn.login(signed(new), dynamic=True)
+    assert login.device.secret == new.secret and login.device.active  # inactive again, activated by this login
+
+
+async def test_disable_enable_and_delete_apply_at_once(services: Services, caller: Caller,
+                                                       service_product: str) -> None:
+    conn = services.connectivity
+    d = await device(services, caller, service_product)
+    await conn.credentials.load()
+    await conn.login(signed(d), dynamic=True)
+    await services.devices.set_enabled(caller, DeviceRef(asset_id=d.asset_id), False)
+    with pytest.raises(DeviceStatusInvalid):
+        await conn.login(signed(d), dynamic=True)
+    await services.devices.set_enabled(caller, DeviceRef(asset_id=d.asset_id), True)
+    await conn.login(signed(d), dynamic=True)
+    await services.devices.delete(caller, DeviceRef(asset_id=d.asset_id))
+    with pytest.raises(DeviceNotFound):
+        await conn.login(signed(d), dynamic=True)
+
+
+async def test_a_product_change_applies_to_its_devices_at_once(services: Services, caller: Caller) -> None:
+    conn = services.connectivity
+    spec = ProductSpec(I18nText("Dyn"), ProductType.DEVICE, "Json", "model1", False, dynamic_activate_enabled=True)
+    product = await services.products.create(caller, spec)
+    d = await device(services, caller, product.product_key)
+    await conn.credentials.load()
+    def dynamic(on: bool) -> ProductPatch:
+        return ProductPatch(I18nText("Dyn"), False, dynamic_activate_enabled=on)
+
+    await services.products.update(caller, product.product_key, dynamic(False))
+    with pytest.raises(Unauthenticated):  # the product secret no longer activates
+        await conn.login(signed(d, product.secret, secure_mode="3"), dynamic=True)
+    await services.products.update(caller, product.product_key, dynamic(True))
+    login = await conn.login(signed(d, product.secret, secure_mode="3"), dynamic=True)
+    assert login.activating
+    with pytest.raises(DeviceStatusInvalid):  # activated now: the product secret is refused for it
+        await conn.login(signed(d, product.secret, secure_mode="3"), dynamic=True)
+
+
+async def test_a_rotated_master_key_reads_everything_again(services: Services, caller: Caller,
+                                                           service_product: str) -> None:
+    conn = services.connectivity
+    devices = [await device(services, caller, service_product) for _ in range(2)]
+    await conn.credentials.load()
+    await rotate_master_key(services.core)
+    assert len(conn.credentials) == 0  # forgotten at once, read again in the background
+    for _ in range(100):
+        if len(conn.credentials) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(conn.credentials) == 2
+    for d in devices:
+        await conn.login(signed(d), dynamic=True)
+
+
+async def test_a_read_that_overlaps_a_change_is_not_kept(services: Services, caller: Caller, service_product: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read began before the replace committed and ends after its event: its answer may be the old
+    secret, so it answers this one login and is not kept for the next."""
+    conn = services.connectivity
+    d = await device(services, caller, service_product)
+    assert await conn.presence.activate(d.asset_id)  # an activating login would see the change when it writes
+    reading, proceed = asyncio.Event(), asyncio.Event()
+    real = credentials_module.device_logins
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        rows = await real(*args, **kwargs)
+        reading.set()
+        await proceed.wait()
+        return rows
+
+    monkeypatch.setattr(credentials_module, "device_logins", slow)
+    login = asyncio.create_task(conn.login(signed(d), dynamic=True))  # not loaded: a miss, read
+    await reading.wait()
+    monkeypatch.setattr(credentials_module, "device_logins", real)
+    await services.devices.set_enabled(caller, DeviceRef(asset_id=d.asset_id), False)
+    proceed.set()
+    await login  # read before the change: that login was decided with what it read
+    with pytest.raises(DeviceStatusInvalid):  # the next one reads again
+        await conn.login(signed(d), dynamic=True)
+
+
+async def test_a_good_login_costs_one_digest(services: Services, caller: Caller, service_product: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both families' readings are tried, but the one the device used last time first."""
+    conn = services.connectivity
+    d = await device(services, caller, service_product)
+    await conn.credentials.load()
+    calls: list[str] = []
+    real_hmac = device_sign.hmac.new
+    real_hash = hashlib.new
+
+    def counting_hmac(*args: Any, **kwargs: Any) -> Any:
+        calls.append("alink")
+        return real_hmac(*args, **kwargs)
+
+    def counting_hash(*args: Any, **kwargs: Any) -> Any:
+        calls.append("enos")
+        return real_hash(*args, **kwargs)
+
+    good, bad = signed(d, family="alink"), signed(d, "wrong", family="alink")
+    monkeypatch.setattr(device_sign.hmac, "new", counting_hmac)
+    monkeypatch.setattr(device_sign.hashlib, "new", counting_hash)
+    assert (await conn.login(good, dynamic=True)).family == "alink"
+    assert calls == ["enos", "alink"]  # first time: EnOS first, as ever
+    calls.clear()
+    assert (await conn.login(good, dynamic=True)).family == "alink"
+    assert calls == ["alink"]
+    calls.clear()
+    with pytest.raises(Unauthenticated):  # a wrong password still hears both readings
+        await conn.login(bad, dynamic=True)
+    assert sorted(calls) == ["alink", "enos"]
+
+
+async def test_a_secret_that_cannot_be_decrypted_keeps_only_its_device_out(
+        services: Services, caller: Caller, service_product: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The broker still starts; that device's login fails as every login did before the cache."""
+    good, bad = await device(services, caller, service_product), await device(services, caller, service_product)
+    async with services.core.write() as tx:
+        await tx.conn.execute(update(devices_table).where(devices_table.c.asset_id == bad.asset_id)
+                              .values(secret_enc="v1:gone:AAAA"))
+    conn = services.connectivity
+    with caplog.at_level("WARNING"):
+        assert await conn.credentials.load() == 1
+    assert "1 stored secrets cannot be decrypted" in caplog.text
+    await conn.login(signed(good), dynamic=True)
+    with pytest.raises(KeyringError):
+        await conn.login(signed(bad), dynamic=True)
+
+
+async def test_a_change_made_by_another_process_applies_within_moments(
+        services: Services, settings: Settings, caller: Caller, service_product: str) -> None:
+    """A ``thingport`` command changes the database from another process, with a bus of its own:
+    the outbox brings its events (services/credentials.py, ``follow``)."""
+    conn = services.connectivity
+    d = await device(services, caller, service_product)
+    await conn.credentials.load()
+    await conn.login(signed(d), dynamic=True)
+    keyring, _ = ensure_initialised(settings)
+    other = Services.build(Core(settings, keyring, Database(settings.db_url)))
+    try:
+        await other.devices.replace_key(caller, DeviceRef(asset_id=d.asset_id), "moved-1")
+    finally:
+        await other.core.db.close()
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        try:
+            await conn.login(signed(d), dynamic=True)
+        except DeviceNotFound:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the other process's replace never applied"
+        await asyncio.sleep(credentials_module.FOLLOW_S / 5)
+
+
+async def test_on_a_shared_database_every_login_reads_its_device(services: Services, caller: Caller,
+                                                                 service_product: str) -> None:
+    """Another node's change is not announced on this node's bus, so a node on a shared database
+    (PostgreSQL) keeps no record: a secret changed behind its back is in force at the next login."""
+    fresh = Credentials(services.core)
+    assert fresh.keeps is services.core.db.is_sqlite
+    fresh.close()
+    conn = services.connectivity
+    conn.credentials.keeps = False
+    d = await device(services, caller, service_product)
+    assert await conn.credentials.load() == 0
+    await conn.login(signed(d), dynamic=True)
+    with statements(services) as sql:
+        await conn.login(signed(d), dynamic=True)
+    assert sql
+    async with services.core.write() as tx:  # as another node's key refresh would
+        await tx.conn.execute(update(devices_table).where(devices_table.c.asset_id == d.asset_id)
+                              .values(secret_enc=services.core.keyring.encrypt("changed-elsewhere",
+                                                                                 context=f"device:{d.asset_id}")))
+    with pytest.raises(Unauthenticated):
+        await conn.login(signed(d), dynamic=True)
+    assert (await conn.login(signed(d, "changed-elsewhere"), dynamic=True)).device.asset_id == d.asset_id
