@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from thingport.dialects import openapi
 from thingport.dialects.enos.routes import ACTIONS
 from thingport.dialects.living.routes import APIS
 
@@ -86,3 +89,20 @@ async def test_security_schemes_of_each_dialect(doc: dict[str, Any]) -> None:
             "emqxHookToken"} <= set(schemes)
     assert doc["paths"]["/iocm/app/dm/v1.4.0/devices"]["get"]["security"] == [{"ocAppKey": [], "ocToken": []}]
     assert "security" not in doc["paths"]["/iocm/app/sec/v1.1.0/logout"]["post"]
+
+
+async def test_the_docs_pages_load_nothing_from_another_host(http: httpx.AsyncClient) -> None:
+    """/docs works offline: every script, style and icon the pages name is served by Thingport."""
+    for page in ("/docs", "/docs/swagger"):
+        html = (await http.get(page)).text
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", html)
+        assert len(urls) >= 4, urls  # the bundle, the preset, the style, the icon
+        assert not re.search(r"https?://|//[a-z]", html.split("<body", 1)[0]), page
+        for url in urls:
+            assert url.startswith(openapi.UI_ASSETS + "/"), url
+            r = await http.get(url)
+            assert r.status_code == 200 and r.content, url
+    licence = Path(openapi.__file__).with_name("swagger_ui") / "LICENSE"
+    assert "Apache License" in licence.read_text()
+    assert (await http.get(f"{openapi.UI_ASSETS}/../openapi.py")).status_code == 404
+
