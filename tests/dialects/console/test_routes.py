@@ -7,6 +7,7 @@ import re
 import httpx
 import pytest
 
+from tests.dialects.conftest import Unexpected
 from thingport.dialects.console.session import COOKIE, CSRF_FIELD, Sessions
 from thingport.domain.models import Organization, Page
 from thingport.services.container import Services
@@ -207,3 +208,13 @@ async def test_bad_queries_and_unknown_ids(http: httpx.AsyncClient, console: str
     assert r.status_code == 400 and "not UTF-8" in r.text
     r = await http.post("/console/orgs", data={"name": "x" * 20_000, CSRF_FIELD: console})
     assert r.status_code == 400
+
+
+async def test_an_unexpected_failure_is_a_page_not_a_traceback(http: httpx.AsyncClient, console: str,
+                                                              services: Services, org: Organization,
+                                                              unexpected: Unexpected) -> None:
+    unexpected.fail(services.overview, "product_counts")
+    r = await http.get(f"/console/o/{org.org_id}")
+    assert r.status_code == 500
+    assert "Something went wrong" in r.text and "database is gone" not in r.text
+    assert unexpected.logged() == f"console request GET /console/o/{org.org_id} failed"
