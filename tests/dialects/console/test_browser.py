@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import PG_URL, reset_postgres
 from tests.support.live_server import LiveServer, live_server
@@ -25,8 +26,6 @@ from tests.support.mqtt_client import Device as MqttDevice
 from tests.support.processes import free_port
 from thingport.connect.sim import SimDevice, enos_login
 from thingport.settings import Settings
-
-playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 #: How long the page may take to show a change it polls for (htmx every 2 s, plus the presence batch).
@@ -47,8 +46,8 @@ def server(settings: Settings, backend: str) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[playwright.Page]:  # type: ignore[name-defined]
-    with playwright.sync_playwright() as p:
+def page(tmp_path: Path) -> Iterator[Page]:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         tab = context.new_page()
@@ -63,7 +62,7 @@ def page(tmp_path: Path) -> Iterator[playwright.Page]:  # type: ignore[name-defi
         assert not errors, f"the browser reported errors: {errors}"  # a CSP refusal, a script error
 
 
-def shoot(tab: playwright.Page, name: str, tmp_path: Path) -> None:  # type: ignore[name-defined]
+def shoot(tab: Page, name: str, tmp_path: Path) -> None:
     target = Path(os.environ.get("THINGPORT_SCREENSHOTS") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(target / f"{name}.png"), full_page=True)
@@ -79,8 +78,7 @@ def connect(port: int, product_key: str, device_key: str, secret: str) -> MqttDe
     return dev
 
 
-def test_operator_walk(server: LiveServer, page: playwright.Page, tmp_path: Path) -> None:  # type: ignore[name-defined]
-    expect = playwright.expect
+def test_operator_walk(server: LiveServer, page: Page, tmp_path: Path) -> None:
     url = server.url
 
     # sign-in: every page leads there first; a wrong token is refused with a message
@@ -112,7 +110,9 @@ def test_operator_walk(server: LiveServer, page: playwright.Page, tmp_path: Path
     page.select_option("select[name=productType]", "Gateway")
     page.click("text=Create product")
     notice = page.locator(".notice").inner_text()
-    product_key = re.search(r"productKey (\S+)\.", notice).group(1)  # type: ignore[union-attr]
+    found = re.search(r"productKey (\S+)\.", notice)
+    assert found, notice
+    product_key = found.group(1)
     page.goto(f"{url}/console/o/o-acme/devices")
     page.fill("input[name=name]", "Meter 1")
     page.fill("input[name=deviceKey]", "meter-0001")

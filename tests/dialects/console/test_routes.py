@@ -8,11 +8,13 @@ import httpx
 import pytest
 
 from tests.dialects.conftest import Unexpected
+from thingport.app import create_app
 from thingport.dialects.console.session import COOKIE, CSRF_FIELD, Sessions
 from thingport.domain.models import Organization, Page
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef
+from thingport.settings import Settings
 
 TOKEN = "operator-secret-token"
 
@@ -218,3 +220,11 @@ async def test_an_unexpected_failure_is_a_page_not_a_traceback(http: httpx.Async
     assert r.status_code == 500
     assert "Something went wrong" in r.text and "database is gone" not in r.text
     assert unexpected.logged() == f"console request GET /console/o/{org.org_id} failed"
+
+
+async def test_the_cookie_is_secure_over_https(settings: Settings, services: Services) -> None:
+    app = create_app(settings, services)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://thingport.test") as tls:
+        r = await tls.post("/console/login", data={"token": TOKEN})
+        assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+        assert (await tls.get("/console/orgs")).status_code == 200
