@@ -129,8 +129,10 @@ def test_operator_walk(server: LiveServer, page: Page, tmp_path: Path) -> None:
     try:
         expect(row.locator(".status")).to_have_attribute("data-status", "online", timeout=LIVE_MS)
         page.fill("input[name=q]", "deviceKey = 'meter-0001' and status = 'online'")
-        page.click("text=Search")
+        page.click("button:text('Search')")
+        page.wait_for_url(re.compile(r".*/devices\?q=deviceKey.*"))
         expect(page.locator("tr[data-asset]")).to_have_count(1)
+        expect(page.locator("tr[data-asset] .status")).to_have_attribute("data-status", "online")
         shoot(page, "devices", tmp_path)
         page.goto(f"{url}/console/o/o-acme")
         expect(page.locator("svg.chart rect.accepted")).not_to_have_count(0)
@@ -179,6 +181,20 @@ def test_operator_walk(server: LiveServer, page: Page, tmp_path: Path) -> None:
     expect(page.locator(".error")).to_contain_text("newDeviceKey: must be 4-64 characters")
     page.click("text=Back")
     expect(page.locator("#device-key")).to_have_text("meter-0002")
+
+    # Living: a product's bind window and permit-join rule; an app user
+    page.goto(f"{url}/console/o/o-acme/products/{product_key}")
+    page.select_option("select[name=status]", "published")
+    page.fill("input[name=bindWindowS]", "120")
+    page.check("input[name=requirePermitJoin]")
+    page.click("text=Save Living metadata")
+    expect(page.locator(".notice")).to_contain_text("Living metadata saved")
+    expect(page.locator("input[name=bindWindowS]")).to_have_value("120")
+    expect(page.locator("input[name=requirePermitJoin]")).to_be_checked()
+    page.goto(f"{url}/console/o/o-acme/living")
+    page.fill("input[name=login]", "alice@example.com")
+    page.click("text=Create user")
+    expect(page.locator("h2")).to_contain_text("alice@example.com")
 
     # the remaining pages render; delete asks first
     for path, name in [("products", "products"), (f"products/{product_key}", "product"), ("living", "living"),
