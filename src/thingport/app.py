@@ -17,6 +17,7 @@ from thingport.connect import embedded
 from thingport.crypto.keyring import Keyring
 from thingport.dialects import brokers, openapi
 from thingport.dialects.admin.routes import router as admin_router
+from thingport.dialects.console.routes import routers as console_routers
 from thingport.dialects.emqx.routes import SECURITY_SCHEMES as EMQX_SECURITY
 from thingport.dialects.emqx.routes import router as emqx_router
 from thingport.dialects.enos.routes import SECURITY_SCHEMES as ENOS_SECURITY
@@ -100,7 +101,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     return Litestar(
         route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, rabbitmq_router,
-                        living_router, living_admin_router, health, openapi.ui_assets()],
+                        living_router, living_admin_router, *console_routers, health, openapi.ui_assets()],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token,
                      "oceanconnect_throttle": Throttle.from_settings(settings)}),

@@ -83,8 +83,8 @@ class FrontDoor:
         try:
             session = await self.logins.authenticate(conn, remote=remote)
         except LoginRefused as refused:
-            log.info("%s", refused.log_line(conn))
-            return AuthResult.refuse(connack(refused))
+            return self._refuse(conn, refused)
+        self.services.activity.accepted()
         if session.is_gateway:
             await self.refresh_subs(session)
         if session.announced:
@@ -97,11 +97,16 @@ class FrontDoor:
         try:
             session = self.logins.authenticate_now(conn)
         except LoginRefused as refused:
-            log.info("%s", refused.log_line(conn))
-            return AuthResult.refuse(connack(refused))
+            return self._refuse(conn, refused)
         if session is None or session.is_gateway:
             return None
+        self.services.activity.accepted()
         return AuthResult.accept(session)
+
+    def _refuse(self, conn: ConnectInfo, refused: LoginRefused) -> AuthResult:
+        log.info("%s", refused.log_line(conn))
+        self.services.activity.refused(refused.reason)
+        return AuthResult.refuse(connack(refused))
 
     def authorize_now(self, principal: object, topic: str, action: Action) -> bool:
         return isinstance(principal, DeviceSession) and principal.may(topic, action)
