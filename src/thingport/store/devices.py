@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, false, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, false, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,6 +43,12 @@ DEVICE_SEARCH = SearchTarget(
     },
     status=status_condition,
 )
+
+
+#: Built once: one device more (or fewer) on its product's counter, answering the new count.
+_COUNT = (update(products).where(products.c.product_key == bindparam("pk"))
+          .values(device_count=products.c.device_count + bindparam("delta")).returning(products.c.device_count))
+_INSERT = insert(devices)
 
 
 class DeviceStore:
@@ -81,9 +87,17 @@ class DeviceStore:
                         {"deviceTags": d.tags, "deviceAttributes": d.attributes})
         await replace_labels(conn, device_labels, "asset_id", d.asset_id, rows, fresh=fresh)
 
-    async def insert(self, conn: AsyncConnection, d: Device) -> None:
-        await conn.execute(insert(devices), [self._row(d)])
+    async def insert(self, conn: AsyncConnection, d: Device, *, limit: int | None = None) -> bool:
+        """Add the device and count it on its product; False (nothing added) when the product
+        already holds ``limit`` devices. The counter is updated first, in the same transaction, so
+        it is the product row's lock that orders concurrent creates, not a ``count(*)``."""
+        count = (await conn.execute(_COUNT, {"pk": d.product_key, "delta": 1})).scalar_one()
+        if limit is not None and count > limit:
+            await conn.execute(_COUNT, {"pk": d.product_key, "delta": -1})
+            return False
+        await conn.execute(_INSERT, [self._row(d)])
         await self._labels(conn, d, fresh=True)
+        return True
 
     async def save(self, conn: AsyncConnection, d: Device, *, labels: bool = True) -> None:
         row = self._row(d)
@@ -95,7 +109,9 @@ class DeviceStore:
     async def delete(self, conn: AsyncConnection, asset_id: str) -> None:
         await conn.execute(update(devices).where(devices.c.gateway_asset_id == asset_id).values(gateway_asset_id=None))
         await conn.execute(delete(device_labels).where(device_labels.c.asset_id == asset_id))
-        await conn.execute(delete(devices).where(devices.c.asset_id == asset_id))
+        gone = delete(devices).where(devices.c.asset_id == asset_id).returning(devices.c.product_key)
+        for (product_key,) in (await conn.execute(gone)).all():
+            await conn.execute(_COUNT, {"pk": product_key, "delta": -1})
 
     async def get(self, conn: AsyncConnection, org_id: str, *, asset_id: str | None = None,
                   product_key: str | None = None, device_key: str | None = None,

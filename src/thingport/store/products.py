@@ -15,7 +15,7 @@ from thingport.crypto.keyring import Keyring
 from thingport.domain.expression import PRODUCT_FIELDS, Expr
 from thingport.domain.models import I18nText, Page, Product, ProductType, ThingModel
 from thingport.store.labels import replace_labels, rows_for
-from thingport.store.schema import devices, product_labels, products, thing_models
+from thingport.store.schema import product_labels, products, thing_models
 from thingport.store.search import SearchTarget, condition
 
 PRODUCT_SEARCH = SearchTarget(
@@ -94,8 +94,9 @@ class ProductStore:
         await conn.execute(delete(products).where(products.c.product_key == product_key))
 
     async def count_devices(self, conn: AsyncConnection, product_key: str) -> int:
-        q = select(func.count()).select_from(devices).where(devices.c.product_key == product_key)
-        return int((await conn.execute(q)).scalar_one())
+        """The product's device counter (kept by ``DeviceStore``, no ``count(*)``)."""
+        q = select(products.c.device_count).where(products.c.product_key == product_key)
+        return int((await conn.execute(q)).scalar_one_or_none() or 0)
 
     async def search(self, conn: AsyncConnection, org_id: str, expr: Expr | None,
                      page: Page) -> tuple[list[Product], int]:
