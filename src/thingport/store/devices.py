@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, delete, false, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, false, func, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
 from thingport.domain.expression import DEVICE_FIELDS, Expr
 from thingport.domain.models import Device, DeviceStats, I18nText, Page
+from thingport.store.driver import Driver
 from thingport.store.labels import replace_labels, rows_for
 from thingport.store.schema import device_labels, devices, products
 from thingport.store.search import SearchTarget, condition
@@ -48,7 +49,13 @@ DEVICE_SEARCH = SearchTarget(
 #: Built once: one device more (or fewer) on its product's counter, answering the new count.
 _COUNT = (update(products).where(products.c.product_key == bindparam("pk"))
           .values(device_count=products.c.device_count + bindparam("delta")).returning(products.c.device_count))
-_INSERT = insert(devices)
+
+# The create's statements, written out for the driver (store/driver.py).
+_COLUMNS = [c.name for c in devices.c]
+_RAW_COUNT = "UPDATE products SET device_count = device_count + ? WHERE product_key = ? RETURNING device_count"
+_RAW_INSERT = (f"INSERT INTO devices ({', '.join(_COLUMNS)}) "
+               f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+_RAW_LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
 
 
 class DeviceStore:
@@ -90,13 +97,20 @@ class DeviceStore:
     async def insert(self, conn: AsyncConnection, d: Device, *, limit: int | None = None) -> bool:
         """Add the device and count it on its product; False (nothing added) when the product
         already holds ``limit`` devices. The counter is updated first, in the same transaction, so
-        it is the product row's lock that orders concurrent creates, not a ``count(*)``."""
-        count = (await conn.execute(_COUNT, {"pk": d.product_key, "delta": 1})).scalar_one()
-        if limit is not None and count > limit:
-            await conn.execute(_COUNT, {"pk": d.product_key, "delta": -1})
+        it is the product row's lock that orders concurrent creates, not a ``count(*)``. The hot
+        path of every create, so on the driver itself."""
+        raw = await Driver.of(conn)
+        counted = await raw.one(_RAW_COUNT, 1, d.product_key)
+        if counted is None:
             return False
-        await conn.execute(_INSERT, [self._row(d)])
-        await self._labels(conn, d, fresh=True)
+        if limit is not None and counted[0] > limit:
+            await raw.one(_RAW_COUNT, -1, d.product_key)
+            return False
+        row = self._row(d)
+        await raw.many(_RAW_INSERT, [tuple(row[c] for c in _COLUMNS)])
+        labels = rows_for("asset_id", d.asset_id, "deviceName", d.name,
+                          {"deviceTags": d.tags, "deviceAttributes": d.attributes})
+        await raw.many(_RAW_LABELS, [(r["asset_id"], r["field"], r["key"], r["value"]) for r in labels])
         return True
 
     async def save(self, conn: AsyncConnection, d: Device, *, labels: bool = True) -> None:
