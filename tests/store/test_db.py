@@ -145,3 +145,14 @@ async def test_the_product_limit_holds_under_concurrent_creates(services: Servic
     await services.devices.create(caller, spec(product_key, "again"))
     with pytest.raises(LimitExceeded):
         await services.devices.create(caller, spec(product_key, "one-too-many"))
+
+
+async def test_a_create_failing_alone_leaves_no_count_behind(services: Services, caller: Caller,
+                                                            service_product: str) -> None:
+    """The driver's statements run inside the transaction: the first writer's failure takes back its
+    counter update too (on PostgreSQL they once ran before the adapter's BEGIN, and stayed)."""
+    await services.devices.create(caller, spec(service_product, "key-one"))
+    with pytest.raises(DeviceKeyExists):
+        await services.devices.create(caller, spec(service_product, "key-one"))
+    async with services.core.read() as conn:
+        assert await services.core.products.count_devices(conn, service_product) == 1

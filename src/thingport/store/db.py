@@ -134,7 +134,12 @@ class Database:
         raw = await self.engine.connect()
         try:
             conn = await raw.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else raw
-            self._group = _Group(raw, conn, await conn.begin())
+            tx = await conn.begin()
+            if not self.is_sqlite:
+                # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement; the driver hot
+                # path (store/driver.py) may come first and must not run outside the transaction
+                await conn.exec_driver_sql("SELECT 1")
+            self._group = _Group(raw, conn, tx)
         except BaseException:
             await raw.close()
             raise

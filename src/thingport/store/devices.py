@@ -6,10 +6,10 @@ Owns these tables, so a class (the store rule, ``store/__init__.py``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, delete, false, func, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
@@ -55,6 +55,7 @@ _COLUMNS = [c.name for c in devices.c]
 _RAW_COUNT = "UPDATE products SET device_count = device_count + ? WHERE product_key = ? RETURNING device_count"
 _RAW_INSERT = (f"INSERT INTO devices ({', '.join(_COLUMNS)}) "
                f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+_RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
 _RAW_LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
 
 
@@ -77,7 +78,7 @@ class DeviceStore:
             "gateway_asset_id": d.gateway_asset_id,
         }
 
-    def _from(self, r: RowMapping) -> Device:
+    def _from(self, r: Mapping[Any, Any]) -> Device:
         return Device(
             asset_id=r["asset_id"], org_id=r["org_id"], product_key=r["product_key"], device_key=r["device_key"],
             name=I18nText(r["name_default"], json.loads(r["name_i18n"])),
@@ -130,6 +131,11 @@ class DeviceStore:
     async def get(self, conn: AsyncConnection, org_id: str, *, asset_id: str | None = None,
                   product_key: str | None = None, device_key: str | None = None,
                   for_update: bool = False) -> Device | None:
+        if asset_id is None and product_key is not None and device_key is not None:
+            # every get-device by key: on the driver (store/driver.py)
+            raw = await Driver.of(conn)
+            found = await raw.one(_RAW_BY_KEY + (raw.for_update if for_update else ""), org_id, product_key, device_key)
+            return self._from(dict(zip(_COLUMNS, found, strict=True))) if found else None
         q = select(devices).where(devices.c.org_id == org_id)
         if asset_id is not None:
             q = q.where(devices.c.asset_id == asset_id)

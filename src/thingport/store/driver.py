@@ -6,7 +6,9 @@ takes to run it (docs/benchmarks.md). The stores keep their interface (an ``Asyn
 send these statements, written out once, straight to the connection's driver inside the same
 transaction: ``sqlite3`` (the calls already run on the event-loop thread, ``sqlite_inline``) or
 asyncpg (whose statement cache prepares each one once per connection). A constraint violation is
-raised as SQLAlchemy's ``IntegrityError``, as the services expect.
+raised as SQLAlchemy's ``IntegrityError``, as the services expect. A write transaction is begun
+on the server before any of these run (``Database.write``): SQLAlchemy's asyncpg adapter would
+otherwise send BEGIN only with its own first statement.
 """
 
 from __future__ import annotations
