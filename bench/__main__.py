@@ -1,11 +1,15 @@
-"""``./run bench``: create-device load against Thingport and against a bare reference, in one run.
+"""``./run bench``: create-device and get-device load against Thingport and a bare reference, in one run.
 
 1. Start ``thingport serve`` (a subprocess, temp data dir, SQLite unless ``--database-url``),
    create an organization, model, application and products through the admin and EnOS APIs.
 2. Build ``--requests`` signed v2.4 create-device calls (APIM token scheme) and send them from
-   ``--concurrency`` keep-alive clients; a warm-up batch goes first and is not counted.
-3. Send the very same requests to ``bench/reference_app.py`` (uvicorn, one SQLite insert each).
-4. Print throughput, p50/p99 latency and the ratio thingport/reference; write JSON to bench/results/.
+   ``--concurrency`` keep-alive clients; a warm-up batch goes first and is not counted. Then
+   ``--get-requests`` signed v2.4 get-device calls for the devices just created, from
+   ``--get-concurrency`` clients.
+3. Send the very same requests to ``bench/reference_app.py`` (uvicorn, one insert or one select
+   each, on SQLite, or on the same PostgreSQL through asyncpg when Thingport runs on PostgreSQL).
+4. Print throughput, p50/p99 latency and the ratio thingport/reference of each scenario; write JSON
+   to bench/results/.
 """
 
 from __future__ import annotations
@@ -88,6 +92,17 @@ class Setup:
             out.append(signed_request(CREATE_PATH, params, body, self.token, self.secret))
         return out
 
+    def gets(self, count: int, created: int, run: str) -> list[bytes]:
+        """Signed get-device calls for devices the create requests made (each a different device,
+        so no two share a signature)."""
+        out = []
+        for n in range(count):
+            i = n % created
+            params = {"action": "get", "orgId": self.org_id, "productKey": self.product_keys[i // DEVICES_PER_PRODUCT],
+                      "deviceKey": f"{run}-{i:07d}"}
+            out.append(signed_request(CREATE_PATH, params, None, self.token, self.secret))
+        return out
+
 
 def measure(port: int, requests: list[bytes], warmup: int, concurrency: int, time_limit_s: float) -> Result:
     async def go() -> Result:
@@ -105,7 +120,7 @@ def measure(port: int, requests: list[bytes], warmup: int, concurrency: int, tim
 
 def show(name: str, r: Result) -> None:
     s = r.summary()
-    print(f"{name:<10} {s['ok']:>7} ok {s['failed']:>5} failed  {s['throughput_rps']:>8.1f} req/s  "
+    print(f"{name:<20} {s['ok']:>7} ok {s['failed']:>5} failed  {s['throughput_rps']:>8.1f} req/s  "
           f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms")
     if r.first_failure:
         print(f"           first failure: {r.first_failure}")
@@ -121,6 +136,9 @@ def main() -> int:
     p.add_argument("--time-limit", type=float, default=120.0, help="stop a target's run after this many seconds")
     p.add_argument("--database-url", default="", help="bench Thingport on this database (postgresql+asyncpg://…); "
                                                       "default SQLite in a temp dir")
+    p.add_argument("--get-requests", type=int, default=3000, help="timed get-device requests per target "
+                                                                    "(at most the devices created)")
+    p.add_argument("--get-concurrency", type=int, default=50, help="concurrent clients of the get-device run")
     p.add_argument("--no-reference", action="store_true", help="skip the bare reference")
     p.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
     p.add_argument("--profile", metavar="FILE", help="run Thingport under cProfile and write its stats to FILE")
@@ -131,11 +149,13 @@ def main() -> int:
     args.time_limit = min(args.time_limit, 240.0)
 
     total = args.warmup + args.requests
+    gets = min(args.get_requests, total - args.warmup)
     run_id = secrets.token_hex(3)
     engine = "postgresql" if args.database_url else "sqlite"
     print(f"create-device v2.4 (APIM token), {args.requests} requests + {args.warmup} warm-up, "
-          f"concurrency {args.concurrency}, Thingport on {engine}, {os.cpu_count()} cores")
-    results: dict[str, Any] = {}
+          f"concurrency {args.concurrency}; get-device v2.4, {gets} requests, concurrency {args.get_concurrency}; "
+          f"Thingport on {engine}, {os.cpu_count()} cores")
+    results: dict[str, Any] = {"create": {}, "get": {}}
     with tempfile.TemporaryDirectory(prefix="thingport-bench-") as tmp:
         operator = secrets.token_urlsafe(16)
         env = {"THINGPORT_OPERATOR_TOKEN": operator, "THINGPORT_LOG_LEVEL": "warning",
@@ -147,32 +167,40 @@ def main() -> int:
         with server(argv, port, env, "thingport", Path(tmp) / "thingport.log") as (url, _):
             setup = Setup(url, operator, products=-(-total // DEVICES_PER_PRODUCT))
             requests = setup.requests(total, run_id)
-            thingport = measure(port, requests, args.warmup, args.concurrency, args.time_limit)
-        show("thingport", thingport)
-        results["thingport"] = thingport.summary()
+            thingport = {"create": measure(port, requests, args.warmup, args.concurrency, args.time_limit)}
+            get_requests = setup.gets(args.warmup + gets, total, run_id)
+            thingport["get"] = measure(port, get_requests, args.warmup, args.get_concurrency, args.time_limit)
+        for scenario, r in thingport.items():
+            show(f"{scenario} thingport", r)
+            results[scenario]["thingport"] = r.summary()
         if not args.no_reference:
             port = free_port()
-            argv = [sys.executable, "-m", "bench.reference_app", "--port", str(port), "--db", f"{tmp}/reference.db"]
+            store = ["--pg", args.database_url.replace("+asyncpg", "")] if args.database_url else \
+                ["--db", f"{tmp}/reference.db"]
+            argv = [sys.executable, "-m", "bench.reference_app", "--port", str(port), *store]
             with server(argv, port, {}, "reference", Path(tmp) / "reference.log"):
-                reference = measure(port, requests, args.warmup, args.concurrency, args.time_limit)
-            show("reference", reference)
-            results["reference"] = reference.summary()
-            if reference.throughput:
-                ratio = thingport.throughput / reference.throughput
-                results["ratio"] = round(ratio, 3)
-                print(f"ratio thingport/reference: {ratio:.2f} (throughput)")
+                reference = {"create": measure(port, requests, args.warmup, args.concurrency, args.time_limit),
+                             "get": measure(port, get_requests, args.warmup, args.get_concurrency, args.time_limit)}
+            for scenario, r in reference.items():
+                show(f"{scenario} reference", r)
+                results[scenario]["reference"] = r.summary()
+                if r.throughput:
+                    ratio = thingport[scenario].throughput / r.throughput
+                    results[scenario]["ratio"] = round(ratio, 3)
+                    print(f"{scenario}: ratio thingport/reference {ratio:.2f} (throughput)")
     if not args.no_json:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        doc = {"scenario": "create-device-v2.4-apim", "time": stamp, "requests": args.requests,
-               "warmup": args.warmup, "concurrency": args.concurrency, "engine": engine,
+        doc = {"scenario": "create-get-device-v2.4-apim", "time": stamp, "requests": args.requests,
+               "warmup": args.warmup, "concurrency": args.concurrency, "get_requests": gets,
+               "get_concurrency": args.get_concurrency, "engine": engine,
                "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                            "platform": platform.platform()},
                **results}
         path = RESULTS / f"create-device-{engine}-{stamp}.json"
         path.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {path.relative_to(ROOT)}")
-    failed = results["thingport"]["failed"] + results.get("reference", {}).get("failed", 0)
+    failed = sum(r.get(side, {}).get("failed", 0) for r in results.values() for side in ("thingport", "reference"))
     return 1 if failed else 0
 
 

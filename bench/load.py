@@ -24,13 +24,14 @@ def apim_signature(token: str, params: dict[str, str], body: str, timestamp: str
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def signed_request(path: str, params: dict[str, str], body: dict[str, Any], token: str, secret: str) -> bytes:
-    """One complete HTTP/1.1 POST, signed with the APIM token scheme."""
-    text = json.dumps(body)
+def signed_request(path: str, params: dict[str, str], body: dict[str, Any] | None, token: str, secret: str) -> bytes:
+    """One complete HTTP/1.1 request signed with the APIM token scheme: a POST of ``body``, or a
+    GET when ``body`` is None."""
+    text = "" if body is None else json.dumps(body)
     ts = str(int(time.time() * 1000))
     query = "&".join(f"{k}={v}" for k, v in params.items())
     payload = text.encode()
-    head = (f"POST {path}?{query} HTTP/1.1\r\n"
+    head = (f"{'GET' if body is None else 'POST'} {path}?{query} HTTP/1.1\r\n"
             "Host: 127.0.0.1\r\n"
             "Content-Type: application/json;charset=UTF-8\r\n"
             f"Content-Length: {len(payload)}\r\n"

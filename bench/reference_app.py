@@ -1,11 +1,14 @@
-"""The bare reference for the create-device benchmark: one SQLite insert per request.
+"""The bare reference for the benchmarks: one insert per POST, one select per GET.
 
-A raw ASGI callable (no framework) that decodes the JSON body, inserts one row and commits,
-on the same stack as ``thingport serve``: uvicorn with its default loop and HTTP parser (uvloop,
-httptools), one worker, aiosqlite, and the WAL pragmas of ``thingport.store.db``. It is the floor
+A raw ASGI callable (no framework) on the same stack as ``thingport serve``: uvicorn with its
+default loop and HTTP parser (uvloop, httptools), one worker. A POST decodes the JSON body, inserts
+one row and commits; a GET (``productKey`` and ``deviceKey`` in the query) selects that row and
+answers it as JSON. On SQLite (``--db``): aiosqlite and the WAL pragmas of ``thingport.store.db``,
+one transaction at a time. On PostgreSQL (``--pg``): an asyncpg pool of 10 connections (Thingport's
+pool size), each insert a prepared statement in its own autocommitted transaction. It is the floor
 a request costs on this machine before any framework, validation, signing or crypto.
 
-Run: ``python -m bench.reference_app --port 8181 --db /tmp/ref.db``.
+Run: ``python -m bench.reference_app --port 8181 --db /tmp/ref.db`` (or ``--pg postgresql://…``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiosqlite
 
@@ -25,16 +29,21 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-SCHEMA = """CREATE TABLE IF NOT EXISTS devices (
-    id INTEGER PRIMARY KEY, product_key TEXT NOT NULL, device_key TEXT NOT NULL UNIQUE,
-    body TEXT NOT NULL, create_time INTEGER NOT NULL)"""
+#: Its own table name, so a PostgreSQL database shared with the Thingport under test is no problem.
+SCHEMA = """CREATE TABLE IF NOT EXISTS reference_devices (
+    id {id}, product_key TEXT NOT NULL, device_key TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL, create_time BIGINT NOT NULL)"""
+INSERT = "INSERT INTO reference_devices (product_key, device_key, body, create_time) VALUES ({})"
+SELECT = "SELECT product_key, device_key, body, create_time FROM reference_devices WHERE device_key = {}"
 
 
 class ReferenceApp:
-    def __init__(self, db_path: str) -> None:
+    def __init__(self, db_path: str, pg_dsn: str = "") -> None:
         self.db_path = db_path
+        self.pg_dsn = pg_dsn
         self.db: aiosqlite.Connection | None = None
-        self.write_lock = asyncio.Lock()  # one transaction per request, as Thingport's writers queue
+        self.pool: Any = None  # asyncpg.Pool on PostgreSQL
+        self.write_lock = asyncio.Lock()  # one SQLite transaction per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -42,6 +51,8 @@ class ReferenceApp:
         elif scope["type"] == "http":
             if scope["path"] == "/health":
                 await self.answer(send, 200, b'{"status":"ok"}')
+            elif scope["method"] == "GET":
+                await self.get_device(scope, send)
             else:
                 await self.create_device(receive, send)
 
@@ -49,15 +60,23 @@ class ReferenceApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.db = await aiosqlite.connect(self.db_path)
-                await self.db.execute("PRAGMA journal_mode=WAL")
-                await self.db.execute("PRAGMA synchronous=NORMAL")
-                await self.db.execute(SCHEMA)
-                await self.db.commit()
+                if self.pg_dsn:
+                    import asyncpg
+                    self.pool = await asyncpg.create_pool(self.pg_dsn, min_size=10, max_size=10)
+                    await self.pool.execute("DROP TABLE IF EXISTS reference_devices")
+                    await self.pool.execute(SCHEMA.format(id="BIGSERIAL PRIMARY KEY"))
+                else:
+                    self.db = await aiosqlite.connect(self.db_path)
+                    await self.db.execute("PRAGMA journal_mode=WAL")
+                    await self.db.execute("PRAGMA synchronous=NORMAL")
+                    await self.db.execute(SCHEMA.format(id="INTEGER PRIMARY KEY"))
+                    await self.db.commit()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.db is not None:
                     await self.db.close()
+                if self.pool is not None:
+                    await self.pool.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -75,14 +94,33 @@ class ReferenceApp:
         except (ValueError, KeyError, TypeError):
             await self.answer(send, 200, b'{"code":99400,"msg":"Invalid Argument","data":null}')
             return
-        assert self.db is not None
-        async with self.write_lock:
-            await self.db.execute(
-                "INSERT INTO devices (product_key, device_key, body, create_time) VALUES (?, ?, ?, ?)",
-                (product_key, device_key, raw.decode(), int(time.time() * 1000)))
-            await self.db.commit()
+        row = (product_key, device_key, raw.decode(), int(time.time() * 1000))
+        if self.pool is not None:
+            await self.pool.execute(INSERT.format("$1, $2, $3, $4"), *row)
+        else:
+            assert self.db is not None
+            async with self.write_lock:
+                await self.db.execute(INSERT.format("?, ?, ?, ?"), row)
+                await self.db.commit()
         out = {"code": 0, "msg": "OK", "requestId": str(uuid.uuid4()),
                "data": {"productKey": product_key, "deviceKey": device_key}}
+        await self.answer(send, 200, json.dumps(out, separators=(",", ":")).encode())
+
+    async def get_device(self, scope: Scope, send: Send) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode())
+        device_key = query.get("deviceKey", [""])[0]
+        if self.pool is not None:
+            row = await self.pool.fetchrow(SELECT.format("$1"), device_key)
+        else:
+            assert self.db is not None
+            async with self.db.execute(SELECT.format("?"), (device_key,)) as cursor:
+                row = await cursor.fetchone()
+        if row is None:
+            await self.answer(send, 200, b'{"code":11404,"msg":"Device not found","data":null}')
+            return
+        out = {"code": 0, "msg": "OK", "requestId": str(uuid.uuid4()),
+               "data": {"productKey": row[0], "deviceKey": row[1], "device": json.loads(row[2]),
+                        "createTime": row[3]}}
         await self.answer(send, 200, json.dumps(out, separators=(",", ":")).encode())
 
     @staticmethod
@@ -99,11 +137,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--db", required=True, help="SQLite file")
+    parser.add_argument("--db", default="", help="SQLite file")
+    parser.add_argument("--pg", default="", help="PostgreSQL DSN (postgresql://…) instead of SQLite")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
+    if not args.db and not args.pg:
+        parser.error("give --db FILE or --pg DSN")
     # the same call ``thingport serve`` makes: default loop and HTTP implementation, one worker
-    uvicorn.run(ReferenceApp(args.db), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(ReferenceApp(args.db, args.pg), host=args.host, port=args.port, log_level=args.log_level,
+                access_log=False)
 
 
 if __name__ == "__main__":

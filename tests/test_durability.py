@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import BACKENDS, PG_URL, reset_postgres
 from tests.support.enos_client import EnosClient
 from tests.support.processes import free_port, start_thingport, stop
 from thingport.app import ensure_initialised
+from thingport.domain.models import Page
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
@@ -21,8 +23,8 @@ from thingport.store.db import Database
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 
-async def provision(data_dir: Path) -> tuple[str, str]:
-    settings = Settings(data_dir=data_dir)
+async def provision(data_dir: Path, database_url: str = "") -> tuple[str, str]:
+    settings = Settings(data_dir=data_dir, database_url=database_url)
     keyring, _ = ensure_initialised(settings)
     db = Database(settings.db_url)
     await db.migrate()
@@ -114,3 +116,58 @@ async def test_a_signed_create_replayed_after_kill_9_is_refused(tmp_path: Path, 
             assert r["code"] == 0 and len(r["data"]) == 1, r
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_group_committed_creates_survive_kill_9_under_concurrent_load(tmp_path: Path, backend: str) -> None:
+    """32 clients at once share commits: every create a client was told succeeded is there after
+    ``kill -9``, and the product's device counter matches the devices that are."""
+    data_dir = tmp_path / "data"
+    url = PG_URL if backend == "postgresql" else ""
+    if url:
+        await reset_postgres(url)
+    app_key, secret = await provision(data_dir, url)
+    env = {"THINGPORT_DATABASE_URL": url}
+    port = free_port()
+    proc = start_thingport(data_dir, port, env)
+    acked: list[str] = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                     limits=httpx.Limits(max_connections=32)) as http:
+            enos = EnosClient(http, app_key, secret, "o1")
+            pk = await enos.create_product(model_id="m1")
+
+            async def writer(n: int) -> None:
+                for i in range(200):
+                    try:
+                        r = await enos.call("POST", "/connect-service/v2.1/devices", {"action": "create"},
+                                            {"productKey": pk, "deviceName": "d", "timezone": "+08:00",
+                                             "deviceKey": f"dev-{n}-{i}"})
+                    except httpx.HTTPError:
+                        return
+                    if r.get("code") == 0:
+                        acked.append(r["data"]["assetId"])
+
+            tasks = [asyncio.create_task(writer(n)) for n in range(32)]
+            while len(acked) < 150 and not all(t.done() for t in tasks):
+                await asyncio.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            await asyncio.gather(*tasks)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(acked) >= 150
+    settings = Settings(data_dir=data_dir, database_url=url)
+    keyring, _ = ensure_initialised(settings)
+    db = Database(settings.db_url)
+    try:
+        core = Core(settings, keyring, db)
+        async with db.read() as conn:
+            stored = {d.asset_id for d in (await core.devices.search(conn, "o1", None, Page(1, 10_000)))[0]}
+            counted = await core.products.count_devices(conn, pk)
+    finally:
+        await db.close()
+    missing = set(acked) - stored
+    assert not missing, f"{len(missing)} acknowledged devices lost"
+    assert counted == len(stored)

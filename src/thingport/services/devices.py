@@ -129,10 +129,6 @@ class DeviceService:
 
     async def _create(self, tx: Tx, caller: Caller, spec: DeviceSpec, key_version: str) -> DeviceView:
         product = await self.products.load(tx.conn, caller, spec.product_key, for_update=True)
-        limit = self.core.settings.product_device_limit
-        if await self.core.products.count_devices(tx.conn, product.product_key) >= limit:
-            raise LimitExceeded(f"productKey: product {product.product_key} already has the maximum of "
-                                f"{limit} devices", field="productKey")
         if spec.device_key is not None:
             key = validate.device_key(spec.device_key, version=key_version)
         else:
@@ -144,11 +140,15 @@ class DeviceService:
             tags=spec.tags or {}, create_time=tx.now, enabled=True, online=False, active_time=None,
             last_online_time=None, last_offline_time=None, gateway_asset_id=None, update_time=tx.now,
         )
+        limit = self.core.settings.product_device_limit
         try:  # the unique (product, deviceKey) index decides; a failure rolls the transaction back
-            await self.core.devices.insert(tx.conn, device)
+            added = await self.core.devices.insert(tx.conn, device, limit=limit)
         except IntegrityError as exc:
             raise DeviceKeyExists(f"deviceKey: {key} exists in product {product.product_key}",
                                   field="deviceKey") from exc
+        if not added:
+            raise LimitExceeded(f"productKey: product {product.product_key} already has the maximum of "
+                                f"{limit} devices", field="productKey")
         await tx.emit(events.DeviceCreated.of(device), device.asset_id)
         return DeviceView(device, product)
 

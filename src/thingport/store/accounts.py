@@ -5,8 +5,6 @@ Owns these tables, so a class (the store rule, ``store/__init__.py``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
 from thingport.domain.models import Application, Organization, Permission
+from thingport.store.driver import Driver
 from thingport.store.hashes import digest
 from thingport.store.schema import access_tokens, applications, organizations, used_nonces
 
@@ -97,10 +96,6 @@ class AccountStore:
         await conn.execute(delete(access_tokens).where(access_tokens.c.app_key == app_key))
 
     # nonces --------------------------------------------------------------------------------
-    def _insert_nonce(self, conn: AsyncConnection) -> Any:
-        stmt = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(used_nonces)
-        return stmt.on_conflict_do_nothing(index_elements=["nonce"])
-
     async def use_nonce(self, conn: AsyncConnection, key: str, now: int, expire: int) -> bool:
         """Record a nonce (already hashed) in one statement; False when a live one is there (a replay).
 
@@ -114,7 +109,10 @@ class AccountStore:
         return bool(result.rowcount)
 
     async def store_nonces(self, conn: AsyncConnection, batch: list[tuple[str, int]]) -> None:
-        await conn.execute(self._insert_nonce(conn), [{"nonce": k, "expire_time": e} for k, e in batch])
+        """Every signed write records its value with what it writes: on the driver (store/driver.py)."""
+        raw = await Driver.of(conn)
+        await raw.many("INSERT INTO used_nonces (nonce, expire_time) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+                       batch)
 
     async def live_nonces(self, conn: AsyncConnection, now: int) -> list[tuple[str, int]]:
         q = select(used_nonces.c.nonce, used_nonces.c.expire_time).where(used_nonces.c.expire_time > now)

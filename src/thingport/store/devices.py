@@ -6,15 +6,16 @@ Owns these tables, so a class (the store rule, ``store/__init__.py``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, false, func, insert, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
 from thingport.domain.expression import DEVICE_FIELDS, Expr
 from thingport.domain.models import Device, DeviceStats, I18nText, Page
+from thingport.store.driver import Driver
 from thingport.store.labels import replace_labels, rows_for
 from thingport.store.schema import device_labels, devices, products
 from thingport.store.search import SearchTarget, condition
@@ -45,6 +46,19 @@ DEVICE_SEARCH = SearchTarget(
 )
 
 
+#: Built once: one device more (or fewer) on its product's counter, answering the new count.
+_COUNT = (update(products).where(products.c.product_key == bindparam("pk"))
+          .values(device_count=products.c.device_count + bindparam("delta")).returning(products.c.device_count))
+
+# The create's statements, written out for the driver (store/driver.py).
+_COLUMNS = [c.name for c in devices.c]
+_RAW_COUNT = "UPDATE products SET device_count = device_count + ? WHERE product_key = ? RETURNING device_count"
+_RAW_INSERT = (f"INSERT INTO devices ({', '.join(_COLUMNS)}) "
+               f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+_RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
+_RAW_LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
+
+
 class DeviceStore:
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
@@ -64,7 +78,7 @@ class DeviceStore:
             "gateway_asset_id": d.gateway_asset_id,
         }
 
-    def _from(self, r: RowMapping) -> Device:
+    def _from(self, r: Mapping[Any, Any]) -> Device:
         return Device(
             asset_id=r["asset_id"], org_id=r["org_id"], product_key=r["product_key"], device_key=r["device_key"],
             name=I18nText(r["name_default"], json.loads(r["name_i18n"])),
@@ -81,9 +95,24 @@ class DeviceStore:
                         {"deviceTags": d.tags, "deviceAttributes": d.attributes})
         await replace_labels(conn, device_labels, "asset_id", d.asset_id, rows, fresh=fresh)
 
-    async def insert(self, conn: AsyncConnection, d: Device) -> None:
-        await conn.execute(insert(devices), [self._row(d)])
-        await self._labels(conn, d, fresh=True)
+    async def insert(self, conn: AsyncConnection, d: Device, *, limit: int | None = None) -> bool:
+        """Add the device and count it on its product; False (nothing added) when the product
+        already holds ``limit`` devices. The counter is updated first, in the same transaction, so
+        it is the product row's lock that orders concurrent creates, not a ``count(*)``. The hot
+        path of every create, so on the driver itself."""
+        raw = await Driver.of(conn)
+        counted = await raw.one(_RAW_COUNT, 1, d.product_key)
+        if counted is None:
+            return False
+        if limit is not None and counted[0] > limit:
+            await raw.one(_RAW_COUNT, -1, d.product_key)
+            return False
+        row = self._row(d)
+        await raw.many(_RAW_INSERT, [tuple(row[c] for c in _COLUMNS)])
+        labels = rows_for("asset_id", d.asset_id, "deviceName", d.name,
+                          {"deviceTags": d.tags, "deviceAttributes": d.attributes})
+        await raw.many(_RAW_LABELS, [(r["asset_id"], r["field"], r["key"], r["value"]) for r in labels])
+        return True
 
     async def save(self, conn: AsyncConnection, d: Device, *, labels: bool = True) -> None:
         row = self._row(d)
@@ -95,11 +124,18 @@ class DeviceStore:
     async def delete(self, conn: AsyncConnection, asset_id: str) -> None:
         await conn.execute(update(devices).where(devices.c.gateway_asset_id == asset_id).values(gateway_asset_id=None))
         await conn.execute(delete(device_labels).where(device_labels.c.asset_id == asset_id))
-        await conn.execute(delete(devices).where(devices.c.asset_id == asset_id))
+        gone = delete(devices).where(devices.c.asset_id == asset_id).returning(devices.c.product_key)
+        for (product_key,) in (await conn.execute(gone)).all():
+            await conn.execute(_COUNT, {"pk": product_key, "delta": -1})
 
     async def get(self, conn: AsyncConnection, org_id: str, *, asset_id: str | None = None,
                   product_key: str | None = None, device_key: str | None = None,
                   for_update: bool = False) -> Device | None:
+        if asset_id is None and product_key is not None and device_key is not None:
+            # every get-device by key: on the driver (store/driver.py)
+            raw = await Driver.of(conn)
+            found = await raw.one(_RAW_BY_KEY + (raw.for_update if for_update else ""), org_id, product_key, device_key)
+            return self._from(dict(zip(_COLUMNS, found, strict=True))) if found else None
         q = select(devices).where(devices.c.org_id == org_id)
         if asset_id is not None:
             q = q.where(devices.c.asset_id == asset_id)

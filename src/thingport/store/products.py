@@ -6,16 +6,18 @@ Owns these tables, so a class (the store rule, ``store/__init__.py``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
 from thingport.domain.expression import PRODUCT_FIELDS, Expr
 from thingport.domain.models import I18nText, Page, Product, ProductType, ThingModel
+from thingport.store.driver import Driver
 from thingport.store.labels import replace_labels, rows_for
-from thingport.store.schema import devices, product_labels, products, thing_models
+from thingport.store.schema import product_labels, products, thing_models
 from thingport.store.search import SearchTarget, condition
 
 PRODUCT_SEARCH = SearchTarget(
@@ -26,6 +28,10 @@ PRODUCT_SEARCH = SearchTarget(
     columns={"productKey": products.c.product_key, "modelId": products.c.model_id,
              "productType": products.c.product_type},
 )
+
+
+_COLUMNS = [c.name for c in products.c]
+_RAW_GET = f"SELECT {', '.join(_COLUMNS)} FROM products WHERE product_key = ? AND org_id = ?"
 
 
 class ProductStore:
@@ -47,7 +53,7 @@ class ProductStore:
             "update_by": p.update_by,
         }
 
-    def _from(self, r: RowMapping) -> Product:
+    def _from(self, r: Mapping[Any, Any]) -> Product:
         return Product(
             org_id=r["org_id"], product_key=r["product_key"],
             name=I18nText(r["name_default"], json.loads(r["name_i18n"])),
@@ -75,11 +81,10 @@ class ProductStore:
 
     async def get(self, conn: AsyncConnection, org_id: str, product_key: str, *,
                   for_update: bool = False) -> Product | None:
-        q = select(products).where(products.c.product_key == product_key, products.c.org_id == org_id)
-        if for_update:
-            q = q.with_for_update()
-        row = (await conn.execute(q)).mappings().first()
-        return self._from(row) if row else None
+        """Every create and device read loads its product: on the driver (store/driver.py)."""
+        raw = await Driver.of(conn)
+        row = await raw.one(_RAW_GET + (raw.for_update if for_update else ""), product_key, org_id)
+        return self._from(dict(zip(_COLUMNS, row, strict=True))) if row else None
 
     async def many(self, conn: AsyncConnection, product_keys: set[str]) -> dict[str, Product]:
         """Any organization, by key, in one query: the products of devices already read (a device's
@@ -94,8 +99,9 @@ class ProductStore:
         await conn.execute(delete(products).where(products.c.product_key == product_key))
 
     async def count_devices(self, conn: AsyncConnection, product_key: str) -> int:
-        q = select(func.count()).select_from(devices).where(devices.c.product_key == product_key)
-        return int((await conn.execute(q)).scalar_one())
+        """The product's device counter (kept by ``DeviceStore``, no ``count(*)``)."""
+        q = select(products.c.device_count).where(products.c.product_key == product_key)
+        return int((await conn.execute(q)).scalar_one_or_none() or 0)
 
     async def search(self, conn: AsyncConnection, org_id: str, expr: Expr | None,
                      page: Page) -> tuple[list[Product], int]:

@@ -74,6 +74,8 @@ products = Table(
     Column("create_by", String(64), nullable=True),
     Column("update_time", BigInteger, nullable=False),
     Column("update_by", String(64), nullable=True),
+    # devices of the product, kept by DeviceStore in the transaction that adds or removes one
+    Column("device_count", Integer, nullable=False, server_default="0"),
     Index("ix_products_org_create", "org_id", "create_time"),
 )
 
