@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thingport.services.accounts import AccountService
+from thingport.services.certificates import CertificateService
 from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
@@ -49,6 +50,7 @@ class Services:
     oceanconnect: OceanConnectServices
     living: LivingAccountService
     provisioning: ProvisioningService
+    certificates: CertificateService
 
     @classmethod
     def build(cls, core: Core) -> Services:
@@ -58,6 +60,7 @@ class Services:
         topology = TopologyService(core, devices)
         living = LivingAccountService(core, devices)
         provisioning = ProvisioningService(core, devices, living, topology)
-        return cls(core, accounts, products, devices, topology,
-                   ConnectivityService(core, devices, topology, provisioning),
-                   OceanConnectServices.build(core, accounts, devices), living, provisioning)
+        connectivity = ConnectivityService(core, devices, topology, provisioning)
+        return cls(core, accounts, products, devices, topology, connectivity,
+                   OceanConnectServices.build(core, accounts, devices), living, provisioning,
+                   CertificateService(core, devices, connectivity.credentials))

@@ -132,6 +132,14 @@ class DeviceBindExpired(DeviceEvent):
     deleted: bool
 
 
+class CertificateRevoked(DeviceEvent):
+    """A device certificate was revoked (or superseded by a renewal): sessions of the device end, and
+    logins with it are refused from now on, on every node (the revocation is in the database)."""
+
+    KIND = "device.certificate_revoked"
+    cert_sn: str
+
+
 # --- topology -------------------------------------------------------------------------------------
 
 class SubDevice(_Stored):
@@ -259,7 +267,7 @@ class KeyringRotated(EventPayload):
 
 
 #: Events after which a live device session must be closed at once.
-SESSION_ENDING: Final = (DeviceReplaced, DeviceDeleted, DeviceDisabled, DeviceDetached)
+SESSION_ENDING: Final = (DeviceReplaced, DeviceDeleted, DeviceDisabled, DeviceDetached, CertificateRevoked)
 
 
 @dataclass(frozen=True, slots=True)
