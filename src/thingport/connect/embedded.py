@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.broker import Broker, BrokerLimits
+from thingport.services import events
 from thingport.services.container import Services
 from thingport.settings import Settings
 
@@ -37,7 +38,19 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    if settings.mqtt_tls_client_certs:
+        # Asked for, not required: password logins on TLS go on working; a certificate presented must
+        # end in a device CA (docs/certificates.md), and the X.509 scheme checks which device it is.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
+
+
+def trust(ctx: ssl.SSLContext, pems: list[str]) -> None:
+    """Add device CAs to what client certificates may end in (a context only ever gains CAs: a
+    rotated CA still vouches for what it signed)."""
+    if ctx.verify_mode != ssl.CERT_NONE:
+        for pem in pems:
+            ctx.load_verify_locations(cadata=pem)
 
 
 async def start(services: Services) -> EmbeddedBroker | None:
@@ -51,6 +64,9 @@ async def start(services: Services) -> EmbeddedBroker | None:
     # What start-up made (modules, the schema, those credentials) lives as long as the process: out
     # of the collector's way, so a full collection during a login storm does not walk it each time.
     gc.freeze()
+    if tls is not None:
+        trust(tls, await services.certificates.all_trusted())
+        _follow_cas(services, tls)
     door = FrontDoor(services)
     broker = Broker(door, BrokerLimits(listen_backlog=settings.mqtt_listen_backlog))
     door.attach(broker)
@@ -64,3 +80,12 @@ async def start(services: Services) -> EmbeddedBroker | None:
         door.close()
         raise
     return EmbeddedBroker(broker, door)
+
+
+def _follow_cas(services: Services, ctx: ssl.SSLContext) -> None:
+    """Trust each device CA made or imported from now on, as its event comes (for the process's life)."""
+    async def on_event(ev: events.Event) -> None:
+        if isinstance(ev.payload, events.DeviceCaAdded):
+            trust(ctx, [ev.payload.cert_pem])
+
+    services.core.bus.subscribe(on_event)

@@ -106,7 +106,7 @@ class CertificateService:
         if found is not None and found.not_after > now_ms():
             return CaView.of(found)
         async with self.core.write(caller.org_id) as tx:
-            return CaView.of(await self._signing_ca(tx.conn, caller.org_id, authority, tx.now))
+            return CaView.of(await self._signing_ca(tx, caller.org_id, authority))
 
     async def ca_pem(self, caller: Caller, ca_id: str) -> str:
         """The certificate of the organization's CA ``ca_id`` (the issuer of a certificate just made)."""
@@ -136,8 +136,7 @@ class CertificateService:
             await self.core.certificates.signing_ca(tx.conn, caller.org_id, authority, for_update=True)
             await self.core.certificates.retire_cas(tx.conn, caller.org_id, authority, tx.now)
             cert_pem, key_pem = cacrypto.new_ca(authority, caller.org_id, tx.now)
-            return CaView.of(await self._insert_ca(tx.conn, caller.org_id, authority, cert_pem, key_pem, tx.now,
-                                                   imported=False))
+            return CaView.of(await self._insert_ca(tx, caller.org_id, authority, cert_pem, key_pem, imported=False))
 
     async def import_ca(self, caller: Caller, cert_pem: str, key_pem: str) -> CaView:
         """The operator's own CA becomes the signing CA of its kind (RSA-2048 or P-256)."""
@@ -150,26 +149,27 @@ class CertificateService:
             raise InvalidArgument("certificate: has expired", field="certificate")
         async with self.core.write(caller.org_id) as tx:
             await self.core.certificates.retire_cas(tx.conn, caller.org_id, info.authority, tx.now)
-            return CaView.of(await self._insert_ca(tx.conn, caller.org_id, info.authority, cert_pem, key_pem,
-                                                   tx.now, imported=True, not_after=info.not_after))
+            return CaView.of(await self._insert_ca(tx, caller.org_id, info.authority, cert_pem, key_pem,
+                                                   imported=True, not_after=info.not_after))
 
-    async def _signing_ca(self, conn: AsyncConnection, org_id: str, authority: Authority, now: int) -> DeviceCa:
+    async def _signing_ca(self, tx: Tx, org_id: str, authority: Authority) -> DeviceCa:
         store = self.core.certificates
-        found = await store.signing_ca(conn, org_id, authority, for_update=True)
-        if found is not None and found.not_after > now:
+        found = await store.signing_ca(tx.conn, org_id, authority, for_update=True)
+        if found is not None and found.not_after > tx.now:
             return found
         if found is not None:  # expired: a new one signs from now on
-            await store.retire_cas(conn, org_id, authority, now)
-        cert_pem, key_pem = cacrypto.new_ca(authority, org_id, now)
-        return await self._insert_ca(conn, org_id, authority, cert_pem, key_pem, now, imported=False)
+            await store.retire_cas(tx.conn, org_id, authority, tx.now)
+        cert_pem, key_pem = cacrypto.new_ca(authority, org_id, tx.now)
+        return await self._insert_ca(tx, org_id, authority, cert_pem, key_pem, imported=False)
 
-    async def _insert_ca(self, conn: AsyncConnection, org_id: str, authority: str, cert_pem: str, key_pem: str,
-                         now: int, *, imported: bool, not_after: int | None = None) -> DeviceCa:
+    async def _insert_ca(self, tx: Tx, org_id: str, authority: str, cert_pem: str, key_pem: str, *,
+                         imported: bool, not_after: int | None = None) -> DeviceCa:
         if not_after is None:
             not_after = cacrypto.read_ca(cert_pem, key_pem).not_after
-        ca = DeviceCa(f"ca-{secrets.token_hex(8)}", org_id, authority, cert_pem, key_pem, not_after, imported, now,
+        ca = DeviceCa(f"ca-{secrets.token_hex(8)}", org_id, authority, cert_pem, key_pem, not_after, imported, tx.now,
                       None)
-        await self.core.certificates.insert_ca(conn, ca)
+        await self.core.certificates.insert_ca(tx.conn, ca)
+        await tx.emit(events.DeviceCaAdded(ca_id=ca.ca_id, authority=authority, cert_pem=cert_pem), org_id=org_id)
         return ca
 
     # --- the Certificate APIs ---------------------------------------------------------------
@@ -264,7 +264,7 @@ class CertificateService:
         if days > limit:
             raise InvalidArgument(f"validDay: {days} exceeds the product's maximum validity of {limit} days",
                                   field="validDay")
-        ca = await self._signing_ca(tx.conn, caller.org_id, authority, tx.now)
+        ca = await self._signing_ca(tx, caller.org_id, authority)
         not_before = tx.now - int(cacrypto.BACKDATE.total_seconds() * 1000)
         not_after = min(tx.now + days * DAY_MS, ca.not_after)  # never beyond the CA's own life
         serial = cacrypto.serial_number()

@@ -97,6 +97,19 @@ class ConnectivityService:
             return replace(login, online=True)
         return login
 
+    async def login_certified(self, product_key: str, device_key: str, *, online: bool = False) -> DeviceLogin:
+        """A login by client certificate alone (no signed password): the certificate service already
+        matched the certificate to this device; it must exist and be enabled."""
+        record = await self.credentials.find(product_key, device_key)
+        if record is None:
+            raise _not_found(product_key, device_key)
+        if not record.enabled:
+            raise DeviceStatusInvalid(f"deviceKey: {device_key} is disabled", field="deviceKey")
+        login = DeviceLogin(record, record.product, record.family or "enos")
+        if await self._activate(record, online):
+            return replace(login, online=True)
+        return login
+
     def login_now(self, cred: Credential, *, dynamic: bool) -> DeviceLogin | None:
         """:meth:`login` when it needs neither a read nor a write (the device is in memory and active),
         else None without checking anything: then :meth:`login` decides."""

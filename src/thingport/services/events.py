@@ -257,6 +257,17 @@ class LivingEnrolleeCheckin(LivingDownlink):
     enrollee_iot_id: str
 
 
+# --- device CAs ---------------------------------------------------------------------------------
+
+class DeviceCaAdded(EventPayload):
+    """An organization has a new device CA (made, rotated in or imported): TLS listeners trust it."""
+
+    KIND = "device_ca.added"
+    ca_id: str
+    authority: str
+    cert_pem: str
+
+
 # --- the keyring --------------------------------------------------------------------------------
 
 class KeyringRotated(EventPayload):
