@@ -49,6 +49,11 @@ def status_of(rec: CertRecord, now: int) -> int:
     return CertStatus.EXPIRED if rec.expire_time <= now else CertStatus.VALID
 
 
+def status_name(rec: CertRecord, now: int) -> str:
+    """The status in words, for operators (the EnOS API gives the number)."""
+    return ("valid", "revoked", "expired")[status_of(rec, now)]
+
+
 @dataclass(frozen=True, slots=True)
 class CaView:
     """What an operator sees of a CA: never its key."""
@@ -108,6 +113,13 @@ class CertificateService:
         async with self.core.write(caller.org_id) as tx:
             return CaView.of(await self._signing_ca(tx, caller.org_id, authority))
 
+    async def cas(self, caller: Caller) -> list[CaView]:
+        """Every CA of the organization, newest first: the signing ones, and the retired ones that
+        still vouch for what they signed (until ``not_after``)."""
+        caller.require(Permission.DEVICE_READ)
+        async with self.core.read() as conn:
+            return [CaView.of(ca) for ca in await self.core.certificates.cas_of(conn, caller.org_id)]
+
     async def ca_pem(self, caller: Caller, ca_id: str) -> str:
         """The certificate of the organization's CA ``ca_id`` (the issuer of a certificate just made)."""
         caller.require(Permission.DEVICE_READ)
@@ -164,6 +176,8 @@ class CertificateService:
 
     async def _insert_ca(self, tx: Tx, org_id: str, authority: str, cert_pem: str, key_pem: str, *,
                          imported: bool, not_after: int | None = None) -> DeviceCa:
+        if await self.core.accounts.get_org(tx.conn, org_id) is None:
+            raise NotFound(f"orgId: organization {org_id} does not exist", field="orgId")
         if not_after is None:
             not_after = cacrypto.read_ca(cert_pem, key_pem).not_after
         ca = DeviceCa(f"ca-{secrets.token_hex(8)}", org_id, authority, cert_pem, key_pem, not_after, imported, tx.now,

@@ -91,6 +91,12 @@ class CertificateStore:
         row = (await conn.execute(select(device_cas).where(device_cas.c.ca_id == ca_id))).mappings().first()
         return self._ca(row) if row is not None else None
 
+    async def cas_of(self, conn: AsyncConnection, org_id: str) -> list[DeviceCa]:
+        """Every CA the organization ever had, newest first."""
+        c = device_cas.c
+        q = select(device_cas).where(c.org_id == org_id).order_by(c.create_time.desc(), c.ca_id)
+        return [self._ca(r) for r in (await conn.execute(q)).mappings()]
+
     async def trusted_pems(self, conn: AsyncConnection, now: int, org_id: str | None = None) -> list[str]:
         """The certificates of every CA that still vouches for something (not expired), newest first;
         keys are not read."""
