@@ -7,6 +7,8 @@ returns.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import gc
 import logging
 import ssl
@@ -19,14 +21,19 @@ from thingport.services.container import Services
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
+#: How often the device CAs are read for ones made elsewhere (another node, a ``thingport`` command).
+CA_REFRESH_S = 5.0
 
 
 @dataclass(slots=True)
 class EmbeddedBroker:
     broker: Broker
     door: FrontDoor
+    cas: CaFollower | None = None
 
     async def stop(self) -> None:
+        if self.cas is not None:
+            self.cas.close()
         await self.broker.stop()
         self.door.close()
         self.door.connectivity.credentials.stop()
@@ -64,9 +71,11 @@ async def start(services: Services) -> EmbeddedBroker | None:
     # What start-up made (modules, the schema, those credentials) lives as long as the process: out
     # of the collector's way, so a full collection during a login storm does not walk it each time.
     gc.freeze()
-    if tls is not None:
-        trust(tls, await services.certificates.all_trusted())
-        _follow_cas(services, tls)
+    cas = None
+    if tls is not None and tls.verify_mode != ssl.CERT_NONE:
+        cas = CaFollower(services, tls)
+        await cas.refresh()
+        cas.start()
     door = FrontDoor(services)
     broker = Broker(door, BrokerLimits(listen_backlog=settings.mqtt_listen_backlog))
     door.attach(broker)
@@ -76,16 +85,49 @@ async def start(services: Services) -> EmbeddedBroker | None:
         if tls is not None:
             await broker.start(settings.host, settings.mqtt_tls_port, tls)
     except BaseException:
+        if cas is not None:
+            cas.close()
         await broker.stop()
         door.close()
         raise
-    return EmbeddedBroker(broker, door)
+    return EmbeddedBroker(broker, door, cas)
 
 
-def _follow_cas(services: Services, ctx: ssl.SSLContext) -> None:
-    """Trust each device CA made or imported from now on, as its event comes (for the process's life)."""
-    async def on_event(ev: events.Event) -> None:
+class CaFollower:
+    """Keeps the TLS listener trusting every device CA: this process's new ones as their event comes,
+    another node's or a ``thingport ca`` command's within ``CA_REFRESH_S`` (the table is read)."""
+
+    def __init__(self, services: Services, ctx: ssl.SSLContext) -> None:
+        self.services = services
+        self.ctx = ctx
+        self.known: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe = services.core.bus.subscribe(self._on_event)
+
+    async def _on_event(self, ev: events.Event) -> None:
         if isinstance(ev.payload, events.DeviceCaAdded):
-            trust(ctx, [ev.payload.cert_pem])
+            self._add([ev.payload.cert_pem])
 
-    services.core.bus.subscribe(on_event)
+    def _add(self, pems: list[str]) -> None:
+        new = [p for p in pems if p not in self.known]
+        trust(self.ctx, new)
+        self.known.update(new)
+
+    async def refresh(self) -> None:
+        self._add(await self.services.certificates.all_trusted())
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(CA_REFRESH_S)
+            try:
+                await self.refresh()
+            except Exception as exc:  # a busy or lost database: next time
+                log.debug("reading the device CAs failed: %s", exc)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()

@@ -29,7 +29,7 @@ from thingport.services.devices import DeviceRef, DeviceService
 from thingport.store.certificates import CertRecord, DeviceCa
 
 DAY_MS = 86_400_000
-#: EnOS's default validity, days (docs/reference/enos.md §9).
+#: EnOS's default validity, days (docs/reference/enos.md §10.1).
 DEFAULT_VALID_DAY = 730
 #: RevokeReason values EnOS accepts (RFC 5280's, without 2, 7 and 8).
 REVOKE_REASONS = frozenset({0, 1, 3, 4, 5, 6, 9})
