@@ -42,8 +42,7 @@ model_cli = typer.Typer(help="Thing models products refer to.", **HELP)
 product_cli = typer.Typer(help="Products: create, list, search, get, delete.", **HELP)
 device_cli = typer.Typer(help="Devices: create, find, log in, replace a key, disable.", **HELP)
 key_cli = typer.Typer(help="The master key that encrypts secrets at rest.", **HELP)
-ca_cli = typer.Typer(help="Device CAs: the certificates device certificates chain to (docs/certificates.md).",
-                     **HELP)
+ca_cli = typer.Typer(help="Device CAs that device certificates chain to.", **HELP)
 cli.add_typer(org_cli, name="org")
 cli.add_typer(app_cli, name="app")
 cli.add_typer(model_cli, name="model")
@@ -627,7 +626,10 @@ def device_delete(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json
 
 @device_cli.command("certificates")
 def device_certificates(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """A device's certificate history: issued when and by whom, until when, revoked when and why."""
+    """A device's certificate history.
+
+    The history the admin API gives too (docs/certificates.md).
+    """
     from thingport.domain.models import now_ms
     from thingport.services.certificates import status_name
 
@@ -653,14 +655,20 @@ Authority = Annotated[str, typer.Option("--authority", help="RSA (RSA-2048) or E
 
 @ca_cli.command("list")
 def ca_list(org: Org, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """The organization's device CAs, newest first (a retired CA vouches for what it signed until it expires)."""
+    """The organization's device CAs, newest first.
+
+    A retired CA vouches for what it signed until it expires.
+    """
     cas = run_op(settings_for(data_dir), lambda s: s.certificates.cas(_operator(org)))
     emit([_ca_row(c) for c in cas], as_json, CA_COLUMNS)
 
 
 @ca_cli.command("bundle")
 def ca_bundle(org: Org, data_dir: DataDir = None) -> None:
-    """Print the PEM of every device CA that vouches for a certificate now (RSA and ECC made if missing)."""
+    """Print the PEM bundle of the device CAs.
+
+    Every CA that vouches for a certificate now; the RSA and ECC ones are made if missing.
+    """
     from thingport.crypto.ca import AUTHORITIES
 
     async def op(s: Any) -> list[str]:
@@ -674,7 +682,10 @@ def ca_bundle(org: Org, data_dir: DataDir = None) -> None:
 
 @ca_cli.command("rotate")
 def ca_rotate(org: Org, authority: Authority = "RSA", data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """A new signing CA; certificates the old one signed stay valid until they expire."""
+    """Make a new signing CA.
+
+    Certificates the old one signed stay valid until they expire.
+    """
     from thingport.services.certificates import authority_of
 
     settings = settings_for(data_dir)
@@ -689,7 +700,10 @@ def ca_import(org: Org,
               key: Annotated[Path, typer.Option("--key", help="Its private key (PEM, unencrypted).",
                                                 show_default=False)],
               data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Make the operator's own CA the signing CA of its kind (its key is stored encrypted)."""
+    """Import the operator's own CA.
+
+    It becomes the signing CA of its kind; its key is stored encrypted.
+    """
     try:
         cert_pem, key_pem = cert.read_text(), key.read_text()
     except (OSError, UnicodeDecodeError) as exc:
