@@ -428,8 +428,7 @@ def test_ca_commands_and_certificate_history(data_dir: Path, tmp_path: Path) -> 
     from tests.support.certs import csr, device_key
     from thingport.app import open_services
     from thingport.crypto import ca as cacrypto
-    from thingport.domain.models import now_ms
-    from thingport.domain.models import I18nText, ProductType
+    from thingport.domain.models import I18nText, ProductType, now_ms
     from thingport.services.context import Caller
     from thingport.services.devices import DeviceRef, DeviceSpec
     from thingport.services.products import ProductSpec
