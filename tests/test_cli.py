@@ -461,8 +461,8 @@ def test_ca_commands_and_certificate_history(data_dir: Path, tmp_path: Path) -> 
             spec = ProductSpec(I18nText("Meter"), ProductType.DEVICE, "Json", "m1", True)
             pk = (await services.products.create(caller, spec)).product_key
             asset = (await services.devices.create(caller, DeviceSpec(pk, I18nText("d"), "+00:00"))).device.asset_id
-            rec = await services.certificates.apply(caller, DeviceRef(asset), csr(device_key("RSA")), 30, "RSA")
-            return asset, rec.cert_sn
+            new = await services.certificates.apply(caller, DeviceRef(asset), csr(device_key("RSA")), 30, "RSA")
+            return asset, new.record.cert_sn
         finally:
             await services.core.db.close()
 

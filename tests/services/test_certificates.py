@@ -34,9 +34,9 @@ def der(pem: str) -> bytes:
 async def test_a_rotated_ca_still_vouches_for_what_it_signed(services: Services, caller: Caller) -> None:
     dev = await certifiable(services, caller)
     certs = services.certificates
-    before = await certs.apply(caller, DeviceRef(dev.asset_id), csr(device_key("RSA")), None, "RSA")
+    before = (await certs.apply(caller, DeviceRef(dev.asset_id), csr(device_key("RSA")), None, "RSA")).record
     await certs.rotate_ca(caller, "RSA")
-    after = await certs.apply(caller, DeviceRef(dev.asset_id), csr(device_key("RSA")), None, "RSA")
+    after = (await certs.apply(caller, DeviceRef(dev.asset_id), csr(device_key("RSA")), None, "RSA")).record
     assert before.ca_id != after.ca_id and before.issuer != after.issuer
     for rec in (before, after):
         assert (await certs.login(der(rec.cert_pem))).asset_id == dev.asset_id
@@ -53,14 +53,14 @@ async def test_ca_keys_survive_a_master_key_rotation(services: Services, caller:
     async with services.core.read() as conn:
         after = (await conn.execute(select(device_cas.c.key_enc))).scalar_one()
     assert after != before and services.core.keyring.key_id_of(after) == services.core.keyring.primary
-    rec = await services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(device_key("ECC")), 1, "ECC")
-    assert rec.valid_day == 1
+    new = await services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(device_key("ECC")), 1, "ECC")
+    assert new.record.valid_day == 1 and new.ca_pem.startswith("-----BEGIN CERTIFICATE-----")
 
 
 async def test_concurrent_renewals_of_one_certificate_have_one_winner(services: Services, caller: Caller) -> None:
     dev = await certifiable(services, caller)
     certs = services.certificates
-    first = await certs.apply(caller, DeviceRef(dev.asset_id), csr(device_key("RSA")), None, "RSA")
+    first = (await certs.apply(caller, DeviceRef(dev.asset_id), csr(device_key("RSA")), None, "RSA")).record
     results = await asyncio.gather(*(certs.renew(caller, DeviceRef(dev.asset_id), first.cert_sn, None, None, None)
                                      for _ in range(4)), return_exceptions=True)
     won = [r for r in results if not isinstance(r, BaseException)]
@@ -73,7 +73,7 @@ async def test_concurrent_renewals_of_one_certificate_have_one_winner(services: 
 async def test_logins_follow_revocation_and_the_device(services: Services, caller: Caller) -> None:
     dev = await certifiable(services, caller)
     certs = services.certificates
-    rec = await certs.apply(caller, DeviceRef(dev.asset_id), csr(device_key("ECC")), None, "ECC")
+    rec = (await certs.apply(caller, DeviceRef(dev.asset_id), csr(device_key("ECC")), None, "ECC")).record
     login = await certs.login(der(rec.cert_pem))
     assert (login.product_key, login.device_key) == (dev.product_key, dev.device_key)
     await services.devices.replace_key(caller, DeviceRef(dev.asset_id), "new-key")
@@ -87,13 +87,12 @@ async def test_logins_follow_revocation_and_the_device(services: Services, calle
 
 async def test_another_organization_sees_nothing(services: Services, caller: Caller) -> None:
     dev = await certifiable(services, caller)
-    rec = await services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(device_key("RSA")), None, "RSA")
+    rec = (await services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(device_key("RSA")), None,
+                                             "RSA")).record
     await services.accounts.create_org("Other", "o-other")
     other = Caller.operator("o-other")
     with pytest.raises(DomainError):
         await services.certificates.list(other, DeviceRef(dev.asset_id))
     with pytest.raises(DomainError):
         await services.certificates.revoke(other, DeviceRef(dev.asset_id), rec.cert_sn, 0)
-    with pytest.raises(DomainError):
-        await services.certificates.ca_pem(other, rec.ca_id)
     assert await services.certificates.cas(other) == []

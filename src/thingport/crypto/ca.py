@@ -208,14 +208,14 @@ def signed_by(cert_der: bytes, ca_cert_pem: str) -> bool:
     trusted by the listener cannot vouch for it)."""
     cert = x509.load_der_x509_certificate(cert_der)
     ca = x509.load_pem_x509_certificate(ca_cert_pem.encode())
-    public = ca.public_key()
+    public, algorithm = ca.public_key(), cert.signature_hash_algorithm
+    if algorithm is None:
+        return False
     try:
         if isinstance(public, rsa.RSAPublicKey):
-            assert cert.signature_hash_algorithm is not None
-            public.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
+            public.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
         elif isinstance(public, ec.EllipticCurvePublicKey):
-            assert cert.signature_hash_algorithm is not None
-            public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+            public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
         else:
             return False
     except InvalidSignature:

@@ -36,8 +36,9 @@ REVOKE_REASONS = frozenset({0, 1, 3, 4, 5, 6, 9})
 SUPERSEDED = 4
 
 
-@dataclass(frozen=True, slots=True)
 class CertStatus:
+    """``certStatus`` as EnOS numbers it (docs/reference/enos.md §10.1)."""
+
     VALID = 0
     REVOKED = 1
     EXPIRED = 2
@@ -71,6 +72,14 @@ class CaView:
     def of(cls, ca: DeviceCa) -> CaView:
         return cls(ca.ca_id, ca.org_id, ca.authority, ca.cert_pem, ca.not_after, ca.imported, ca.create_time,
                    ca.retire_time)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCert:
+    """A certificate just issued, and the CA certificate that signed it (for the device's chain)."""
+
+    record: CertRecord
+    ca_pem: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +128,6 @@ class CertificateService:
         caller.require(Permission.DEVICE_READ)
         async with self.core.read() as conn:
             return [CaView.of(ca) for ca in await self.core.certificates.cas_of(conn, caller.org_id)]
-
-    async def ca_pem(self, caller: Caller, ca_id: str) -> str:
-        """The certificate of the organization's CA ``ca_id`` (the issuer of a certificate just made)."""
-        caller.require(Permission.DEVICE_READ)
-        async with self.core.read() as conn:
-            found = await self.core.certificates.ca(conn, ca_id)
-        if found is None or found.org_id != caller.org_id:
-            raise NotFound(f"CA {ca_id} does not exist")
-        return found.cert_pem
 
     async def trusted(self, caller: Caller) -> list[str]:
         """Every CA certificate of the organization that still vouches for a certificate: what its
@@ -189,7 +189,7 @@ class CertificateService:
     # --- the Certificate APIs ---------------------------------------------------------------
 
     async def apply(self, caller: Caller, ref: DeviceRef, csr_pem: str, valid_day: int | None,
-                    authority: Authority) -> CertRecord:
+                    authority: Authority) -> IssuedCert:
         """Issue a certificate for the device's CSR (EnOS Apply Certificate)."""
         caller.require(Permission.DEVICE_FULL)
         csr = self._csr(csr_pem, authority)
@@ -198,7 +198,7 @@ class CertificateService:
             return await self._issue(tx, caller, device, csr, valid_day, authority)
 
     async def renew(self, caller: Caller, ref: DeviceRef, cert_sn: str, csr_pem: str | None, valid_day: int | None,
-                    authority: Authority | None) -> CertRecord:
+                    authority: Authority | None) -> IssuedCert:
         """A new certificate in place of a valid one, which is revoked as superseded (EnOS Renew
         Certificate); without a CSR, the old certificate's key and subject are certified again."""
         caller.require(Permission.DEVICE_FULL)
@@ -270,7 +270,7 @@ class CertificateService:
         return rec
 
     async def _issue(self, tx: Tx, caller: Caller, device: Device, csr: Request,
-                     valid_day: int | None, authority: Authority) -> CertRecord:
+                     valid_day: int | None, authority: Authority) -> IssuedCert:
         days = DEFAULT_VALID_DAY if valid_day is None else valid_day
         limit = self.core.settings.certificate_max_valid_days
         if days < 1:
@@ -289,7 +289,7 @@ class CertificateService:
                          issued.pem, issued.subject, issued.issuer, -(-(not_after - tx.now) // DAY_MS), tx.now,
                          not_before, not_after, caller.app_key)
         await self.core.certificates.insert(tx.conn, rec)
-        return rec
+        return IssuedCert(rec, ca.cert_pem)
 
     async def _revoke(self, tx: Tx, caller: Caller, device: Device, rec: CertRecord, reason: int) -> None:
         if not await self.core.certificates.revoke(tx.conn, rec.cert_sn, tx.now, reason, caller.app_key):

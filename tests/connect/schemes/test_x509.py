@@ -46,8 +46,8 @@ class Tls:
 
     async def issue(self, caller: Caller, dev: Device, kind: str = "RSA") -> tuple[CertRecord, ssl.SSLContext]:
         key = device_key(kind)
-        rec = await self.services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(key), None,
-                                                     "RSA" if kind == "RSA" else "ECC")
+        rec = (await self.services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(key), None,
+                                                      "RSA" if kind == "RSA" else "ECC")).record
         return rec, self.context(rec.cert_sn, key, rec.cert_pem)
 
     def context(self, name: str, key: object, cert_pem: str) -> ssl.SSLContext:
@@ -104,10 +104,11 @@ async def test_issue_login_revoke_refused_apply_login(tls: Tls, caller: Caller, 
 async def test_renew_supersedes_the_old_certificate(tls: Tls, caller: Caller) -> None:
     dev = await tls.device(caller)
     key = device_key("ECC")
-    old = await tls.services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(key), None, "ECC")
+    old = (await tls.services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(key), None, "ECC")).record
     old_ctx = tls.context("old", key, old.cert_pem)
     session = await tls.connect(old_ctx, dev)
-    new = await tls.services.certificates.renew(caller, DeviceRef(dev.asset_id), old.cert_sn, None, None, None)
+    new = (await tls.services.certificates.renew(caller, DeviceRef(dev.asset_id), old.cert_sn, None, None,
+                                                 None)).record
     await asyncio.wait_for(session.closed.wait(), 5)
     assert await tls.refused(old_ctx, dev) == codec.REFUSED_BAD_USERNAME_PASSWORD
     await (await tls.connect(tls.context("new", key, new.cert_pem), dev)).close()

@@ -15,18 +15,20 @@ from thingport.dialects.enos import schemas
 from thingport.dialects.enos.routes import DEVICE, Call, Reply, action
 from thingport.domain.errors import InvalidArgument
 from thingport.domain.models import now_ms
-from thingport.services.certificates import authority_of, status_of
+from thingport.services.certificates import IssuedCert, authority_of, status_of
 from thingport.store.certificates import CertRecord
 
 V20 = frozenset({"v2.0"})
-#: ``data`` of Apply and Renew; ``caCert`` is Thingport's: the CA that signed it, for the chain.
+#: RevokeReason names, as List gives ``revokerReason``.
 REASONS = {0: "UNSPECIFIED", 1: "KEY_COMPROMISE", 3: "AFFILIATION_CHANGED", 4: "SUPERSEDED",
            5: "CESSATION_OF_OPERATION", 6: "CERTIFICATE_HOLD", 9: "PRIVILEGE_WITHDRAWN"}
 
 
-def issued(rec: CertRecord, ca_pem: str) -> dict[str, Any]:
+def issued(new: IssuedCert) -> dict[str, Any]:
+    """``data`` of Apply and Renew; ``caCert`` is Thingport's: the CA that signed it, for the chain."""
+    rec = new.record
     return {"cert": rec.cert_pem, "certSN": rec.cert_sn, "issueAuthority": rec.authority, "validDay": rec.valid_day,
-            "caCert": ca_pem}
+            "caCert": new.ca_pem}
 
 
 def detail(rec: CertRecord, now: int) -> dict[str, Any]:
@@ -55,18 +57,16 @@ def cert_sn(value: int | str | None, query: dict[str, str]) -> str:
 @action("certificates", "apply", "POST", V20, body=schemas.CertApply, query=DEVICE)
 async def apply(c: Call) -> Reply:
     b = c.read(schemas.CertApply)
-    svc = c.services.certificates
-    rec = await svc.apply(c.caller, c.ref(), b.csr or "", b.validDay, authority_of(b.issueAuthority))
-    return Reply(issued(rec, await svc.ca_pem(c.caller, rec.ca_id)))
+    return Reply(issued(await c.services.certificates.apply(c.caller, c.ref(), b.csr or "", b.validDay,
+                                                            authority_of(b.issueAuthority))))
 
 
 @action("certificates", "renew", "POST", V20, body=schemas.CertRenew, query=DEVICE)
 async def renew(c: Call) -> Reply:
     b = c.read(schemas.CertRenew)
-    svc = c.services.certificates
     kind = authority_of(b.issueAuthority) if b.issueAuthority else None
-    rec = await svc.renew(c.caller, c.ref(), cert_sn(b.certSn, c.query), b.csr, b.validDay, kind)
-    return Reply(issued(rec, await svc.ca_pem(c.caller, rec.ca_id)))
+    return Reply(issued(await c.services.certificates.renew(c.caller, c.ref(), cert_sn(b.certSn, c.query), b.csr,
+                                                            b.validDay, kind)))
 
 
 @action("certificates", "revoke", "POST", V20, body=schemas.CertRevoke, query=DEVICE)
