@@ -96,3 +96,47 @@ async def test_another_organization_sees_nothing(services: Services, caller: Cal
     with pytest.raises(DomainError):
         await services.certificates.revoke(other, DeviceRef(dev.asset_id), rec.cert_sn, 0)
     assert await services.certificates.cas(other) == []
+
+
+async def test_a_renewal_grace_period_ends_exactly_at_its_end(services: Services, caller: Caller,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thingport's ``gracePeriod``: both certificates log in until the old one's time, not a millisecond after."""
+    from thingport.services import certificates as module
+
+    dev = await certifiable(services, caller)
+    certs = services.certificates
+    ref = DeviceRef(dev.asset_id)
+    old = (await certs.apply(caller, ref, csr(device_key("RSA")), None, "RSA")).record
+    new = (await certs.renew(caller, ref, old.cert_sn, None, None, None, grace_s=60)).record
+    end = next(r.revoke_time for r in await certs.list(caller, ref) if r.cert_sn == old.cert_sn)
+    assert end is not None and end - new.issue_time == 60_000
+    clock = [end - 1]
+    monkeypatch.setattr(module, "now_ms", lambda: clock[0])
+    assert (await certs.login(der(old.cert_pem))).cert_sn == old.cert_sn  # just before: both log in
+    assert (await certs.login(der(new.cert_pem))).cert_sn == new.cert_sn
+    assert module.status_of(old, clock[0]) == module.CertStatus.VALID
+    with pytest.raises(InvalidArgument, match="superseded"):  # superseded once: one renewal wins
+        await certs.renew(caller, ref, old.cert_sn, None, None, None, grace_s=60)
+    clock[0] = end  # at the end: refused, from memory as from the database
+    with pytest.raises(Unauthenticated, match="grace period"):
+        await certs.login(der(old.cert_pem))
+    assert (await certs.login(der(new.cert_pem))).cert_sn == new.cert_sn
+    due = await certs.due(end - 1, end)
+    assert [(e.asset_id, e.payload.cert_sn) for e in due] == [(dev.asset_id, old.cert_sn)]  # type: ignore[attr-defined]
+    assert await certs.due(end, end + 1000) == []
+    with pytest.raises(InvalidArgument, match="gracePeriod"):
+        await certs.renew(caller, ref, new.cert_sn, None, None, None, grace_s=-1)
+
+
+async def test_revoking_during_a_grace_period_cuts_it_short(services: Services, caller: Caller) -> None:
+    dev = await certifiable(services, caller)
+    certs = services.certificates
+    ref = DeviceRef(dev.asset_id)
+    old = (await certs.apply(caller, ref, csr(device_key("ECC")), None, "ECC")).record
+    await certs.renew(caller, ref, old.cert_sn, None, None, None, grace_s=3600)
+    assert (await certs.login(der(old.cert_pem))).cert_sn == old.cert_sn
+    await certs.revoke(caller, ref, old.cert_sn, 1)
+    with pytest.raises(Unauthenticated):
+        await certs.login(der(old.cert_pem))
+    listed = {r.cert_sn: r for r in await certs.list(caller, ref)}
+    assert listed[old.cert_sn].revoke_reason == 1

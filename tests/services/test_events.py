@@ -137,4 +137,4 @@ def test_unknown_kinds_and_unreadable_payloads_are_skipped() -> None:
 
 def test_session_ending_kinds() -> None:
     assert {c.KIND for c in events.SESSION_ENDING} == {
-        "device.replaced", "device.deleted", "device.disabled", "device.detached", "device.certificate_revoked"}
+        "device.replaced", "device.deleted", "device.disabled", "device.detached"}

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.broker import Broker, BrokerLimits
+from thingport.domain.models import now_ms
 from thingport.services import events
 from thingport.services.container import Services
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
-#: How often the device CAs are read for ones made elsewhere (another node, a ``thingport`` command).
-CA_REFRESH_S = 5.0
+#: How often renewals' grace periods are looked for, to end the sessions of certificates they supersede.
+SWEEP_S = 1.0
+#: How often (in sweeps) the device CAs are read for ones made elsewhere (another node, a ``thingport`` command).
+CA_REFRESH_SWEEPS = 5
 
 
 @dataclass(slots=True)
@@ -95,7 +98,9 @@ async def start(services: Services) -> EmbeddedBroker | None:
 
 class CaFollower:
     """Keeps the TLS listener trusting every device CA: this process's new ones as their event comes,
-    another node's or a ``thingport ca`` command's within ``CA_REFRESH_S`` (the table is read)."""
+    another node's or a ``thingport ca`` command's within ``CA_REFRESH_SWEEPS`` seconds (the table is
+    read). Every ``SWEEP_S`` it also publishes, to this node only, the revocations whose time came (a
+    renewal's grace period ending), so the session of a superseded certificate ends here as well."""
 
     def __init__(self, services: Services, ctx: ssl.SSLContext) -> None:
         self.services = services
@@ -120,12 +125,19 @@ class CaFollower:
         self._task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
 
     async def _run(self) -> None:
+        swept, ticks = now_ms(), 0
         while True:
-            await asyncio.sleep(CA_REFRESH_S)
+            await asyncio.sleep(SWEEP_S)
+            ticks += 1
             try:
-                await self.refresh()
+                until = now_ms()
+                due = await self.services.certificates.due(swept, until)
+                swept = until
+                await self.services.core.bus.publish(due)
+                if ticks % CA_REFRESH_SWEEPS == 0:
+                    await self.refresh()
             except Exception as exc:  # a busy or lost database: next time
-                log.debug("reading the device CAs failed: %s", exc)
+                log.debug("reading device certificates and CAs failed: %s", exc)
 
     def close(self) -> None:
         self._unsubscribe()

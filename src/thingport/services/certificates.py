@@ -13,6 +13,7 @@ cache keeps nothing (a shared PostgreSQL), each login reads it.
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ DEFAULT_VALID_DAY = 730
 #: RevokeReason values EnOS accepts (RFC 5280's, without 2, 7 and 8).
 REVOKE_REASONS = frozenset({0, 1, 3, 4, 5, 6, 9})
 SUPERSEDED = 4
+#: The longest grace period a renewal may give the old certificate (Thingport's ``gracePeriod``), seconds.
+MAX_GRACE_S = 30 * 86_400
 
 
 class CertStatus:
@@ -45,7 +48,8 @@ class CertStatus:
 
 
 def status_of(rec: CertRecord, now: int) -> int:
-    if rec.revoke_time is not None:
+    """A renewal with a grace period sets ``revoke_time`` ahead: valid until then."""
+    if rec.revoke_time is not None and rec.revoke_time <= now:
         return CertStatus.REVOKED
     return CertStatus.EXPIRED if rec.expire_time <= now else CertStatus.VALID
 
@@ -94,6 +98,8 @@ class CertLogin:
     expire_time: int
     not_before: int
     ca_pem: str
+    #: When a renewal's grace period ends it (None: not superseded).
+    revoke_time: int | None = None
 
 
 def authority_of(value: str | None, field: str = "issueAuthority") -> Authority:
@@ -198,16 +204,24 @@ class CertificateService:
             return await self._issue(tx, caller, device, csr, valid_day, authority)
 
     async def renew(self, caller: Caller, ref: DeviceRef, cert_sn: str, csr_pem: str | None, valid_day: int | None,
-                    authority: Authority | None) -> IssuedCert:
+                    authority: Authority | None, *, grace_s: int = 0) -> IssuedCert:
         """A new certificate in place of a valid one, which is revoked as superseded (EnOS Renew
-        Certificate); without a CSR, the old certificate's key and subject are certified again."""
+        Certificate); without a CSR, the old certificate's key and subject are certified again.
+
+        ``grace_s`` (Thingport's ``gracePeriod``; 0, the vendor's behaviour, by default): the old
+        certificate stays valid that long, so a fleet can move over without a failed login; then it is
+        refused and the session using it ends. A certificate can be superseded once.
+        """
         caller.require(Permission.DEVICE_FULL)
+        if not 0 <= grace_s <= MAX_GRACE_S:
+            raise InvalidArgument(f"gracePeriod: must be between 0 and {MAX_GRACE_S} seconds, not {grace_s}",
+                                  field="gracePeriod")
         async with self.core.write(caller.org_id) as tx:
             device = await self._certifiable(tx.conn, caller, ref)
             old = await self._own(tx.conn, caller, device, cert_sn, for_update=True)
-            if status_of(old, tx.now) != CertStatus.VALID:
-                raise InvalidArgument(f"certSn: certificate {cert_sn} is not valid (revoked or expired)",
-                                      field="certSn")
+            if old.revoke_time is not None or status_of(old, tx.now) != CertStatus.VALID:
+                raise InvalidArgument(f"certSn: certificate {cert_sn} is not valid (revoked, superseded or "
+                                      "expired)", field="certSn")
             kind: Authority = authority or authority_of(old.authority)
             if csr_pem:
                 csr = self._csr(csr_pem, kind)
@@ -217,7 +231,7 @@ class CertificateService:
             else:
                 csr = cacrypto.request_of_cert(old.cert_pem)
             new = await self._issue(tx, caller, device, csr, valid_day, kind)
-            await self._revoke(tx, caller, device, old, SUPERSEDED)
+            await self._revoke(tx, caller, device, old, SUPERSEDED, at=tx.now + grace_s * 1000)
             return new
 
     async def revoke(self, caller: Caller, ref: DeviceRef, cert_sn: str, reason: int) -> None:
@@ -291,11 +305,28 @@ class CertificateService:
         await self.core.certificates.insert(tx.conn, rec)
         return IssuedCert(rec, ca.cert_pem)
 
-    async def _revoke(self, tx: Tx, caller: Caller, device: Device, rec: CertRecord, reason: int) -> None:
-        if not await self.core.certificates.revoke(tx.conn, rec.cert_sn, tx.now, reason, caller.app_key):
+    async def _revoke(self, tx: Tx, caller: Caller, device: Device, rec: CertRecord, reason: int, *,
+                      at: int | None = None) -> None:
+        """Revoke now, or at ``at`` (a renewal's grace period): then :meth:`due` announces it."""
+        when = tx.now if at is None else at
+        if not await self.core.certificates.revoke(tx.conn, rec.cert_sn, tx.now, when, reason, caller.app_key):
             raise Conflict(f"certSn: certificate {rec.cert_sn} was revoked meanwhile", field="certSn")
-        await tx.emit(events.CertificateRevoked(product_key=device.product_key, device_key=device.device_key,
-                                                cert_sn=rec.cert_sn), device.asset_id)
+        if when <= tx.now:
+            await tx.emit(events.CertificateRevoked(product_key=device.product_key, device_key=device.device_key,
+                                                    cert_sn=rec.cert_sn), device.asset_id)
+
+    async def due(self, after: int, until: int) -> builtins.list[events.Event]:
+        """The revocations that took effect in (after, until] (renewals' grace periods ending), as the
+        events that end their sessions: each node's broker asks and publishes them to itself."""
+        out: builtins.list[events.Event] = []
+        async with self.core.read() as conn:
+            for rec in await self.core.certificates.revoked_between(conn, after, until):
+                device = await self.core.devices.by_id(conn, rec.asset_id)
+                if device is not None:
+                    out.append(events.Event(events.CertificateRevoked(
+                        product_key=device.product_key, device_key=device.device_key, cert_sn=rec.cert_sn),
+                        rec.org_id, rec.asset_id))
+        return out
 
     # --- logins -----------------------------------------------------------------------------
 
@@ -309,6 +340,9 @@ class CertificateService:
         now = now_ms()
         if now >= found.expire_time or now < found.not_before:
             raise Unauthenticated(f"certificate: {found.cert_sn} is expired or not yet valid", field="certificate")
+        if found.revoke_time is not None and now >= found.revoke_time:
+            raise Unauthenticated(f"certificate: {found.cert_sn} was superseded and its grace period is over",
+                                  field="certificate")
         if not cacrypto.signed_by(der, found.ca_pem):
             raise Unauthenticated("certificate: not signed by its organization's CA", field="certificate")
         return found
@@ -316,11 +350,11 @@ class CertificateService:
     async def _read_login(self, fp: str) -> CertLogin | None:
         async with self.core.read() as conn:
             rec = await self.core.certificates.by_fingerprint(conn, fp)
-            if rec is None or rec.revoke_time is not None:
+            if rec is None or (rec.revoke_time is not None and rec.revoke_time <= now_ms()):
                 return None
             device = await self.core.devices.by_id(conn, rec.asset_id)
             ca = await self.core.certificates.ca(conn, rec.ca_id)
         if device is None or ca is None or device.org_id != rec.org_id:
             return None
         return CertLogin(rec.cert_sn, rec.org_id, rec.asset_id, device.product_key, device.device_key,
-                         rec.expire_time, rec.not_before, ca.cert_pem)
+                         rec.expire_time, rec.not_before, ca.cert_pem, rec.revoke_time)

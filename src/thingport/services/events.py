@@ -133,8 +133,9 @@ class DeviceBindExpired(DeviceEvent):
 
 
 class CertificateRevoked(DeviceEvent):
-    """A device certificate was revoked (or superseded by a renewal): sessions of the device end, and
-    logins with it are refused from now on, on every node (the revocation is in the database)."""
+    """A device certificate stopped being valid: revoked, or superseded by a renewal (at once, or when
+    the renewal's grace period ends). The session that logged in with it ends; logins with it are
+    refused on every node (the revocation is in the database)."""
 
     KIND = "device.certificate_revoked"
     cert_sn: str
@@ -278,7 +279,7 @@ class KeyringRotated(EventPayload):
 
 
 #: Events after which a live device session must be closed at once.
-SESSION_ENDING: Final = (DeviceReplaced, DeviceDeleted, DeviceDisabled, DeviceDetached, CertificateRevoked)
+SESSION_ENDING: Final = (DeviceReplaced, DeviceDeleted, DeviceDisabled, DeviceDetached)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -139,9 +139,19 @@ class CertificateStore:
             c.issue_time.desc(), c.cert_sn)
         return [CertRecord(**dict(r)) for r in (await conn.execute(q)).mappings()]
 
-    async def revoke(self, conn: AsyncConnection, cert_sn: str, now: int, reason: int, by: str | None) -> bool:
-        """Revoke if not revoked yet; whether this call did (one of two racing revocations wins)."""
+    async def revoke(self, conn: AsyncConnection, cert_sn: str, now: int, when: int, reason: int,
+                     by: str | None) -> bool:
+        """Revoke at ``when`` (now, or the end of a renewal's grace period) a certificate not revoked
+        yet; revoking now also cuts a pending grace period short, a later revocation never moves one.
+        Whether this call did it: of racing revocations, one wins."""
         c = device_certificates.c
-        result = await conn.execute(update(device_certificates).where(c.cert_sn == cert_sn, c.revoke_time.is_(None))
-                                    .values(revoke_time=now, revoke_reason=reason, revoke_by=by))
+        open_ = or_(c.revoke_time.is_(None), c.revoke_time > now) if when <= now else c.revoke_time.is_(None)
+        result = await conn.execute(update(device_certificates).where(c.cert_sn == cert_sn, open_)
+                                    .values(revoke_time=when, revoke_reason=reason, revoke_by=by))
         return bool(result.rowcount)
+
+    async def revoked_between(self, conn: AsyncConnection, after: int, until: int) -> list[CertRecord]:
+        """Certificates whose revocation took effect in (after, until]."""
+        c = device_certificates.c
+        q = select(device_certificates).where(c.revoke_time > after, c.revoke_time <= until)
+        return [CertRecord(**dict(r)) for r in (await conn.execute(q)).mappings()]

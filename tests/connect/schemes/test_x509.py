@@ -182,3 +182,34 @@ async def test_device_disable_and_delete_end_certificate_sessions(tls: Tls, call
     await tls.services.devices.delete(caller, DeviceRef(dev.asset_id))
     await asyncio.wait_for(session.closed.wait(), 5)
     assert await tls.refused(ctx) == codec.REFUSED_BAD_USERNAME_PASSWORD
+
+
+async def test_a_renewal_grace_period_keeps_the_old_session_until_it_ends(tls: Tls, caller: Caller) -> None:
+    """Thingport's ``gracePeriod`` on Renew: the session on the old certificate goes on, and ends when the
+    period does (the node's sweep, every second); then only the new certificate logs in."""
+    dev = await tls.device(caller)
+    key = device_key("RSA")
+    old = (await tls.services.certificates.apply(caller, DeviceRef(dev.asset_id), csr(key), None, "RSA")).record
+    old_ctx = tls.context("old-grace", key, old.cert_pem)
+    session = await tls.connect(old_ctx, dev)
+    new = (await tls.services.certificates.renew(caller, DeviceRef(dev.asset_id), old.cert_sn, None, None, None,
+                                                 grace_s=1)).record
+    assert await session.subscribe((f"/sys/{dev.product_key}/{dev.device_key}/#", 0)) == (0,)  # still on
+    second = await tls.connect(old_ctx)  # the old certificate still logs in (it replaces the session)
+    await asyncio.wait_for(session.closed.wait(), 5)
+    await asyncio.wait_for(second.closed.wait(), 5)  # the period ended: its session too
+    assert now_ms() >= next(r.revoke_time or 0 for r in await tls.services.certificates.list(
+        caller, DeviceRef(dev.asset_id)) if r.cert_sn == old.cert_sn)
+    assert await tls.refused(old_ctx) == codec.REFUSED_BAD_USERNAME_PASSWORD
+    await (await tls.connect(tls.context("new-grace", key, new.cert_pem), dev)).close()
+
+
+async def test_revoking_a_certificate_ends_only_the_session_using_it(tls: Tls, caller: Caller) -> None:
+    dev = await tls.device(caller)
+    unused, _ = await tls.issue(caller, dev)
+    _, ctx = await tls.issue(caller, dev)
+    session = await tls.connect(ctx, dev)
+    await tls.services.certificates.revoke(caller, DeviceRef(dev.asset_id), unused.cert_sn, 5)
+    assert await session.subscribe((f"/sys/{dev.product_key}/{dev.device_key}/#", 0)) == (0,)
+    assert not session.closed.is_set()
+    await session.close()

@@ -59,11 +59,13 @@ class X509Scheme:
         if named is not None and named != (cert.product_key, cert.device_key):
             raise Unauthenticated("certificate: issued to another device than the login names", field="certificate")
         if claim.signed is not None:
-            return await _SIGNED.login_certified(claim.signed, services, remote=remote)
+            session = await _SIGNED.login_certified(claim.signed, services, remote=remote)
+            session.cert_sn = cert.cert_sn
+            return session
         login = await services.connectivity.login_certified(cert.product_key, cert.device_key, online=not remote)
         rec = login.device
         return DeviceSession(rec.asset_id, rec.org_id, rec.product_key, rec.device_key, family.ENOS,
-                             is_gateway=login.product.is_gateway, announced=login.online)
+                             is_gateway=login.product.is_gateway, announced=login.online, cert_sn=cert.cert_sn)
 
     def names(self, username: str) -> bool:
         return False  # an external broker's user names are the signed scheme's; it sees no certificate

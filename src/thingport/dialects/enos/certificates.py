@@ -66,7 +66,7 @@ async def renew(c: Call) -> Reply:
     b = c.read(schemas.CertRenew)
     kind = authority_of(b.issueAuthority) if b.issueAuthority else None
     return Reply(issued(await c.services.certificates.renew(c.caller, c.ref(), cert_sn(b.certSn, c.query), b.csr,
-                                                            b.validDay, kind)))
+                                                            b.validDay, kind, grace_s=b.gracePeriod)))
 
 
 @action("certificates", "revoke", "POST", V20, body=schemas.CertRevoke, query=DEVICE)

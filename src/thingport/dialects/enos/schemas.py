@@ -116,6 +116,8 @@ class CertApply(msgspec.Struct):
 
 class CertRenew(CertApply):
     certSn: int | str | None = None
+    #: Thingport's extension: seconds the renewed certificate stays valid (default 0, EnOS's behaviour).
+    gracePeriod: int = 0
 
 
 class CertRevoke(msgspec.Struct):
