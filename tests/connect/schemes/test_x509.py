@@ -184,6 +184,7 @@ async def test_device_disable_and_delete_end_certificate_sessions(tls: Tls, call
     assert await tls.refused(ctx) == codec.REFUSED_BAD_USERNAME_PASSWORD
 
 
+@pytest.mark.slow  # waits for the period's end and the node's sweep (about two seconds)
 async def test_a_renewal_grace_period_keeps_the_old_session_until_it_ends(tls: Tls, caller: Caller) -> None:
     """Thingport's ``gracePeriod`` on Renew: the session on the old certificate goes on, and ends when the
     period does (the node's sweep, every second); then only the new certificate logs in."""
