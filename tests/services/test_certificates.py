@@ -118,7 +118,7 @@ async def test_a_renewal_grace_period_ends_exactly_at_its_end(services: Services
     with pytest.raises(InvalidArgument, match="superseded"):  # superseded once: one renewal wins
         await certs.renew(caller, ref, old.cert_sn, None, None, None, grace_s=60)
     clock[0] = end  # at the end: refused, from memory as from the database
-    with pytest.raises(Unauthenticated, match="grace period"):
+    with pytest.raises(Unauthenticated, match="revoked"):
         await certs.login(der(old.cert_pem))
     assert (await certs.login(der(new.cert_pem))).cert_sn == new.cert_sn
     due = await certs.due(end - 1, end)

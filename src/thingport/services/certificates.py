@@ -341,7 +341,7 @@ class CertificateService:
         if now >= found.expire_time or now < found.not_before:
             raise Unauthenticated(f"certificate: {found.cert_sn} is expired or not yet valid", field="certificate")
         if found.revoke_time is not None and now >= found.revoke_time:
-            raise Unauthenticated(f"certificate: {found.cert_sn} was superseded and its grace period is over",
+            raise Unauthenticated(f"certificate: {found.cert_sn} is revoked (or superseded, its grace period over)",
                                   field="certificate")
         if not cacrypto.signed_by(der, found.ca_pem):
             raise Unauthenticated("certificate: not signed by its organization's CA", field="certificate")
@@ -350,7 +350,7 @@ class CertificateService:
     async def _read_login(self, fp: str) -> CertLogin | None:
         async with self.core.read() as conn:
             rec = await self.core.certificates.by_fingerprint(conn, fp)
-            if rec is None or (rec.revoke_time is not None and rec.revoke_time <= now_ms()):
+            if rec is None:
                 return None
             device = await self.core.devices.by_id(conn, rec.asset_id)
             ca = await self.core.certificates.ca(conn, rec.ca_id)

@@ -189,8 +189,8 @@ async def test_device_cas_bundle_rotate_import_and_history(http: httpx.AsyncClie
     from thingport.domain.models import now_ms
 
     org = enos.org_id
-    bundle = await http.get(f"/admin/v1/orgs/{org}/device-cas/bundle", headers=AUTH)
-    assert bundle.status_code == 200 and bundle.text.count("BEGIN CERTIFICATE") == 2  # RSA and ECC, made now
+    bundle = await admin(http, "GET", f"/orgs/{org}/device-cas/bundle")
+    assert bundle["pem"].count("BEGIN CERTIFICATE") == 2  # RSA and ECC, made now
     cas = await admin(http, "GET", f"/orgs/{org}/device-cas")
     assert sorted(c["authority"] for c in cas) == ["ECC", "RSA"] and all(c["retireTime"] is None for c in cas)
     assert all("PRIVATE" not in json.dumps(c) for c in cas)
@@ -204,7 +204,7 @@ async def test_device_cas_bundle_rotate_import_and_history(http: httpx.AsyncClie
     after = await admin(http, "GET", f"/orgs/{org}/device-cas")
     assert sum(c["retireTime"] is None for c in after) == 2 and len(after) == 3
     # the old CA still vouches: the bundle has it, and the issued certificate still chains to it
-    bundle = (await http.get(f"/admin/v1/orgs/{org}/device-cas/bundle", headers=AUTH)).text
+    bundle = (await admin(http, "GET", f"/orgs/{org}/device-cas/bundle"))["pem"]
     cert = x509.load_pem_x509_certificate(issued["cert"].encode())
     assert any(x509.load_pem_x509_certificate(b.encode()).subject == cert.issuer
                for b in [p + "-----END CERTIFICATE-----\n" for p in bundle.split("-----END CERTIFICATE-----\n")[:-1]])

@@ -259,14 +259,20 @@ async def list_cas(request: Req, org_id: FromPath[str]) -> list[CaOut]:
     return [ca_out(c) for c in await svc(request).certificates.cas(Caller.operator(org_id))]
 
 
-@get("/orgs/{org_id:str}/device-cas/bundle", media_type="application/x-pem-file",
+class BundleOut(msgspec.Struct):
+    orgId: str
+    #: Every CA certificate that vouches for a device certificate now, concatenated (PEM).
+    pem: str
+
+
+@get("/orgs/{org_id:str}/device-cas/bundle",
      summary="PEM bundle of every device CA that vouches for a certificate now (RSA and ECC made if missing)")
-async def ca_bundle(request: Req, org_id: FromPath[str]) -> str:
+async def ca_bundle(request: Req, org_id: FromPath[str]) -> BundleOut:
     certs = svc(request).certificates
     caller = Caller.operator(org_id)
     for authority in AUTHORITIES:
         await certs.ca(caller, authority)
-    return "".join(await certs.trusted(caller))
+    return BundleOut(org_id, "".join(await certs.trusted(caller)))
 
 
 @post("/orgs/{org_id:str}/device-cas/{authority:str}/rotate", status_code=200,
