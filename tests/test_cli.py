@@ -419,3 +419,54 @@ def test_device_connect(data_dir: Path, tmp_path: Path) -> None:
     closed = run("device", "connect", "--org", "o-acme", f"{pk}/meter-1", "--mqtt-port", port, "--data-dir", d,
                  ok=False)
     assert closed.exit_code == 1 and "cannot connect to 127.0.0.1" in closed.stdout
+
+
+def test_ca_commands_and_certificate_history(data_dir: Path, tmp_path: Path) -> None:
+    """``thingport ca list|bundle|rotate|import`` and ``device certificates`` (docs/certificates.md)."""
+    import asyncio
+
+    from tests.support.certs import csr, device_key
+    from thingport.app import open_services
+    from thingport.crypto import ca as cacrypto
+    from thingport.domain.models import I18nText, ProductType, now_ms
+    from thingport.services.context import Caller
+    from thingport.services.devices import DeviceRef, DeviceSpec
+    from thingport.services.products import ProductSpec
+    from thingport.settings import Settings
+
+    d = str(data_dir)
+    run("org", "create", "Acme", "--org-id", "o1", "--data-dir", d)
+    run("model", "create", "--org", "o1", "--model-id", "m1", "--data-dir", d)
+    bundle = run("ca", "bundle", "--org", "o1", "--data-dir", d).stdout
+    assert bundle.count("BEGIN CERTIFICATE") == 2
+    rotated = run_json("ca", "rotate", "--org", "o1", "--authority", "ECC", "--data-dir", d)
+    assert rotated[0]["authority"] == "ECC" and rotated[0]["signing"]
+    listed = run_json("ca", "list", "--org", "o1", "--data-dir", d)
+    assert sorted((c["authority"], c["signing"]) for c in listed) == [("ECC", False), ("ECC", True), ("RSA", True)]
+    cert_pem, key_pem = cacrypto.new_ca("RSA", "mine", now_ms())
+    (tmp_path / "ca.crt").write_text(cert_pem)
+    (tmp_path / "ca.key").write_text(key_pem)
+    imported = run_json("ca", "import", "--org", "o1", "--cert", str(tmp_path / "ca.crt"), "--key",
+                        str(tmp_path / "ca.key"), "--data-dir", d)
+    assert imported[0]["imported"] and imported[0]["certificate"] == cert_pem
+    refused = run("ca", "import", "--org", "o1", "--cert", str(tmp_path / "ca.key"), "--key",
+                  str(tmp_path / "ca.key"), "--data-dir", d, ok=False)
+    assert refused.exit_code == 2 and "certificate" in refused.output
+
+    async def issue() -> tuple[str, str]:
+        """A device of a bi-directional product with a certificate, made through the services."""
+        services = await open_services(Settings(data_dir=data_dir))
+        caller = Caller.operator("o1")
+        try:
+            spec = ProductSpec(I18nText("Meter"), ProductType.DEVICE, "Json", "m1", True)
+            pk = (await services.products.create(caller, spec)).product_key
+            asset = (await services.devices.create(caller, DeviceSpec(pk, I18nText("d"), "+00:00"))).device.asset_id
+            new = await services.certificates.apply(caller, DeviceRef(asset), csr(device_key("RSA")), 30, "RSA")
+            return asset, new.record.cert_sn
+        finally:
+            await services.core.db.close()
+
+    asset, sn = asyncio.run(issue())
+    history = run_json("device", "certificates", "--org", "o1", asset, "--data-dir", d)
+    assert [(h["cert_sn"], h["status"], h["issued_by"], h["authority"]) for h in history] == [
+        (sn, "valid", "operator", "RSA")]

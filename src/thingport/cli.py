@@ -42,12 +42,14 @@ model_cli = typer.Typer(help="Thing models products refer to.", **HELP)
 product_cli = typer.Typer(help="Products: create, list, search, get, delete.", **HELP)
 device_cli = typer.Typer(help="Devices: create, find, log in, replace a key, disable.", **HELP)
 key_cli = typer.Typer(help="The master key that encrypts secrets at rest.", **HELP)
+ca_cli = typer.Typer(help="Device CAs that device certificates chain to.", **HELP)
 cli.add_typer(org_cli, name="org")
 cli.add_typer(app_cli, name="app")
 cli.add_typer(model_cli, name="model")
 cli.add_typer(product_cli, name="product")
 cli.add_typer(device_cli, name="device")
 cli.add_typer(key_cli, name="master-key")
+cli.add_typer(ca_cli, name="ca")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, whatever the width
 
@@ -620,6 +622,104 @@ def device_delete(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json
     _tell_running_server(settings)
     emit([{"asset_id": d.asset_id, "product_key": d.product_key, "device_key": d.device_key, "deleted": True}],
          as_json, ["asset_id", "product_key", "device_key", "deleted"])
+
+
+@device_cli.command("certificates")
+def device_certificates(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """A device's certificate history.
+
+    The history the admin API gives too (docs/certificates.md).
+    """
+    from thingport.domain.models import now_ms
+    from thingport.services.certificates import status_name
+
+    found = run_op(settings_for(data_dir), lambda s: s.certificates.list(_operator(org), device_ref(device)))
+    now = now_ms()
+    rows = [{"cert_sn": r.cert_sn, "authority": r.authority, "status": status_name(r, now),
+             "issue_time": r.issue_time, "issued_by": r.issue_by or "operator", "expire_time": r.expire_time,
+             "revoke_time": r.revoke_time, "revoke_reason": r.revoke_reason, "subject": r.subject} for r in found]
+    emit(rows, as_json, ["cert_sn", "authority", "status", "issue_time", "issued_by", "expire_time", "revoke_time"])
+
+
+CA_COLUMNS = ["ca_id", "authority", "signing", "imported", "not_after"]
+
+
+def _ca_row(c: Any) -> dict[str, Any]:
+    return {"ca_id": c.ca_id, "authority": c.authority, "signing": c.retire_time is None, "imported": c.imported,
+            "not_after": c.not_after, "create_time": c.create_time, "retire_time": c.retire_time,
+            "certificate": c.cert_pem}
+
+
+Authority = Annotated[str, typer.Option("--authority", help="RSA (RSA-2048) or ECC (prime256v1).")]
+
+
+@ca_cli.command("list")
+def ca_list(org: Org, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """The organization's device CAs, newest first.
+
+    A retired CA vouches for what it signed until it expires.
+    """
+    cas = run_op(settings_for(data_dir), lambda s: s.certificates.cas(_operator(org)))
+    emit([_ca_row(c) for c in cas], as_json, CA_COLUMNS)
+
+
+@ca_cli.command("bundle")
+def ca_bundle(org: Org, data_dir: DataDir = None) -> None:
+    """Print the PEM bundle of the device CAs.
+
+    Every CA that vouches for a certificate now; the RSA and ECC ones are made if missing.
+    """
+    from thingport.crypto.ca import AUTHORITIES
+
+    async def op(s: Any) -> list[str]:
+        for authority in AUTHORITIES:
+            await s.certificates.ca(_operator(org), authority)
+        result: list[str] = await s.certificates.trusted(_operator(org))
+        return result
+
+    typer.echo("".join(run_op(settings_for(data_dir), op)), nl=False)
+
+
+@ca_cli.command("rotate")
+def ca_rotate(org: Org, authority: Authority = "RSA", data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Make a new signing CA.
+
+    Certificates the old one signed stay valid until they expire.
+    """
+    from thingport.services.certificates import authority_of
+
+    settings = settings_for(data_dir)
+    c = run_op(settings, lambda s: s.certificates.rotate_ca(_operator(org), authority_of(authority, "--authority")))
+    _tell_running_server_ca(settings)
+    emit([_ca_row(c)], as_json, CA_COLUMNS)
+
+
+@ca_cli.command("import")
+def ca_import(org: Org,
+              cert: Annotated[Path, typer.Option("--cert", help="The CA certificate (PEM).", show_default=False)],
+              key: Annotated[Path, typer.Option("--key", help="Its private key (PEM, unencrypted).",
+                                                show_default=False)],
+              data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Import the operator's own CA.
+
+    It becomes the signing CA of its kind; its key is stored encrypted.
+    """
+    try:
+        cert_pem, key_pem = cert.read_text(), key.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    settings = settings_for(data_dir)
+    c = run_op(settings, lambda s: s.certificates.import_ca(_operator(org), cert_pem, key_pem))
+    _tell_running_server_ca(settings)
+    emit([_ca_row(c)], as_json, CA_COLUMNS)
+
+
+def _tell_running_server_ca(settings: Settings) -> None:
+    with server_lock(settings, wait=False) as got:
+        if not got:
+            err.print("note: a server is running; its TLS listener trusts this CA after a restart (the same change "
+                      "through its admin API applies at once)")
 
 
 MqttHost = Annotated[str, typer.Option(help="Broker host.")]

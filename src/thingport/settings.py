@@ -97,6 +97,11 @@ class Settings:
     oceanconnect_push_backoff_max_s: int = 300
     #: How often lapsed registrations are looked for, seconds.
     oceanconnect_expiry_interval_s: int = 2
+    # Device certificates (docs/certificates.md)
+    #: The longest a device certificate may be asked for (EnOS's per-product maximum; one value here).
+    certificate_max_valid_days: int = 3650
+    #: MQTT over TLS asks clients for a certificate (optional: password logins on TLS go on working).
+    mqtt_tls_client_certs: bool = True
     # Living Platform (docs/living.md)
     #: How long a device's reported bind token stays valid, seconds (the device SDK renews at 90 s).
     living_bind_token_ttl_s: int = 120

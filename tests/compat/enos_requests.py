@@ -114,3 +114,10 @@ class ReplaceDeviceRequest(ConnectServiceRequest):
         super().__init__(org_id, Const.request_post, version, "devices", "replaceDevice",
                          query=addressing(asset_id, product_key, device_key),
                          body={"newDeviceKey": new_device_key})
+
+
+class CertificateRequest(ConnectServiceRequest):
+    """``/connect-service/v2.0/certificates?action=apply|renew|revoke`` for one device (by asset id)."""
+
+    def __init__(self, org_id: str, action: str, asset_id: str, body: dict[str, Any]) -> None:
+        super().__init__(org_id, Const.request_post, "v2.0", "certificates", action, {"assetId": asset_id}, body)

@@ -5,8 +5,9 @@ in ``./data`` of a temporary directory), and the page's ```` ```sh ```` blocks r
 ``bash -e`` shell in that directory, where ``./run`` and ``.venv`` lead to this checkout. The shell
 finds the server as a person's would: ``./data`` is its data directory, ``$THINGPORT_URL`` its HTTP
 address (the pages default it to http://127.0.0.1:8080) and ``$THINGPORT_MQTT_PORT`` its broker
-(the ``mqtt_port`` setting, default 1883). Nothing binds a default port, so this runs beside a
-``./run serve``.
+(the ``mqtt_port`` setting, default 1883); its TLS listener is ``$THINGPORT_MQTT_TLS_PORT`` with the
+certificate ``$THINGPORT_MQTT_TLS_CERT`` (for ``localhost``). Nothing binds a default port, so this
+runs beside a ``./run serve``.
 
 Fence languages: ``sh`` runs; ``console`` is shell a person runs that this test does not (it runs
 for ever, needs another machine or service, or takes minutes; the page says why); ``text`` is
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import free_port
+from tests.support.tls import self_signed
 from thingport.testing.server import start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
@@ -84,10 +87,17 @@ def test_page(page: Path, tmp_path: Path) -> None:
     (work / "run").symlink_to(ROOT / "run")
     (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
     (work / "examples").symlink_to(ROOT / "examples")
+    # the TLS listener, as docs/certificates.md has a person start it (a certificate for localhost)
+    tls = work / "tls"
+    tls.mkdir()
+    cert, key = self_signed(tls)
+    tls_port = free_port()
     # operator_token "": the server writes data/operator.token, as a person's first start does
-    with start_server(work, settings={"operator_token": ""}) as server:
+    with start_server(work, settings={"operator_token": "", "mqtt_tls_cert": str(cert), "mqtt_tls_key": str(key),
+                                      "mqtt_tls_port": tls_port}) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("THINGPORT_", "PYTEST_"))}
-        env.update(THINGPORT_URL=server.url, THINGPORT_MQTT_PORT=str(server.mqtt_port), COLUMNS="80")
+        env.update(THINGPORT_URL=server.url, THINGPORT_MQTT_PORT=str(server.mqtt_port), COLUMNS="80",
+                   THINGPORT_MQTT_TLS_PORT=str(tls_port), THINGPORT_MQTT_TLS_CERT=str(cert))
         started = time.monotonic()
         try:
             done = subprocess.run(["bash", "-c", script(page)], cwd=work, env=env, capture_output=True,

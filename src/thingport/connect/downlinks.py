@@ -77,6 +77,8 @@ class DownlinkRouter:
             return
         if isinstance(p, events.SESSION_ENDING):
             await self._end_sessions(ev.asset_id, p)
+        elif isinstance(p, events.CertificateRevoked):
+            await self._end_certified(ev.asset_id, p)
         elif isinstance(p, events.DeviceEnabled):
             await self._notify_via_gateway(ev.asset_id, "enable")
         elif isinstance(p, events.TopologyChanged):
@@ -113,6 +115,14 @@ class DownlinkRouter:
             await self.sessions.drop_sub(gateway, asset_id)
         elif action == "disable" and routed is not None:
             await self._notify_via_gateway(asset_id, action)
+
+    async def _end_certified(self, asset_id: str, p: events.CertificateRevoked) -> None:
+        """The session that logged in with the certificate ends (one with another certificate stays).
+        Certificate logins exist on the embedded broker only, so there is nothing to route."""
+        session = self.sessions.live(asset_id)
+        downlink = self.sessions.downlink
+        if session is not None and session.cert_sn == p.cert_sn and downlink is not None:
+            await downlink.disconnect_client(session.client_id, f"certificate {p.cert_sn} revoked")
 
     async def _notify_via_gateway(self, asset_id: str, action: str) -> None:
         """Tell a sub-device's live gateway, on the topics its family hears sub-device notices on.

@@ -7,6 +7,8 @@ returns.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import gc
 import logging
 import ssl
@@ -14,18 +16,27 @@ from dataclasses import dataclass
 
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.broker import Broker, BrokerLimits
+from thingport.domain.models import now_ms
+from thingport.services import events
 from thingport.services.container import Services
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
+#: How often renewals' grace periods are looked for, to end the sessions of certificates they supersede.
+SWEEP_S = 1.0
+#: How often (in sweeps) the device CAs are read for ones made elsewhere (another node, a ``thingport`` command).
+CA_REFRESH_SWEEPS = 5
 
 
 @dataclass(slots=True)
 class EmbeddedBroker:
     broker: Broker
     door: FrontDoor
+    cas: CaFollower | None = None
 
     async def stop(self) -> None:
+        if self.cas is not None:
+            self.cas.close()
         await self.broker.stop()
         self.door.close()
         self.door.connectivity.credentials.stop()
@@ -37,7 +48,19 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    if settings.mqtt_tls_client_certs:
+        # Asked for, not required: password logins on TLS go on working; a certificate presented must
+        # end in a device CA (docs/certificates.md), and the X.509 scheme checks which device it is.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
+
+
+def trust(ctx: ssl.SSLContext, pems: list[str]) -> None:
+    """Add device CAs to what client certificates may end in (a context only ever gains CAs: a
+    rotated CA still vouches for what it signed)."""
+    if ctx.verify_mode != ssl.CERT_NONE:
+        for pem in pems:
+            ctx.load_verify_locations(cadata=pem)
 
 
 async def start(services: Services) -> EmbeddedBroker | None:
@@ -51,6 +74,11 @@ async def start(services: Services) -> EmbeddedBroker | None:
     # What start-up made (modules, the schema, those credentials) lives as long as the process: out
     # of the collector's way, so a full collection during a login storm does not walk it each time.
     gc.freeze()
+    cas = None
+    if tls is not None and tls.verify_mode != ssl.CERT_NONE:
+        cas = CaFollower(services, tls)
+        await cas.refresh()
+        cas.start()
     door = FrontDoor(services)
     broker = Broker(door, BrokerLimits(listen_backlog=settings.mqtt_listen_backlog))
     door.attach(broker)
@@ -60,7 +88,58 @@ async def start(services: Services) -> EmbeddedBroker | None:
         if tls is not None:
             await broker.start(settings.host, settings.mqtt_tls_port, tls)
     except BaseException:
+        if cas is not None:
+            cas.close()
         await broker.stop()
         door.close()
         raise
-    return EmbeddedBroker(broker, door)
+    return EmbeddedBroker(broker, door, cas)
+
+
+class CaFollower:
+    """Keeps the TLS listener trusting every device CA: this process's new ones as their event comes,
+    another node's or a ``thingport ca`` command's within ``CA_REFRESH_SWEEPS`` seconds (the table is
+    read). Every ``SWEEP_S`` it also publishes, to this node only, the revocations whose time came (a
+    renewal's grace period ending), so the session of a superseded certificate ends here as well."""
+
+    def __init__(self, services: Services, ctx: ssl.SSLContext) -> None:
+        self.services = services
+        self.ctx = ctx
+        self.known: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe = services.core.bus.subscribe(self._on_event)
+
+    async def _on_event(self, ev: events.Event) -> None:
+        if isinstance(ev.payload, events.DeviceCaAdded):
+            self._add([ev.payload.cert_pem])
+
+    def _add(self, pems: list[str]) -> None:
+        new = [p for p in pems if p not in self.known]
+        trust(self.ctx, new)
+        self.known.update(new)
+
+    async def refresh(self) -> None:
+        self._add(await self.services.certificates.all_trusted())
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        swept, ticks = now_ms(), 0
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            ticks += 1
+            try:
+                until = now_ms()
+                due = await self.services.certificates.due(swept, until)
+                swept = until
+                await self.services.core.bus.publish(due)
+                if ticks % CA_REFRESH_SWEEPS == 0:
+                    await self.refresh()
+            except Exception as exc:  # a busy or lost database: next time
+                log.debug("reading device certificates and CAs failed: %s", exc)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()

@@ -78,6 +78,8 @@ class DeviceSession:
     client_id: str = ""
     #: The login wrote the device online already (the one that activated it, in the same write).
     announced: bool = False
+    #: The certificate the device logged in with (X.509 scheme): its revocation ends this session.
+    cert_sn: str | None = None
     #: Sub-devices in the gateway's topology: asset id → (productKey, deviceKey).
     subs: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Sub-devices the gateway has logged in (combine/login): asset id → (productKey, deviceKey).

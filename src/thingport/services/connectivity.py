@@ -50,6 +50,8 @@ class Credential:
     sign: str = field(repr=False)
     #: "2" = device secret; "3" = EnOS dynamic activation with the product secret.
     secure_mode: str = "2"
+    #: The connection presented a certificate the certificate service matched to this device.
+    certified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,20 @@ class ConnectivityService:
         if record is None:
             raise _not_found(cred.product_key, cred.device_key)
         login = self._verify(record, cred, dynamic=dynamic)
+        _require_certificate(record, cred)
+        if await self._activate(record, online):
+            return replace(login, online=True)
+        return login
+
+    async def login_certified(self, product_key: str, device_key: str, *, online: bool = False) -> DeviceLogin:
+        """A login by client certificate alone (no signed password): the certificate service already
+        matched the certificate to this device; it must exist and be enabled."""
+        record = await self.credentials.find(product_key, device_key)
+        if record is None:
+            raise _not_found(product_key, device_key)
+        if not record.enabled:
+            raise DeviceStatusInvalid(f"deviceKey: {device_key} is disabled", field="deviceKey")
+        login = DeviceLogin(record, record.product, record.family or "enos")
         if await self._activate(record, online):
             return replace(login, online=True)
         return login
@@ -100,7 +116,9 @@ class ConnectivityService:
         record = self.credentials.cached(cred.product_key, cred.device_key)
         if record is None or not record.active:
             return None
-        return self._verify(record, cred, dynamic=dynamic)
+        login = self._verify(record, cred, dynamic=dynamic)
+        _require_certificate(record, cred)
+        return login
 
     async def activate(self, product_key: str, device_key: str, *, online: bool = False) -> bool:
         """Record a device's first login (any scheme) before the device is told it got in; True when
@@ -316,3 +334,11 @@ class ConnectivityService:
 
 def _not_found(product_key: str, device_key: str) -> DeviceNotFound:
     return DeviceNotFound(f"deviceKey: no device {device_key} in product {product_key}", field="deviceKey")
+
+
+def _require_certificate(record: LoginRecord, cred: Credential) -> None:
+    """A product with bi-directional authentication takes its devices' logins only with their
+    certificate (the TLS listener, docs/certificates.md); the secret alone is not enough."""
+    if record.product.bidirectional_auth and not cred.certified:
+        raise Unauthenticated(f"productKey: product {record.product_key} requires a device certificate "
+                              "(bi-directional authentication) on the TLS listener", field="productKey")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from thingport.services.accounts import AccountService
 from thingport.services.activity import LoginActivity
+from thingport.services.certificates import CertificateService
 from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
@@ -52,6 +53,7 @@ class Services:
     living: LivingAccountService
     provisioning: ProvisioningService
     overview: OverviewService
+    certificates: CertificateService
     #: this process's device logins of the last hour, counted by the front door (the console charts them)
     activity: LoginActivity = field(default_factory=LoginActivity)
 
@@ -63,7 +65,7 @@ class Services:
         topology = TopologyService(core, devices)
         living = LivingAccountService(core, devices)
         provisioning = ProvisioningService(core, devices, living, topology)
-        return cls(core, accounts, products, devices, topology,
-                   ConnectivityService(core, devices, topology, provisioning),
+        connectivity = ConnectivityService(core, devices, topology, provisioning)
+        return cls(core, accounts, products, devices, topology, connectivity,
                    OceanConnectServices.build(core, accounts, devices), living, provisioning,
-                   OverviewService(core, devices))
+                   OverviewService(core, devices), CertificateService(core, devices, connectivity.credentials))

@@ -16,6 +16,7 @@ from thingport.domain.models import Permission, now_ms
 from thingport.services.events import Event, EventBus, EventPayload
 from thingport.settings import Settings
 from thingport.store.accounts import AccountStore
+from thingport.store.certificates import CertificateStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
 from thingport.store.events import EventStore
@@ -98,6 +99,7 @@ class Core:
         self.oceanconnect = OceanConnectStore(keyring)
         self.living_accounts = LivingAccountStore()
         self.provisioning = ProvisioningStore()
+        self.certificates = CertificateStore(keyring)
 
     @asynccontextmanager
     async def write(self, org_id: str = "") -> AsyncIterator[Tx]:

@@ -49,13 +49,13 @@ FOLLOW_S = 0.25
 
 #: Events after which a device's login record must be read again.
 DEVICE_CHANGES = (events.DeviceReplaced, events.DeviceDisabled, events.DeviceEnabled, events.DeviceDeleted,
-                  events.DeviceBound, events.DeviceBindExpired)
+                  events.DeviceBound, events.DeviceBindExpired, events.CertificateRevoked)
 
 
 class ProductLogin:
     """What a login needs of a product; shared by every record of its devices."""
 
-    __slots__ = ("dynamic_activate_enabled", "is_gateway", "org_id", "product_key", "secret")
+    __slots__ = ("bidirectional_auth", "dynamic_activate_enabled", "is_gateway", "org_id", "product_key", "secret")
 
     def __init__(self, row: ProductLoginRow) -> None:
         self.org_id = row.org_id
@@ -63,11 +63,12 @@ class ProductLogin:
         self.secret = _readable(row.secret)
         self.is_gateway = row.is_gateway
         self.dynamic_activate_enabled = row.dynamic_activate_enabled
+        self.bidirectional_auth = row.bidirectional_auth
 
     @classmethod
     def of(cls, product: Product) -> ProductLogin:
         return cls(ProductLoginRow(product.org_id, product.product_key, product.secret, product.is_gateway,
-                                   product.dynamic_activate_enabled))
+                                   product.dynamic_activate_enabled, product.bidirectional_auth))
 
 
 class LoginRecord:

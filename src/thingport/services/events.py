@@ -132,6 +132,15 @@ class DeviceBindExpired(DeviceEvent):
     deleted: bool
 
 
+class CertificateRevoked(DeviceEvent):
+    """A device certificate stopped being valid: revoked, or superseded by a renewal (at once, or when
+    the renewal's grace period ends). The session that logged in with it ends; logins with it are
+    refused on every node (the revocation is in the database)."""
+
+    KIND = "device.certificate_revoked"
+    cert_sn: str
+
+
 # --- topology -------------------------------------------------------------------------------------
 
 class SubDevice(_Stored):
@@ -247,6 +256,17 @@ class LivingEnrolleeCheckin(LivingDownlink):
     KIND = "living.enrollee_checkin"
     enrollee: CheckinEnrollee
     enrollee_iot_id: str
+
+
+# --- device CAs ---------------------------------------------------------------------------------
+
+class DeviceCaAdded(EventPayload):
+    """An organization has a new device CA (made, rotated in or imported): TLS listeners trust it."""
+
+    KIND = "device_ca.added"
+    ca_id: str
+    authority: str
+    cert_pem: str
 
 
 # --- the keyring --------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ class ProductLoginRow:
     secret: str | None  # None: the keyring cannot decrypt it (``unreadable=True``)
     is_gateway: bool
     dynamic_activate_enabled: bool
+    #: Its devices log in with a client certificate on the TLS listener (docs/certificates.md).
+    bidirectional_auth: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +50,14 @@ async def product_logins(conn: AsyncConnection, keyring: Keyring, product_key: s
     """Every product (or the one named), as logins see it. ``unreadable``: a secret the keyring cannot
     decrypt is None rather than a :class:`KeyringError`."""
     c = products.c
-    q = select(c.org_id, c.product_key, c.secret_enc, c.product_type, c.dynamic_activate_enabled)
+    q = select(c.org_id, c.product_key, c.secret_enc, c.product_type, c.dynamic_activate_enabled,
+               c.bidirectional_auth)
     if product_key is not None:
         q = q.where(c.product_key == product_key)
     return [ProductLoginRow(r.org_id, r.product_key, _decrypt(keyring, r.secret_enc, _context(products, r.product_key),
                                                                unreadable),
-                            r.product_type == ProductType.GATEWAY.value, bool(r.dynamic_activate_enabled))
+                            r.product_type == ProductType.GATEWAY.value, bool(r.dynamic_activate_enabled),
+                            bool(r.bidirectional_auth))
             for r in await conn.execute(q)]
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
-from thingport.store.schema import access_tokens, applications, devices, oc_devices, products
+from thingport.store.schema import access_tokens, applications, device_cas, devices, oc_devices, products
 
 #: Every ciphertext column: table, primary-key column, ciphertext column, associated-data prefix
 #: ("" = fixed context). A secret column missing here becomes unreadable after a rotation, which
@@ -22,6 +22,7 @@ SECRET_COLUMNS: list[tuple[Table, str, str, str]] = [
     (access_tokens, "token_hash", "token_enc", ""),
     (oc_devices, "asset_id", "verify_code_enc", "oc-verify:"),
     (oc_devices, "asset_id", "psk_enc", "oc-psk:"),
+    (device_cas, "ca_id", "key_enc", "device-ca:"),
 ]
 
 

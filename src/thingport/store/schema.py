@@ -341,3 +341,43 @@ living_permits = Table(
     Column("time", Integer, nullable=False),
     Column("open_time", BigInteger, nullable=False),
 )
+
+# --- device certificates (docs/certificates.md) -------------------------------------------------
+
+device_cas = Table(
+    "device_cas",
+    metadata,
+    Column("ca_id", String(40), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), nullable=False),
+    Column("authority", String(8), nullable=False),
+    Column("cert_pem", Text, nullable=False),
+    Column("key_enc", Text, nullable=False),
+    Column("not_after", BigInteger, nullable=False),
+    Column("imported", Boolean, nullable=False),
+    Column("create_time", BigInteger, nullable=False),
+    #: When a newer CA took over signing; it still vouches for what it signed until not_after.
+    Column("retire_time", BigInteger, nullable=True),
+    Index("ix_device_cas_org_id_authority", "org_id", "authority"),
+)
+
+device_certificates = Table(
+    "device_certificates",
+    metadata,
+    Column("cert_sn", String(24), primary_key=True),  # the serial number, in decimal
+    Column("org_id", String(64), ForeignKey("organizations.org_id"), nullable=False),
+    Column("asset_id", String(32), nullable=False, index=True),
+    Column("ca_id", String(40), ForeignKey("device_cas.ca_id"), nullable=False),
+    Column("authority", String(8), nullable=False),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("cert_pem", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("valid_day", Integer, nullable=False),
+    Column("issue_time", BigInteger, nullable=False),
+    Column("not_before", BigInteger, nullable=False),
+    Column("expire_time", BigInteger, nullable=False),
+    Column("issue_by", String(64), nullable=True),  # the application (None: an operator)
+    Column("revoke_time", BigInteger, nullable=True),
+    Column("revoke_reason", Integer, nullable=True),
+    Column("revoke_by", String(64), nullable=True),
+)

@@ -126,11 +126,15 @@ async def test_the_life_of_a_device(door: Door, oc: OcClient, services: Services
 
     # the verify code was used up; the device logs in with what it was given, by deviceId or nodeId
     assert (await connect(door, oceanconnect_connect("life-node-0001", "FIRST-CODE", auth_type=BY_NODE_ID)))[1] == 4
+    # (online state is written in batches: each state is awaited, or OFFLINE would be the one before)
     again, rc = await connect(door, oceanconnect_connect(did, first_secret))
     assert rc == 0
+    await status_is(services, caller, did, DeviceStatus.ONLINE)
     await again.close()
+    await status_is(services, caller, did, DeviceStatus.OFFLINE)
     by_node, rc = await connect(door, oceanconnect_connect("life-node-0001", first_secret, auth_type=BY_NODE_ID))
     assert rc == 0
+    await status_is(services, caller, did, DeviceStatus.ONLINE)
     await by_node.close()
     await status_is(services, caller, did, DeviceStatus.OFFLINE)
 

@@ -177,3 +177,47 @@ async def test_master_key_rotation_keeps_every_secret_readable(http: httpx.Async
                                   {"action": "get", "productKey": product_key}))
     assert again["productSecret"] == product["productSecret"]
     assert (await admin(http, "POST", "/master-key/rotate"))["reencrypted"] == rotated["reencrypted"]
+
+
+async def test_device_cas_bundle_rotate_import_and_history(http: httpx.AsyncClient, enos: EnosClient) -> None:
+    """docs/certificates.md §8–9: the CAs an organization's device certificates chain to, and a device's
+    certificate history."""
+    from cryptography import x509
+
+    from tests.support.certs import csr, device_key
+    from thingport.crypto import ca as cacrypto
+    from thingport.domain.models import now_ms
+
+    org = enos.org_id
+    bundle = await admin(http, "GET", f"/orgs/{org}/device-cas/bundle")
+    assert bundle["pem"].count("BEGIN CERTIFICATE") == 2  # RSA and ECC, made now
+    cas = await admin(http, "GET", f"/orgs/{org}/device-cas")
+    assert sorted(c["authority"] for c in cas) == ["ECC", "RSA"] and all(c["retireTime"] is None for c in cas)
+    assert all("PRIVATE" not in json.dumps(c) for c in cas)
+    pk = await enos.create_product(biDirectionalAuth=True)
+    asset = (await enos.create_device(pk))["assetId"]
+    issued = data(await enos.call("POST", "/connect-service/v2.0/certificates", {"action": "apply", "assetId": asset},
+                                  {"csr": csr(device_key("RSA"))}))
+    rotated = await admin(http, "POST", f"/orgs/{org}/device-cas/RSA/rotate")
+    old_rsa = next(c["caId"] for c in cas if c["authority"] == "RSA")
+    assert rotated["authority"] == "RSA" and rotated["caId"] != old_rsa
+    after = await admin(http, "GET", f"/orgs/{org}/device-cas")
+    assert sum(c["retireTime"] is None for c in after) == 2 and len(after) == 3
+    # the old CA still vouches: the bundle has it, and the issued certificate still chains to it
+    bundle = (await admin(http, "GET", f"/orgs/{org}/device-cas/bundle"))["pem"]
+    cert = x509.load_pem_x509_certificate(issued["cert"].encode())
+    assert any(x509.load_pem_x509_certificate(b.encode()).subject == cert.issuer
+               for b in [p + "-----END CERTIFICATE-----\n" for p in bundle.split("-----END CERTIFICATE-----\n")[:-1]])
+    history = await admin(http, "GET", f"/orgs/{org}/devices/{asset}/certificates")
+    assert [(h["certSn"], h["status"], h["issuedBy"]) for h in history] == [(issued["certSN"], "valid", enos.app_key)]
+    # an operator's own CA
+    own_cert, own_key = cacrypto.new_ca("ECC", "mine", now_ms())
+    imported = await admin(http, "POST", f"/orgs/{org}/device-cas", {"certificate": own_cert, "privateKey": own_key})
+    assert imported["imported"] and imported["authority"] == "ECC"
+    bad = await admin(http, "POST", f"/orgs/{org}/device-cas", {"certificate": own_cert, "privateKey": "nope"},
+                      expect=400)
+    assert bad["field"] == "key"
+    wrong = await admin(http, "POST", f"/orgs/{org}/device-cas/DSA/rotate", expect=400)
+    assert wrong["field"] == "authority"
+    missing = await admin(http, "POST", "/orgs/o-nobody/device-cas/RSA/rotate", expect=404)
+    assert missing["field"] == "orgId"

@@ -116,6 +116,8 @@ class ConnectInfo:
     will_topic: str | None = None
     #: The client sent an empty client id and the broker made this one up.
     assigned_client_id: bool = False
+    #: The client certificate (DER) the TLS handshake verified, if the client presented one.
+    peer_cert: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +369,10 @@ class _Connection:
     def peer(self) -> tuple[str, int] | None:
         raise NotImplementedError
 
+    def peer_cert(self) -> bytes | None:
+        """The client's verified certificate (DER); only a TLS connection has one."""
+        return None
+
 
 class _SocketConnection(_Connection):
     """A plain TCP client in the broker's epoll set: a non-blocking socket and its unsent bytes."""
@@ -495,6 +501,10 @@ class _StreamConnection(_Connection, asyncio.Protocol):
     def peer(self) -> tuple[str, int] | None:
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None
         return (str(peer[0]), int(peer[1])) if peer else None
+
+    def peer_cert(self) -> bytes | None:
+        tls = self.transport.get_extra_info("ssl_object") if self.tls and self.transport is not None else None
+        return tls.getpeercert(binary_form=True) if tls is not None else None
 
 
 class _Poll:
@@ -1164,7 +1174,8 @@ class Broker:
                 return None
             client_id, assigned = f"auto-{uuid.uuid4().hex}", True
         info = ConnectInfo(client_id, pkt.username, pkt.password, pkt.clean_session, pkt.keep_alive, conn.peer(),
-                           conn.tls, pkt.will.topic if pkt.will else None, assigned)
+                           conn.tls, pkt.will.topic if pkt.will else None, assigned,
+                           conn.peer_cert() if conn.tls else None)
         if isinstance(conn, _SocketConnection):
             conn.addr = None  # an idle connection holds no more than it needs; peer() asks the socket
         result = None

@@ -112,6 +112,15 @@ class SignedScheme:
         # a first login goes online with its activation, except an external broker's: it may not connect
         return _session(await conn.login(_credential(claim), dynamic=True, online=not remote))
 
+    async def login_certified(self, claim: SignedLogin, services: Services, *, remote: bool) -> DeviceSession:
+        """:meth:`login` for a connection whose client certificate was matched to the claimed device
+        (the X.509 scheme): what a product with bi-directional authentication requires."""
+        if claim.auth_type:
+            raise Unauthenticated(f"authType: {claim.auth_type} is not supported with a certificate",
+                                  field="authType")
+        return _session(await services.connectivity.login(_credential(claim, certified=True), dynamic=False,
+                                                          online=not remote))
+
     def login_now(self, claim: SignedLogin, services: Services) -> DeviceSession | None:
         """The static login of an active device whose credentials are in memory, decided at once;
         None for any other (then :meth:`login`)."""
@@ -128,9 +137,9 @@ class SignedScheme:
         return await by_key(product_key, device_key)
 
 
-def _credential(claim: SignedLogin) -> Credential:
+def _credential(claim: SignedLogin, *, certified: bool = False) -> Credential:
     return Credential(claim.product_key, claim.device_key, claim.signed_fields(), claim.sign_method, claim.password,
-                      claim.secure_mode or "2")
+                      claim.secure_mode or "2", certified)
 
 
 def _session(login: DeviceLogin) -> DeviceSession:

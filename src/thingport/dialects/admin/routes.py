@@ -17,11 +17,16 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from thingport.crypto.ca import AUTHORITIES
 from thingport.dialects.common import ErrorHandlers, path_params, query_pairs, read_body, screen
 from thingport.domain.errors import DomainError, ErrorKind, InvalidArgument
-from thingport.domain.models import Application, Organization, Permission, ThingModel
+from thingport.domain.models import Application, Organization, Permission, ThingModel, now_ms
+from thingport.services.certificates import CaView, authority_of, status_name
 from thingport.services.container import Services
+from thingport.services.context import Caller
+from thingport.services.devices import DeviceRef
 from thingport.services.keys import rotate_master_key
+from thingport.store.certificates import CertRecord
 
 Req = Request[Any, Any, Any]
 log = logging.getLogger(__name__)
@@ -93,6 +98,48 @@ class ModelOut(msgspec.Struct):
 class RotateOut(msgspec.Struct):
     keyId: str
     reencrypted: int
+
+
+class CaOut(msgspec.Struct):
+    caId: str
+    orgId: str
+    authority: str
+    certificate: str
+    notAfter: int
+    imported: bool
+    createTime: int
+    #: When a newer CA took over signing; None: this one signs. A retired CA still vouches for what it
+    #: signed until ``notAfter``.
+    retireTime: int | None
+
+
+class CaImportIn(msgspec.Struct):
+    certificate: str
+    privateKey: str
+
+
+class CertOut(msgspec.Struct):
+    certSn: str
+    assetId: str
+    authority: str
+    fingerprint: str
+    subject: str
+    status: str
+    issueTime: int
+    issuedBy: str | None
+    expireTime: int
+    revokeTime: int | None
+    revokeReason: int | None
+    revokedBy: str | None
+
+
+def ca_out(c: CaView) -> CaOut:
+    return CaOut(c.ca_id, c.org_id, c.authority, c.cert_pem, c.not_after, c.imported, c.create_time, c.retire_time)
+
+
+def cert_out(r: CertRecord, now: int) -> CertOut:
+    return CertOut(r.cert_sn, r.asset_id, r.authority, r.fingerprint, r.subject, status_name(r, now), r.issue_time,
+                   r.issue_by, r.expire_time, r.revoke_time, r.revoke_reason, r.revoke_by)
 
 
 def parse_permissions(values: list[str] | None) -> frozenset[Permission] | None:
@@ -207,6 +254,49 @@ async def list_models(request: Req, org_id: FromPath[str]) -> list[ModelOut]:
     return [model_out(m) for m in await svc(request).accounts.list_models(org_id)]
 
 
+@get("/orgs/{org_id:str}/device-cas", summary="The organization's device CAs (certificates only, never keys)")
+async def list_cas(request: Req, org_id: FromPath[str]) -> list[CaOut]:
+    return [ca_out(c) for c in await svc(request).certificates.cas(Caller.operator(org_id))]
+
+
+class BundleOut(msgspec.Struct):
+    orgId: str
+    #: Every CA certificate that vouches for a device certificate now, concatenated (PEM).
+    pem: str
+
+
+@get("/orgs/{org_id:str}/device-cas/bundle",
+     summary="PEM bundle of every device CA that vouches for a certificate now (RSA and ECC made if missing)")
+async def ca_bundle(request: Req, org_id: FromPath[str]) -> BundleOut:
+    certs = svc(request).certificates
+    caller = Caller.operator(org_id)
+    for authority in AUTHORITIES:
+        await certs.ca(caller, authority)
+    return BundleOut(org_id, "".join(await certs.trusted(caller)))
+
+
+@post("/orgs/{org_id:str}/device-cas/{authority:str}/rotate", status_code=200,
+      summary="A new signing CA (RSA or ECC); certificates the old one signed stay valid until they expire")
+async def rotate_ca(request: Req, org_id: FromPath[str], authority: FromPath[str]) -> CaOut:
+    return ca_out(await svc(request).certificates.rotate_ca(Caller.operator(org_id),
+                                                            authority_of(authority, "authority")))
+
+
+@post("/orgs/{org_id:str}/device-cas", status_code=200,
+      summary="Import the operator's CA (certificate and unencrypted key, RSA-2048 or P-256): it signs from now on")
+async def import_ca(request: Req, org_id: FromPath[str], data: JSONBody[CaImportIn]) -> CaOut:
+    return ca_out(await svc(request).certificates.import_ca(Caller.operator(org_id), data.certificate,
+                                                            data.privateKey))
+
+
+@get("/orgs/{org_id:str}/devices/{asset_id:str}/certificates",
+     summary="A device's certificate history: issued when and by whom, until when, revoked when, why and by whom")
+async def device_certificates(request: Req, org_id: FromPath[str], asset_id: FromPath[str]) -> list[CertOut]:
+    now = now_ms()
+    found = await svc(request).certificates.list(Caller.operator(org_id), DeviceRef(asset_id))
+    return [cert_out(r, now) for r in found]
+
+
 @post("/master-key/rotate", summary="Rotate the master key and re-encrypt every secret", status_code=200)
 async def rotate(request: Req) -> RotateOut:
     kid, count = await rotate_master_key(svc(request).core)
@@ -216,7 +306,8 @@ async def rotate(request: Req) -> RotateOut:
 router = Router(
     path="/admin/v1",
     route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
-                    set_permissions, create_model, list_models, rotate],
+                    set_permissions, create_model, list_models, list_cas, ca_bundle, rotate_ca, import_ca,
+                    device_certificates, rotate],
     guards=[operator_guard],
     before_request=screen_request,
     exception_handlers=admin_errors.map,

@@ -544,8 +544,12 @@ def _connect_route(resource: str, method: str, base: str) -> HTTPRouteHandler:
                                            answers=answers.connect_answers()))(handler)
 
 
+# The Certificate APIs live in a module of their own; importing it registers its actions here.
+from thingport.dialects.enos import certificates as _certificates  # noqa: E402,F401
+
 CONNECT_ROUTES = [_connect_route(resource, method, base) for resource, base in (
-    ("products", "enosProducts"), ("devices", "enosDevices"), ("device-topos", "enosTopology"))
+    ("products", "enosProducts"), ("devices", "enosDevices"), ("device-topos", "enosTopology"),
+    ("certificates", "enosCertificates"))
     for method in ("GET", "POST")]
 
 

@@ -104,3 +104,22 @@ class TokenRequest(msgspec.Struct):
     encryption: str | None = None
     timestamp: int | str | None = None
     accessToken: str | None = None
+
+
+class CertApply(msgspec.Struct):
+    """Apply Certificate (and Renew's fields besides ``certSn``); docs/enos.md, "Certificates"."""
+
+    csr: str | None = None
+    validDay: int | None = None
+    issueAuthority: str | None = None
+
+
+class CertRenew(CertApply):
+    certSn: int | str | None = None
+    #: Thingport's extension: seconds the renewed certificate stays valid (default 0, EnOS's behaviour).
+    gracePeriod: int = 0
+
+
+class CertRevoke(msgspec.Struct):
+    certSn: int | str | None = None
+    reason: int | None = None
