@@ -42,6 +42,8 @@ SAMPLES: list[tuple[events.EventPayload, dict[str, Any]]] = [
     (events.ProductUpdated(product_key="pk"), {"productKey": "pk"}),
     (events.ProductDeleted(product_key="pk"), {"productKey": "pk"}),
     (events.KeyringRotated(key_id="k2"), {"keyId": "k2"}),
+    (events.FeedLost(), {}),  # never stored: published on a node's own bus only
+    (events.FeedResumed(), {}),
     (events.LivingBindNotify(**LIVING_ARGS, iot_id="a1", identity_id="u1", owned=1, operation="Bind"),
      {**LIVING, "iotId": "a1", "identityId": "u1", "owned": 1, "operation": "Bind"}),
     (events.LivingGatewayPermit(**LIVING_ARGS, permit=events.JoinPermit(product_key="", time=60)),

@@ -25,6 +25,11 @@ class EmbeddedBroker:
     broker: Broker
     door: FrontDoor
 
+    @property
+    def listening(self) -> bool:
+        """Whether a listener is open (``/ready``)."""
+        return bool(self.broker.ports)
+
     async def stop(self) -> None:
         await self.broker.stop()
         self.door.close()

@@ -16,6 +16,7 @@ from thingport.domain.models import Permission, now_ms
 from thingport.services.events import Event, EventBus, EventPayload
 from thingport.settings import Settings
 from thingport.store.accounts import AccountStore
+from thingport.store.cluster import ClusterStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
 from thingport.store.events import EventStore
@@ -76,7 +77,7 @@ class Tx:
         organization, or ``org_id`` for a transaction not opened for one."""
         org = org_id or self.org_id
         eid = await self.outbox.append(self.conn, org, payload.KIND, asset_id, payload, self.now)
-        self.pending.append(Event(payload, org, asset_id, eid, self.now))
+        self.pending.append(Event(payload, org, asset_id, eid, self.now, self.outbox.node_id))
 
 
 class Core:
@@ -86,15 +87,20 @@ class Core:
     ``core.<store>`` and no service builds a store of its own.
     """
 
-    def __init__(self, settings: Settings, keyring: Keyring, db: Database, bus: EventBus | None = None) -> None:
+    def __init__(self, settings: Settings, keyring: Keyring, db: Database, bus: EventBus | None = None,
+                 node_id: str | None = None) -> None:
         self.settings = settings
+        #: This node's name among those sharing the database; None for a process that serves nothing
+        #: (a ``thingport`` command), whose events every node reads from the table.
+        self.node_id = node_id
         self.keyring = keyring
         self.db = db
         self.bus = bus or EventBus()
         self.accounts = AccountStore(keyring)
         self.products = ProductStore(keyring)
         self.devices = DeviceStore(keyring)
-        self.events = EventStore()
+        self.events = EventStore(node_id)
+        self.cluster = ClusterStore()
         self.oceanconnect = OceanConnectStore(keyring)
         self.living_accounts = LivingAccountStore()
         self.provisioning = ProvisioningStore()

@@ -258,19 +258,41 @@ class KeyringRotated(EventPayload):
     key_id: str
 
 
+# --- this node's view of the cluster (published on its bus only, never stored) -------------------
+
+class FeedLost(EventPayload):
+    """This node cannot read other processes' events (the database is out of reach): whatever it
+    keeps that another node could change is no longer known to be current."""
+
+    KIND = "feed.lost"
+
+
+class FeedResumed(EventPayload):
+    """This node reads other processes' events again, having caught up with what it missed."""
+
+    KIND = "feed.resumed"
+
+
 #: Events after which a live device session must be closed at once.
 SESSION_ENDING: Final = (DeviceReplaced, DeviceDeleted, DeviceDisabled, DeviceDetached)
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A payload in its envelope, the ``events`` row's columns: organization, device, id and time."""
+    """A payload in its envelope, the ``events`` row's columns: organization, device, id and time.
+
+    ``node_id``: the node that wrote it (None: a ``thingport`` command); ``foreign``: it reached this
+    node's bus from the table (:mod:`thingport.cluster.feed`), written by another process, which did
+    what its own node does with it (a kick through an external broker, say) already.
+    """
 
     payload: EventPayload
     org_id: str
     asset_id: str | None
     id: int = 0
     time: int = 0
+    node_id: str | None = None
+    foreign: bool = False
 
     @property
     def kind(self) -> str:
@@ -289,7 +311,7 @@ def decode(row: EventRow) -> Event | None:
     except msgspec.DecodeError as exc:
         log.warning("skipping event %s: unreadable %s payload: %s", row.id, row.kind, exc)
         return None
-    return Event(payload, row.org_id, row.asset_id, row.id, row.create_time)
+    return Event(payload, row.org_id, row.asset_id, row.id, row.create_time, row.node_id)
 
 
 Subscriber = Callable[[Event], Awaitable[None]]

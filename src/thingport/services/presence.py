@@ -157,10 +157,10 @@ class Presence:
                     changed[row.asset_id] = row
                     emitted.append((row, events.DeviceDisconnected(product_key=row.product_key,
                                                                    device_key=row.device_key), change.at))
-            await store.save(tx.conn, list(changed.values()))
+            await store.save(tx.conn, list(changed.values()), self.core.node_id)
             ids_written = await self.core.events.append_many(
                 tx.conn, [(row.org_id, payload.KIND, row.asset_id, payload, at) for row, payload, at in emitted])
-            tx.pending.extend(events.Event(payload, row.org_id, row.asset_id, eid, at)
+            tx.pending.extend(events.Event(payload, row.org_id, row.asset_id, eid, at, self.core.node_id)
                               for (row, payload, at), eid in zip(emitted, ids_written, strict=True))
         for done, ok in results:
             if not done.done():
