@@ -39,6 +39,7 @@ SCENARIOS = {
     "connect-storm": "bench.connect_storm",
     "idle-memory": "bench.idle_memory",
     "broker-cpu": "bench.broker_cpu",
+    "cluster": "bench.cluster",
 }
 
 

@@ -42,6 +42,7 @@ SAMPLES: list[tuple[events.EventPayload, dict[str, Any]]] = [
     (events.ProductUpdated(product_key="pk"), {"productKey": "pk"}),
     (events.ProductDeleted(product_key="pk"), {"productKey": "pk"}),
     (events.KeyringRotated(key_id="k2"), {"keyId": "k2"}),
+    (events.ApplicationChanged(app_key="k"), {"appKey": "k"}),
     (events.FeedLost(), {}),  # never stored: published on a node's own bus only
     (events.FeedResumed(), {}),
     (events.LivingBindNotify(**LIVING_ARGS, iot_id="a1", identity_id="u1", owned=1, operation="Bind"),

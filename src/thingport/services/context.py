@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
-from thingport.domain.errors import PermissionDenied
+from thingport.domain.errors import PermissionDenied, Unavailable
 from thingport.domain.models import Permission, now_ms
 from thingport.services.events import Event, EventBus, EventPayload
 from thingport.settings import Settings
@@ -115,15 +116,34 @@ class Core:
         nonce = REQUEST_NONCE.get()
         if nonce is not None and nonce.recorded:
             nonce = None
-        async with self.db.write() as conn:
-            tx = Tx(conn, self.events, org_id, now_ms())
-            yield tx
-            if nonce is not None:
-                await self.accounts.store_nonces(conn, [(nonce.key, nonce.expire)])
+        try:
+            async with self.db.write() as conn:
+                tx = Tx(conn, self.events, org_id, now_ms())
+                yield tx
+                if nonce is not None:
+                    await self.accounts.store_nonces(conn, [(nonce.key, nonce.expire)])
+        except LOST_DATABASE as exc:
+            raise unavailable(exc) from exc
         if nonce is not None:
             nonce.recorded = True
         if tx.pending:
             await self.bus.publish(tx.pending)
 
-    def read(self) -> Any:
-        return self.db.read()
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.db.read() as conn:
+                yield conn
+        except LOST_DATABASE as exc:
+            raise unavailable(exc) from exc
+
+
+#: What a database out of reach raises (a refused or cut connection, a pool that cannot connect).
+#: Never a constraint's violation (``IntegrityError``), which services handle themselves.
+LOST_DATABASE = (OperationalError, InterfaceError, PoolTimeout, OSError)
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    return Unavailable(f"the database cannot be reached ({type(exc).__name__}); nothing was changed, try again")

@@ -249,6 +249,16 @@ class LivingEnrolleeCheckin(LivingDownlink):
     enrollee_iot_id: str
 
 
+# --- applications -------------------------------------------------------------------------------
+
+class ApplicationChanged(EventPayload):
+    """An application was disabled or enabled, got other permissions or another public key, or its
+    tokens were revoked: every node's cached lookups of applications and tokens are dropped."""
+
+    KIND = "application.changed"
+    app_key: str
+
+
 # --- the keyring --------------------------------------------------------------------------------
 
 class KeyringRotated(EventPayload):

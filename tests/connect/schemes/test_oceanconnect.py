@@ -131,6 +131,7 @@ async def test_the_life_of_a_device(door: Door, oc: OcClient, services: Services
     await again.close()
     by_node, rc = await connect(door, oceanconnect_connect("life-node-0001", first_secret, auth_type=BY_NODE_ID))
     assert rc == 0
+    await status_is(services, caller, did, DeviceStatus.ONLINE)  # written (in a batch) before it goes offline
     await by_node.close()
     await status_is(services, caller, did, DeviceStatus.OFFLINE)
 
