@@ -64,6 +64,7 @@ VARIANTS: list[tuple[events.EventPayload, dict[str, Any]]] = [
      {"added": [], "removed": ["a1"], "origin": "a9", "productKey": "gpk", "deviceKey": "gdk",
       "removedDevices": [{"assetId": "a1", "productKey": "pk", "deviceKey": "dk"}]}),
     (events.ProductUpdated(product_key="pk", living=True), {"productKey": "pk", "living": True}),
+    (events.KeyringRotated(key_id="k2", wrapped="v1:k1:AAAA"), {"keyId": "k2", "wrapped": "v1:k1:AAAA"}),
 ]
 
 

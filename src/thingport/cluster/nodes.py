@@ -22,6 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from thingport.cluster.feed import EventFeed, brief
+from thingport.services import events, keys
 from thingport.services.context import Core
 from thingport.settings import Settings
 from thingport.store.db import alembic_config
@@ -44,6 +45,8 @@ class Node:
         self.core = core
         self.node_id: str = core.node_id
         self.feed = EventFeed(core)
+        # another node's master-key rotation: the new key before any other subscriber reads a secret
+        self._unsubscribe = core.bus.subscribe(self._adopt, first=True)
         self._beating: asyncio.Task[None] | None = None
         #: Dead nodes whose devices this node has set offline already.
         self._swept: set[str] = set()
@@ -67,7 +70,11 @@ class Node:
                                                                context=contextvars.Context())
         return offline
 
+    async def _adopt(self, ev: events.Event) -> None:
+        await keys.adopt(self.core, ev)
+
     async def stop(self) -> None:
+        self._unsubscribe()
         if self._beating is not None:
             self._beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -262,10 +262,15 @@ class ApplicationChanged(EventPayload):
 # --- the keyring --------------------------------------------------------------------------------
 
 class KeyringRotated(EventPayload):
-    """The master key was rotated (``key_id`` is the new primary): what holds secrets read them again."""
+    """The master key was rotated (``key_id`` is the new primary): what holds secrets read them again.
+
+    ``wrapped``: the new key, encrypted under the previous primary key, so that other nodes take it
+    without a restart (``services/keys.py``); removed from the stored row once they have.
+    """
 
     KIND = "keyring.rotated"
     key_id: str
+    wrapped: str | None = None
 
 
 # --- this node's view of the cluster (published on its bus only, never stored) -------------------
@@ -331,8 +336,13 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(subscriber)
+    def subscribe(self, subscriber: Subscriber, *, first: bool = False) -> Callable[[], None]:
+        """``first``: before every subscriber so far (what the others' handling depends on, such as
+        the keyring taking another node's new key before secrets are read again)."""
+        if first:
+            self._subscribers.insert(0, subscriber)
+        else:
+            self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
     async def publish(self, events: list[Event]) -> None:

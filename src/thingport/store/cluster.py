@@ -39,6 +39,14 @@ class ClusterStore:
             (alive if beat >= alive_since else dead).append(nid)
         return alive, dead
 
+    async def behind(self, conn: AsyncConnection, event_id: int, node_id: str | None, *, alive_since: int
+                     ) -> list[str]:
+        """The live nodes (but ``node_id``) that have not read the events up to ``event_id`` yet."""
+        q = select(_n.node_id).where(_n.heartbeat_time >= alive_since, _n.event_cursor < event_id)
+        if node_id is not None:
+            q = q.where(_n.node_id != node_id)
+        return [r[0] for r in await conn.execute(q)]
+
     async def forget(self, conn: AsyncConnection, node_id: str) -> None:
         await conn.execute(delete(cluster_nodes).where(_n.node_id == node_id))
 
