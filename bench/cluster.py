@@ -29,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from tests.support.processes import free_port
 
 from bench import lean
@@ -38,6 +39,7 @@ from thingport.app import open_services
 from thingport.connect import sim
 from thingport.crypto.keyring import Keyring
 from thingport.settings import Settings
+from thingport.store.db import Database
 from thingport.testing.server import ThingportServer
 
 CREATE_PATH = "/connect-service/v2.4/devices"
@@ -91,6 +93,14 @@ async def fleet(tmp: Path, db: str, key_file: Path, n: int) -> list[sim.SimDevic
         await services.core.db.close()
 
 
+async def reset(url: str) -> None:
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await db.close()
+
+
 async def spread_creates(ports: list[int], requests: list[bytes], concurrency: int) -> dict[str, Any]:
     """The calls dealt out to the nodes in turn, ``concurrency`` clients in all."""
     per = max(1, concurrency // len(ports))
@@ -140,6 +150,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--concurrency", type=int, default=32, help="concurrent HTTP clients in all")
     p.add_argument("--devices", type=int, default=2000, help="devices logging in per storm")
     p.add_argument("--login-concurrency", type=int, default=64, help="logins in flight in all")
+    p.add_argument("--reset", action="store_true",
+                   help="empty the database first (DROP SCHEMA public CASCADE): its rows must be readable with "
+                        "the run's new master key")
     p.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
     args = p.parse_args(argv)
     if not args.database_url.startswith("postgresql"):
@@ -153,6 +166,8 @@ def main(argv: list[str]) -> int:
         tmp = Path(tmp_name)
         key_file, operator = tmp / "master.key", secrets.token_urlsafe(16)
         Keyring.generate().save(key_file)
+        if args.reset:
+            asyncio.run(reset(args.database_url))
         devices = asyncio.run(fleet(tmp, args.database_url, key_file, args.devices))
         connects = [lean.connect_packet(cid, user, password, keep_alive=300)
                     for cid, user, password in (sim.enos_login(d) for d in devices)]
