@@ -11,7 +11,6 @@ from typing import Any
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from thingport import __version__, datadir
@@ -119,13 +118,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     return Litestar(
         route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, rabbitmq_router,
-                        living_router, living_admin_router, health, ready],
+                        living_router, living_admin_router, health, ready, openapi.ui_assets()],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token,
                      "oceanconnect_throttle": Throttle.from_settings(settings)}),
         openapi_config=openapi.Config(
             title="Thingport", version=__version__, path="/docs",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=openapi.ui(),
             components=Components(security_schemes={
                 "operatorToken": SecurityScheme(type="http", scheme="bearer",
                                                 description="The operator token (data-dir/operator.token)"),
