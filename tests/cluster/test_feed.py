@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert
 
 from thingport.app import ensure_initialised
-from thingport.cluster.feed import EventFeed
+from thingport.cluster.feed import MAX_GAPS, EventFeed
 from thingport.domain.models import I18nText, ProductType
 from thingport.services import events
 from thingport.services.container import Services
@@ -99,6 +99,17 @@ async def test_a_row_committed_after_a_newer_one_is_not_skipped(services: Servic
     await feed.read_new()
     assert [e.payload for e in seen.events] == [events.ProductCreated(product_key="p-early"), payload]
     assert not feed.gaps and feed.cursor == feed.high
+
+
+async def test_a_jump_of_the_ids_is_not_waited_for(services: Services, node_a: Services) -> None:
+    """A sequence moved far ahead (``setval``) leaves no open transactions to wait for."""
+    feed = EventFeed(services.core)
+    seen = Seen(services.core.bus)
+    async with services.core.read() as conn:
+        feed.high = await services.core.events.last_id(conn)
+    await _insert(node_a, feed.high + MAX_GAPS + 10, events.ProductCreated(product_key="p-far"))
+    assert await feed.read_new() == 1
+    assert not feed.gaps and feed.cursor == feed.high and len(seen.events) == 1
 
 
 async def test_a_lost_database_is_said_once_and_the_feed_catches_up(

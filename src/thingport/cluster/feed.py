@@ -49,6 +49,9 @@ GAP_S = 30.0
 SAFETY_POLL_S = 2.0
 #: Rows read per query.
 PAGE = 500
+#: Most ids waited for at once: a jump of the sequence beyond it (``setval``) is not a gap of open
+#: transactions, and waiting for every id in it would only cost memory and a long ``IN`` list.
+MAX_GAPS = 5000
 #: Longest wait before trying a lost database or listening connection again, seconds.
 RETRY_MAX_S = 2.0
 
@@ -132,7 +135,7 @@ class EventFeed:
             for row in late:
                 self.gaps.pop(row.id, None)
             for row in rows:
-                if row.id > self.high + 1:
+                if row.id > self.high + 1 and row.id - self.high - 1 + len(self.gaps) <= MAX_GAPS:
                     self.gaps.update(dict.fromkeys(range(self.high + 1, row.id), now))
                 self.high = row.id
             published += await self._publish(sorted([*late, *rows], key=lambda r: r.id))
