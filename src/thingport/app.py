@@ -100,6 +100,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         app.state.services = svc
         node = Node(svc.core)
         await node.start()  # this node's devices of an earlier run offline; other nodes' events on the bus
+        if brokers.configured(settings):  # the external broker holds the sessions, whatever becomes of this node
+            svc.connectivity.presence.owner = None
         # external-broker mode replaces the embedded broker (docs/mqtt.md)
         mqtt = await brokers.start(svc) if brokers.configured(settings) else await embedded.start(svc)
         app.state.mqtt = mqtt
