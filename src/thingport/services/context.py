@@ -139,8 +139,9 @@ class Core:
 
 
 #: What a database out of reach raises (a refused or cut connection, a pool that cannot connect).
-#: Never a constraint's violation (``IntegrityError``), which services handle themselves.
-LOST_DATABASE = (OperationalError, InterfaceError, PoolTimeout, OSError)
+#: Never a constraint's violation (``IntegrityError``), which services handle themselves, nor any
+#: other ``OSError`` (a full disk is no reason to try another node).
+LOST_DATABASE = (OperationalError, InterfaceError, PoolTimeout, ConnectionError)
 
 
 def unavailable(exc: BaseException) -> Unavailable:
