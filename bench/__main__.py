@@ -43,6 +43,7 @@ SCENARIOS = {
     "connect-storm": "bench.connect_storm",
     "idle-memory": "bench.idle_memory",
     "broker-cpu": "bench.broker_cpu",
+    "cluster": "bench.cluster",
 }
 
 

@@ -6,6 +6,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
@@ -13,6 +14,7 @@ from litestar.logging import LoggingConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from thingport import __version__, datadir
+from thingport.cluster.nodes import Node, node_name, readiness
 from thingport.connect import embedded
 from thingport.crypto.keyring import Keyring
 from thingport.dialects import brokers, openapi
@@ -62,17 +64,31 @@ def ensure_initialised(settings: Settings) -> tuple[Keyring, str]:
     return keyring, token
 
 
-async def open_services(settings: Settings) -> Services:
-    """Initialise if needed, migrate the database and build the services."""
+async def open_services(settings: Settings, node_id: str | None = None) -> Services:
+    """Initialise if needed, migrate the database and build the services (``node_id``: of a serving
+    node; None for a ``thingport`` command)."""
     keyring, _ = ensure_initialised(settings)
     db = Database(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
     await db.migrate()
-    return Services.build(Core(settings, keyring, db))
+    return Services.build(Core(settings, keyring, db, node_id=node_id))
 
 
 @get("/health", include_in_schema=False)
 async def health() -> Response[dict[str, str]]:
+    """Liveness: the process answers (whatever the database does; that is ``/ready``)."""
     return Response({"status": "ok", "version": __version__})
+
+
+@get("/ready", include_in_schema=False)
+async def ready(state: State) -> Response[dict[str, Any]]:
+    """Readiness: 200 when this node should get traffic, else 503 with the checks that failed."""
+    services: Services | None = state.get("services")
+    if services is None:
+        return Response({"status": "starting"}, status_code=503)
+    mqtt = state.get("mqtt")
+    found = await readiness(services.core, lambda: None if mqtt is None else mqtt.listening)
+    return Response({"status": "ready" if found.ready else "not ready", "checks": found.checks},
+                    status_code=200 if found.ready else 503)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Litestar:
@@ -81,9 +97,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        svc = await open_services(settings)
+        svc = await open_services(settings, node_name(settings))
         app.state.services = svc
-        await svc.devices.reset_online_state()
+        node = Node(svc.core)
+        await node.start()  # this node's devices of an earlier run offline; other nodes' events on the bus
+        if brokers.configured(settings):  # the external broker holds the sessions, whatever becomes of this node
+            svc.connectivity.presence.owner = None
         # external-broker mode replaces the embedded broker (docs/mqtt.md)
         mqtt = await brokers.start(svc) if brokers.configured(settings) else await embedded.start(svc)
         app.state.mqtt = mqtt
@@ -96,12 +115,14 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             await oceanconnect.stop()
             if mqtt is not None:
                 await mqtt.stop()
+            await node.stop()
             await svc.accounts.nonces.flush()
             await svc.core.db.close()
 
     return Litestar(
         route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, rabbitmq_router,
-                        living_router, living_admin_router, *console_routers, health, openapi.ui_assets()],
+                        living_router, living_admin_router, *console_routers, health, ready,
+                        openapi.ui_assets()],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token,
                      "oceanconnect_throttle": Throttle.from_settings(settings)}),

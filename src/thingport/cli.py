@@ -415,11 +415,12 @@ def device_ref(device: str) -> Any:
 
 
 def _tell_running_server(settings: Settings) -> None:
-    """A change made here reaches the device's next login; a running server's open session of it stays."""
+    """A change made here reaches a running server through the events it reads from the database
+    (``event_poll_ms`` on SQLite): say so, as the session does not end with this command."""
     with server_lock(settings, wait=False) as got:
         if not got:
-            err.print("note: a server is running; an MQTT session of this device that is open now stays open "
-                      "until it ends (the same change through the server's API closes it at once)")
+            err.print(f"note: a server is running; it closes an MQTT session of this device that is open now "
+                      f"within {settings.event_poll_ms} ms, when it reads this change")
 
 
 Search = Annotated[str | None, typer.Argument(

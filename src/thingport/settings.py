@@ -83,6 +83,17 @@ class Settings:
     #: SQLite ``synchronous``: NORMAL survives a killed process; FULL also survives power loss.
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    # Several nodes on one PostgreSQL (docs/operations.md, "Several nodes")
+    #: This node's name among those sharing the database; empty: ``<host name>:<http_port>``. Keep it
+    #: stable across restarts: a node catches up on the events it missed from where that name stopped.
+    node_id: str = ""
+    #: How often the node records that it is alive (and how far it has read the events), seconds.
+    node_heartbeat_s: float = 2.0
+    #: A node silent this long is dead: another node marks the devices it held offline, seconds.
+    node_dead_after_s: float = 15.0
+    #: How often the events other processes wrote are read: SQLite's only way (a ``thingport``
+    #: command), PostgreSQL's fallback beside LISTEN/NOTIFY; ms.
+    event_poll_ms: int = 250
     # OceanConnect (docs/oceanconnect.md)
     #: How long a verify-code registration waits for its bind when the request gives no timeout.
     oceanconnect_bind_timeout_s: int = 180

@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from tests.services.conftest import statements
 from thingport.app import ensure_initialised
+from thingport.cluster.feed import EventFeed
 from thingport.crypto import device_sign
 from thingport.crypto.keyring import KeyringError
 from thingport.domain.errors import DeviceNotFound, DeviceStatusInvalid, Unauthenticated
@@ -20,8 +21,8 @@ from thingport.services import credentials as credentials_module
 from thingport.services.connectivity import Credential
 from thingport.services.container import Services
 from thingport.services.context import Caller, Core
-from thingport.services.credentials import Credentials
 from thingport.services.devices import DeviceRef, DeviceSpec
+from thingport.services.events import Event, FeedLost, FeedResumed
 from thingport.services.keys import rotate_master_key
 from thingport.services.products import ProductPatch, ProductSpec
 from thingport.settings import Settings
@@ -40,12 +41,6 @@ def signed(device: Device, secret: str | None = None, *, family: str = "enos", s
 
 async def device(services: Services, caller: Caller, product: str) -> Device:
     return (await services.devices.create(caller, DeviceSpec(product, I18nText("d"), "+08:00"))).device
-
-
-@pytest.fixture(autouse=True)
-def keeping(services: Services) -> None:
-    """The cache's rules on every backend; whether a node keeps records at all is the last test's."""
-    services.connectivity.credentials.keeps = True
 
 
 async def test_a_login_reads_nothing_once_loaded(services: Services, caller: Caller, service_product: str) -> None:
@@ -209,38 +204,41 @@ async def test_a_secret_that_cannot_be_decrypted_keeps_only_its_device_out(
 
 async def test_a_change_made_by_another_process_applies_within_moments(
         services: Services, settings: Settings, caller: Caller, service_product: str) -> None:
-    """A ``thingport`` command changes the database from another process, with a bus of its own:
-    the outbox brings its events (services/credentials.py, ``follow``)."""
+    """A ``thingport`` command (or another node) changes the database from another process, with a
+    bus of its own: the event feed brings its events to this bus (thingport/cluster/feed.py)."""
     conn = services.connectivity
     d = await device(services, caller, service_product)
     await conn.credentials.load()
     await conn.login(signed(d), dynamic=True)
+    feed = EventFeed(services.core)
+    await feed.start()
     keyring, _ = ensure_initialised(settings)
-    other = Services.build(Core(settings, keyring, Database(settings.db_url)))
+    other = Services.build(Core(settings, keyring, Database(settings.db_url), node_id="elsewhere"))
     try:
         await other.devices.replace_key(caller, DeviceRef(asset_id=d.asset_id), "moved-1")
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:
+            try:
+                await conn.login(signed(d), dynamic=True)
+            except DeviceNotFound:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the other process's replace never applied"
+            await asyncio.sleep(feed.poll_s / 5)
     finally:
+        await feed.stop()
         await other.core.db.close()
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
-        try:
-            await conn.login(signed(d), dynamic=True)
-        except DeviceNotFound:
-            break
-        assert asyncio.get_running_loop().time() < deadline, "the other process's replace never applied"
-        await asyncio.sleep(credentials_module.FOLLOW_S / 5)
 
 
-async def test_on_a_shared_database_every_login_reads_its_device(services: Services, caller: Caller,
-                                                                 service_product: str) -> None:
-    """Another node's change is not announced on this node's bus, so a node on a shared database
-    (PostgreSQL) keeps no record: a secret changed behind its back is in force at the next login."""
-    fresh = Credentials(services.core)
-    assert fresh.keeps is services.core.db.is_sqlite
-    fresh.close()
+async def test_while_other_writers_cannot_be_seen_every_login_reads_its_device(
+        services: Services, caller: Caller, service_product: str) -> None:
+    """With the feed lost (the database out of reach), another node's change would go unseen, so
+    nothing is kept: a secret changed behind this node's back is in force at the next login; once
+    the feed has caught up, records are kept again."""
     conn = services.connectivity
-    conn.credentials.keeps = False
     d = await device(services, caller, service_product)
+    await conn.credentials.load()
+    await services.core.bus.publish([Event(FeedLost(), "", None)])
+    assert len(conn.credentials) == 0
     assert await conn.credentials.load() == 0
     await conn.login(signed(d), dynamic=True)
     with statements(services) as sql:
@@ -253,3 +251,8 @@ async def test_on_a_shared_database_every_login_reads_its_device(services: Servi
     with pytest.raises(Unauthenticated):
         await conn.login(signed(d), dynamic=True)
     assert (await conn.login(signed(d, "changed-elsewhere"), dynamic=True)).device.asset_id == d.asset_id
+    await services.core.bus.publish([Event(FeedResumed(), "", None)])
+    await conn.login(signed(d, "changed-elsewhere"), dynamic=True)
+    with statements(services) as sql:
+        await conn.login(signed(d, "changed-elsewhere"), dynamic=True)
+    assert sql == []

@@ -45,6 +45,9 @@ SAMPLES: list[tuple[events.EventPayload, dict[str, Any]]] = [
     (events.CertificateRevoked(product_key="pk", device_key="dk", cert_sn="123"), {**KEYS, "certSn": "123"}),
     (events.DeviceCaAdded(ca_id="ca-1", authority="RSA", cert_pem="PEM"),
      {"caId": "ca-1", "authority": "RSA", "certPem": "PEM"}),
+    (events.ApplicationChanged(app_key="k"), {"appKey": "k"}),
+    (events.FeedLost(), {}),  # never stored: published on a node's own bus only
+    (events.FeedResumed(), {}),
     (events.LivingBindNotify(**LIVING_ARGS, iot_id="a1", identity_id="u1", owned=1, operation="Bind"),
      {**LIVING, "iotId": "a1", "identityId": "u1", "owned": 1, "operation": "Bind"}),
     (events.LivingGatewayPermit(**LIVING_ARGS, permit=events.JoinPermit(product_key="", time=60)),
@@ -64,6 +67,7 @@ VARIANTS: list[tuple[events.EventPayload, dict[str, Any]]] = [
      {"added": [], "removed": ["a1"], "origin": "a9", "productKey": "gpk", "deviceKey": "gdk",
       "removedDevices": [{"assetId": "a1", "productKey": "pk", "deviceKey": "dk"}]}),
     (events.ProductUpdated(product_key="pk", living=True), {"productKey": "pk", "living": True}),
+    (events.KeyringRotated(key_id="k2", wrapped="v1:k1:AAAA"), {"keyId": "k2", "wrapped": "v1:k1:AAAA"}),
 ]
 
 

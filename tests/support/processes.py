@@ -57,14 +57,16 @@ def serve_argv(data_dir: Path, http_port: int, mqtt_port: int | None = None) -> 
             "--mqtt-port", str(mqtt_port if mqtt_port is not None else free_port())]
 
 
-def start_thingport(data_dir: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """``thingport serve`` as a real process on ``port``, returned once it answers /health.
+def start_thingport(data_dir: Path, port: int, env: dict[str, str] | None = None,
+                    mqtt_port: int | None = None) -> subprocess.Popen[bytes]:
+    """``thingport serve`` as a real process on ``port`` (and ``mqtt_port``, else a free one),
+    returned once it answers /health.
 
     Its output goes to ``serve.log`` beside the data directory, and is shown when it fails to start.
     """
     log_path = data_dir.parent / f"serve-{port}.log"
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(serve_argv(data_dir, port), stdout=out, stderr=subprocess.STDOUT,
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(serve_argv(data_dir, port, mqtt_port), stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})})
     try:
         wait_for_health(f"http://127.0.0.1:{port}", lambda: proc.poll() is None, what="thingport serve")

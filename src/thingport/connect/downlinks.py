@@ -8,6 +8,11 @@ Living app's action (a ``living.*`` event) becomes its device's command (:func:`
 Behind an external broker (a :class:`TopicRoutedDownlink`) the device may be connected through any
 node: what no session of this node knows goes to the device's topics, and sessions are closed by
 user name.
+
+Every node's bus carries every writer's events (:mod:`thingport.cluster.feed`), so a device whose
+session is on this node's embedded broker is kicked and told here whichever node made the change.
+Behind an external broker, what goes by topic or user name is done by the node that wrote the event
+(not once per node); an event of a ``thingport`` command, which has no broker, by every node.
 """
 
 from __future__ import annotations
@@ -75,27 +80,30 @@ class DownlinkRouter:
         p = ev.payload
         if ev.asset_id is None:
             return
+        routes = not (ev.foreign and ev.node_id is not None)  # that node routed it by topic already
         if isinstance(p, events.SESSION_ENDING):
-            await self._end_sessions(ev.asset_id, p)
+            await self._end_sessions(ev.asset_id, p, routes)
         elif isinstance(p, events.CertificateRevoked):
             await self._end_certified(ev.asset_id, p)
         elif isinstance(p, events.DeviceEnabled):
-            await self._notify_via_gateway(ev.asset_id, "enable")
+            await self._notify_via_gateway(ev.asset_id, "enable", routes)
         elif isinstance(p, events.TopologyChanged):
             await self._topology_changed(ev.asset_id, p)
         elif isinstance(p, events.LivingDownlink):
-            await self._living(ev.asset_id, p)
+            await self._living(ev.asset_id, p, routes)
 
-    def _routed(self) -> TopicRoutedDownlink | None:
+    def _routed(self, routes: bool = True) -> TopicRoutedDownlink | None:
+        """The external broker, when this node sends by topic (``routes``: the event is for it to route)."""
         downlink = self.sessions.downlink
-        return downlink if isinstance(downlink, TopicRoutedDownlink) else None
+        return downlink if routes and isinstance(downlink, TopicRoutedDownlink) else None
 
-    async def _end_sessions(self, asset_id: str, p: events.DeviceEvent) -> None:
+    async def _end_sessions(self, asset_id: str, p: events.DeviceEvent, routes: bool) -> None:
         action = {events.DeviceDisabled: "disable", events.DeviceDeleted: "delete"}.get(type(p))
         reason = f"device {p.KIND}"
         session = self.sessions.live(asset_id)
-        routed = self._routed()
-        if session is not None:
+        routed = self._routed(routes)
+        external = isinstance(self.sessions.downlink, TopicRoutedDownlink)
+        if session is not None and (routes or not external):  # else the writer closed it by user name
             if action is not None and session.family.sys_tree:
                 self.sessions.send(session, f"/sys/{session.product_key}/{session.device_key}/thing/{action}",
                                    messages.command(f"thing.{action}", {}), 1)
@@ -111,10 +119,10 @@ class DownlinkRouter:
         gateway = self.sessions.via(asset_id)
         if gateway is not None:
             if action is not None:
-                await self._notify_via_gateway(asset_id, action)
+                await self._notify_via_gateway(asset_id, action, routes)
             await self.sessions.drop_sub(gateway, asset_id)
         elif action == "disable" and routed is not None:
-            await self._notify_via_gateway(asset_id, action)
+            await self._notify_via_gateway(asset_id, action, routes)
 
     async def _end_certified(self, asset_id: str, p: events.CertificateRevoked) -> None:
         """The session that logged in with the certificate ends (one with another certificate stays).
@@ -124,7 +132,7 @@ class DownlinkRouter:
         if session is not None and session.cert_sn == p.cert_sn and downlink is not None:
             await downlink.disconnect_client(session.client_id, f"certificate {p.cert_sn} revoked")
 
-    async def _notify_via_gateway(self, asset_id: str, action: str) -> None:
+    async def _notify_via_gateway(self, asset_id: str, action: str, routes: bool = True) -> None:
         """Tell a sub-device's live gateway, on the topics its family hears sub-device notices on.
 
         Behind an external broker the gateway may be connected through another node: it is found in
@@ -133,7 +141,7 @@ class DownlinkRouter:
         """
         gateway = self.sessions.live_gateway(asset_id)
         families: tuple[TopicFamily, ...] = (gateway.family,) if gateway is not None else ()
-        if gateway is None and self._routed() is not None:
+        if gateway is None and self._routed(routes) is not None:
             gateway, families = await self._gateway_of(asset_id), family.SIGNED
         if gateway is None or asset_id not in gateway.subs:
             return
@@ -177,7 +185,7 @@ class DownlinkRouter:
                 self.sessions.send(session, f"/sys/{session.product_key}/{session.device_key}/thing/topo/change",
                                    messages.command("thing.topo.change", {"status": status, "subList": subs}), 1)
 
-    async def _living(self, asset_id: str, p: events.LivingDownlink) -> None:
+    async def _living(self, asset_id: str, p: events.LivingDownlink, routes: bool) -> None:
         """A Living app's command: to the device's session on this node (its own or its gateway's),
         else by topic behind an external broker.
 
@@ -188,7 +196,7 @@ class DownlinkRouter:
         topic, body = living.downlink(p)
         session = self.sessions.live(asset_id) or self.sessions.via(asset_id)
         if session is None:
-            routed = self._routed()
+            routed = self._routed(routes)
             if routed is not None:
                 routed.send_to("", topic, body, 1)
         elif session.family.sys_tree and not (isinstance(p, events.LivingTopoChange)

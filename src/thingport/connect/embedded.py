@@ -34,6 +34,11 @@ class EmbeddedBroker:
     door: FrontDoor
     cas: CaFollower | None = None
 
+    @property
+    def listening(self) -> bool:
+        """Whether a listener is open (``/ready``)."""
+        return bool(self.broker.ports)
+
     async def stop(self) -> None:
         if self.cas is not None:
             self.cas.close()

@@ -216,6 +216,11 @@ class ExternalBroker:
         self._stopping = False
         door.attach(self)
 
+    @property
+    def listening(self) -> bool:
+        """Whether the link to the broker is up, so device requests reach this node (``/ready``)."""
+        return not self.link.closed.is_set()
+
     async def start(self) -> None:
         """Connect once (a wrong URL or refused login fails ``serve`` at once), then supervise."""
         await self._connect()

@@ -37,7 +37,7 @@ _CODES: dict[str, dict[ErrorKind, int]] = {
         ErrorKind.BIND_TOKEN_NOT_FOUND: 460, ErrorKind.NOT_IN_BIND_WINDOW: 460,
         ErrorKind.REFRESH_TOKEN_INVALID: 401, ErrorKind.NOT_BOUND: 401, ErrorKind.NOT_OWNER: 401,
         ErrorKind.BOUND_TO_OTHER: 401, ErrorKind.REGISTRATION_NOT_FOUND: 402,
-        ErrorKind.INTERNAL: 400, ErrorKind.DEVICE_KEY_GENERATION_FAILED: 400,
+        ErrorKind.INTERNAL: 400, ErrorKind.UNAVAILABLE: 400, ErrorKind.DEVICE_KEY_GENERATION_FAILED: 400,
     },
     "alink": {
         ErrorKind.INVALID_ARGUMENT: 460, ErrorKind.UNAUTHENTICATED: 460, ErrorKind.PERMISSION_DENIED: 460,
@@ -50,7 +50,7 @@ _CODES: dict[str, dict[ErrorKind, int]] = {
         ErrorKind.BIND_TOKEN_NOT_FOUND: 460, ErrorKind.NOT_IN_BIND_WINDOW: 460,
         ErrorKind.REFRESH_TOKEN_INVALID: 460, ErrorKind.NOT_BOUND: 460, ErrorKind.NOT_OWNER: 460,
         ErrorKind.BOUND_TO_OTHER: 460, ErrorKind.REGISTRATION_NOT_FOUND: 6100,
-        ErrorKind.INTERNAL: 400, ErrorKind.DEVICE_KEY_GENERATION_FAILED: 400,
+        ErrorKind.INTERNAL: 400, ErrorKind.UNAVAILABLE: 400, ErrorKind.DEVICE_KEY_GENERATION_FAILED: 400,
     },
 }
 

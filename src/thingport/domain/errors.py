@@ -28,6 +28,8 @@ class ErrorKind(Enum):
     PUBLIC_KEY_MISSING = "public_key_missing"
     CONFLICT = "conflict"
     INTERNAL = "internal"
+    #: The database is out of reach (this node lost it): nothing was written; try again, or another node.
+    UNAVAILABLE = "unavailable"
     # OceanConnect
     DEVICE_ONLINE = "device_online"
     VERIFY_CODE_EXISTS = "verify_code_exists"
@@ -169,3 +171,10 @@ class BoundToOther(DomainError):
 
 class PermitJoinClosed(DomainError):
     kind = ErrorKind.PERMIT_JOIN_CLOSED
+
+
+class Unavailable(DomainError):
+    """The database cannot be reached: the request changed nothing and may be retried (``/ready``
+    says the node is not ready meanwhile). Not the caller's fault, but not a server fault either."""
+
+    kind = ErrorKind.UNAVAILABLE

@@ -9,6 +9,7 @@ from thingport.crypto.caller_secret import CallerKeyError, load_public_key
 from thingport.domain import validate
 from thingport.domain.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
 from thingport.domain.models import Application, Organization, Permission, ThingModel
+from thingport.services import events
 from thingport.services.cache import TtlCache
 from thingport.services.context import Caller, Core
 from thingport.services.nonces import NonceGuard
@@ -21,11 +22,18 @@ class AccountService:
         self._apps: TtlCache[str, Application] = TtlCache(ttl)
         self._tokens: TtlCache[str, tuple[str, int]] = TtlCache(ttl)
         self.nonces = NonceGuard(core)
+        core.bus.subscribe(self._on_event)
 
     def _forget(self) -> None:
         """After a change to an application or its tokens, look them up afresh."""
         self._apps.clear()
         self._tokens.clear()
+
+    async def _on_event(self, ev: events.Event) -> None:
+        """Any node's change to an application (its own too, at commit) drops the cached lookups;
+        so does losing sight of other nodes' changes (the feed lost)."""
+        if isinstance(ev.payload, events.ApplicationChanged | events.FeedLost):
+            self._forget()
 
     # organizations -------------------------------------------------------------------------
     async def create_org(self, name: str, org_id: str | None = None) -> Organization:
@@ -90,6 +98,7 @@ class AccountService:
             await self.core.accounts.update_app(tx.conn, app_key, disabled=disabled)
             if disabled:
                 await self.core.accounts.revoke_tokens(tx.conn, app_key)
+            await tx.emit(events.ApplicationChanged(app_key=app_key), org_id=app.org_id)
         self._forget()
         return replace(app, disabled=disabled)
 
@@ -106,6 +115,7 @@ class AccountService:
             app = replace(app, secret=ids.app_secret())
             await self.core.accounts.set_app_secret(tx.conn, app_key, app.secret)
             await self.core.accounts.revoke_tokens(tx.conn, app_key)
+            await tx.emit(events.ApplicationChanged(app_key=app_key), org_id=app.org_id)
         self._forget()
         return app
 
@@ -117,6 +127,7 @@ class AccountService:
             if app is None:
                 raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
             await self.core.accounts.update_app(tx.conn, app_key, rsa_public_key=pem)
+            await tx.emit(events.ApplicationChanged(app_key=app_key), org_id=app.org_id)
         self._forget()
         return replace(app, rsa_public_key=pem)
 
@@ -127,6 +138,7 @@ class AccountService:
                 raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
             await self.core.accounts.update_app(
                 tx.conn, app_key, permissions=",".join(sorted(p.value for p in permissions)))
+            await tx.emit(events.ApplicationChanged(app_key=app_key), org_id=app.org_id)
         self._forget()
         return replace(app, permissions=permissions)
 
@@ -151,10 +163,11 @@ class AccountService:
         """The enabled application with this key, or Unauthenticated (never says which part failed)."""
         app = self._apps.get(app_key)
         if app is None:
+            generation = self._apps.generation
             async with self.core.read() as conn:
                 app = await self.core.accounts.get_app(conn, app_key)
             if app is not None:
-                self._apps.put(app_key, app)
+                self._apps.put(app_key, app, generation)
         if app is None or app.disabled:
             raise Unauthenticated("the application key is unknown or disabled")
         return app
@@ -169,6 +182,7 @@ class AccountService:
             current = None
             if renew:
                 await self.core.accounts.revoke_tokens(tx.conn, app.app_key)
+                await tx.emit(events.ApplicationChanged(app_key=app.app_key))
             else:
                 current = await self.core.accounts.current_token(tx.conn, app.app_key, tx.now)
             if current is None:
@@ -182,10 +196,11 @@ class AccountService:
         """Resolve a bearer token to its enabled application and expiry, or Unauthenticated."""
         found = self._tokens.get(token)
         if found is None:
+            generation = self._tokens.generation
             async with self.core.read() as conn:
                 found = await self.core.accounts.token_owner(conn, token, 0)
             if found is not None:
-                self._tokens.put(token, found)
+                self._tokens.put(token, found, generation)
         if found is None:
             raise Unauthenticated("the access token is unknown")
         app = await self.active_app(found[0])

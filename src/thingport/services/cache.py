@@ -1,7 +1,9 @@
 """A small in-process cache with a time to live, for lookups every signed request repeats.
 
-A node's own changes invalidate it at once; changes made by another process (an operator
-command, another node) are seen within the TTL (``settings.auth_cache_ttl_s``).
+Changes invalidate it (:meth:`TtlCache.clear`) when their events reach the node's bus: its own at
+once, another node's or a ``thingport`` command's through the event feed (``thingport.cluster.feed``);
+the TTL (``settings.auth_cache_ttl_s``) bounds what a change no event announces. A lookup that
+overlapped a clear does not keep its answer (:attr:`TtlCache.generation`), as it may predate the change.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class TtlCache(Generic[K, V]):
         self.ttl = ttl_s
         self.max_entries = max_entries
         self._items: dict[K, tuple[float, V]] = {}
+        #: Bumped by every clear: a lookup reads it first and hands it to :meth:`put`.
+        self.generation = 0
 
     def get(self, key: K) -> V | None:
         hit = self._items.get(key)
@@ -28,8 +32,9 @@ class TtlCache(Generic[K, V]):
             return None
         return hit[1]
 
-    def put(self, key: K, value: V) -> None:
-        if self.ttl <= 0:
+    def put(self, key: K, value: V, generation: int | None = None) -> None:
+        """Keep ``value``, unless the cache was cleared since ``generation`` was read."""
+        if self.ttl <= 0 or (generation is not None and generation != self.generation):
             return
         if len(self._items) >= self.max_entries:
             self._items.clear()  # rare; a full sweep is cheaper than tracking recency
@@ -37,3 +42,4 @@ class TtlCache(Generic[K, V]):
 
     def clear(self) -> None:
         self._items.clear()
+        self.generation += 1

@@ -6,17 +6,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
-from thingport.domain.errors import PermissionDenied
+from thingport.domain.errors import PermissionDenied, Unavailable
 from thingport.domain.models import Permission, now_ms
 from thingport.services.events import Event, EventBus, EventPayload
 from thingport.settings import Settings
 from thingport.store.accounts import AccountStore
 from thingport.store.certificates import CertificateStore
+from thingport.store.cluster import ClusterStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
 from thingport.store.events import EventStore
@@ -77,7 +79,7 @@ class Tx:
         organization, or ``org_id`` for a transaction not opened for one."""
         org = org_id or self.org_id
         eid = await self.outbox.append(self.conn, org, payload.KIND, asset_id, payload, self.now)
-        self.pending.append(Event(payload, org, asset_id, eid, self.now))
+        self.pending.append(Event(payload, org, asset_id, eid, self.now, self.outbox.node_id))
 
 
 class Core:
@@ -87,15 +89,20 @@ class Core:
     ``core.<store>`` and no service builds a store of its own.
     """
 
-    def __init__(self, settings: Settings, keyring: Keyring, db: Database, bus: EventBus | None = None) -> None:
+    def __init__(self, settings: Settings, keyring: Keyring, db: Database, bus: EventBus | None = None,
+                 node_id: str | None = None) -> None:
         self.settings = settings
+        #: This node's name among those sharing the database; None for a process that serves nothing
+        #: (a ``thingport`` command), whose events every node reads from the table.
+        self.node_id = node_id
         self.keyring = keyring
         self.db = db
         self.bus = bus or EventBus()
         self.accounts = AccountStore(keyring)
         self.products = ProductStore(keyring)
         self.devices = DeviceStore(keyring)
-        self.events = EventStore()
+        self.events = EventStore(node_id)
+        self.cluster = ClusterStore()
         self.oceanconnect = OceanConnectStore(keyring)
         self.living_accounts = LivingAccountStore()
         self.provisioning = ProvisioningStore()
@@ -111,15 +118,35 @@ class Core:
         nonce = REQUEST_NONCE.get()
         if nonce is not None and nonce.recorded:
             nonce = None
-        async with self.db.write() as conn:
-            tx = Tx(conn, self.events, org_id, now_ms())
-            yield tx
-            if nonce is not None:
-                await self.accounts.store_nonces(conn, [(nonce.key, nonce.expire)])
+        try:
+            async with self.db.write() as conn:
+                tx = Tx(conn, self.events, org_id, now_ms())
+                yield tx
+                if nonce is not None:
+                    await self.accounts.store_nonces(conn, [(nonce.key, nonce.expire)])
+        except LOST_DATABASE as exc:
+            raise unavailable(exc) from exc
         if nonce is not None:
             nonce.recorded = True
         if tx.pending:
             await self.bus.publish(tx.pending)
 
-    def read(self) -> Any:
-        return self.db.read()
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.db.read() as conn:
+                yield conn
+        except LOST_DATABASE as exc:
+            raise unavailable(exc) from exc
+
+
+#: What a database out of reach raises (a refused or cut connection, a pool that cannot connect).
+#: Never a constraint's violation (``IntegrityError``), which services handle themselves, nor any
+#: other ``OSError`` (a full disk is no reason to try another node).
+LOST_DATABASE = (OperationalError, InterfaceError, PoolTimeout, ConnectionError)
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    return Unavailable(f"the database cannot be reached ({type(exc).__name__}); nothing was changed, try again")

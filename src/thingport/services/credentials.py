@@ -5,19 +5,18 @@ and its product's (secret, gateway or not, dynamic activation) are read when the
 page at a time (:meth:`Credentials.load`); a device created since is read on its first login and
 kept. Other schemes keep what they verify against here too (:meth:`Credentials.remember`).
 
-Changes invalidate at once, driven by the typed events of the bus, so that the same rule serves
-events from other nodes later: a device's record goes with ``device.replaced`` (OceanConnect's key
-refresh included), ``.disabled``, ``.enabled``, ``.deleted``, ``.bound`` and ``.bind_expired``; a
-product's with ``product.updated`` and ``.deleted``, its devices' with it; everything with
-``keyring.rotated``, after which the records are read again. A read that overlaps an invalidation
-of what it read does not keep its answer (it may predate the change), so no login can be checked
-against a secret replaced before it was answered.
+Changes invalidate at once, driven by the typed events of the bus: a device's record goes with
+``device.replaced`` (OceanConnect's key refresh included), ``.disabled``, ``.enabled``, ``.deleted``,
+``.bound`` and ``.bind_expired``; a product's with ``product.updated`` and ``.deleted``, its
+devices' with it; everything with ``keyring.rotated``, after which the records are read again. A
+read that overlaps an invalidation of what it read does not keep its answer (it may predate the
+change), so no login can be checked against a secret replaced before it was answered.
 
-Until events cross nodes, only a node that owns its database keeps records: on SQLite (one node per
-data dir). On a shared database (PostgreSQL, where other nodes may change a device) every login reads
-its device, as before this cache, so a replace through another node is in force at once. On SQLite,
-``thingport`` commands change devices from another process; the outbox is followed for those
-(:meth:`Credentials.follow`, every ``FOLLOW_S``), so they apply within that time too.
+The bus carries every writer's events: this node's at commit, other nodes' and ``thingport``
+commands' through the event feed (:mod:`thingport.cluster.feed`) within milliseconds on PostgreSQL
+and ``event_poll_ms`` on SQLite. While the feed cannot read (``feed.lost``: the database is out of
+reach, so another node may change a device unseen) nothing is kept and every login reads its
+device, until the feed has caught up (``feed.resumed``).
 
 Plain secrets stay in this process's memory only, as the keyring's key does; at rest they are
 ciphertexts, as ever.
@@ -44,8 +43,6 @@ T = TypeVar("T")
 
 #: Devices read per query while loading.
 PAGE = 5000
-#: How often the outbox is read for changes made by another process on the same database.
-FOLLOW_S = 0.25
 
 #: Events after which a device's login record must be read again.
 DEVICE_CHANGES = (events.DeviceReplaced, events.DeviceDisabled, events.DeviceEnabled, events.DeviceDeleted,
@@ -121,27 +118,22 @@ class Credentials:
         self._reads = 0
         self._touched: set[str] = set()
         self._loading: asyncio.Task[int] | None = None
-        self._following: asyncio.Task[None] | None = None
-        #: Ids of the changes the bus brought, which the outbox's follower need not apply again.
-        self._applied: set[int] = set()
         #: Whether :meth:`load` ran: only then is everything read again after a rotation.
         self._loaded = False
-        #: Records are kept only where no other node changes the database (see the module's docstring).
-        self.keeps = core.db.is_sqlite
+        #: Whether records are kept: not while other writers' changes cannot be seen (``feed.lost``).
+        self.keeps = True
         self._unsubscribe = core.bus.subscribe(self._on_event)
 
     def close(self) -> None:
         self._unsubscribe()
-        for task in (self._loading, self._following):
-            if task is not None:
-                task.cancel()
+        if self._loading is not None:
+            self._loading.cancel()
 
     def stop(self) -> None:
-        """Stop following the outbox (the broker stopped); a later :meth:`load` starts again."""
-        if self._following is not None:
-            self._following.cancel()
-            self._following = None
-        self._applied.clear()
+        """The broker stopped: a reload under way is not needed any more."""
+        if self._loading is not None:
+            self._loading.cancel()
+            self._loading = None
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -156,11 +148,6 @@ class Credentials:
         """
         if not self.keeps:
             return 0
-        if self._following is None:
-            async with self.core.read() as conn:
-                newest = await self.core.events.last_id(conn)
-            self._following = asyncio.get_running_loop().create_task(self.follow(newest),
-                                                                     context=contextvars.Context())
         keyring = self.core.keyring
         self._loaded = True
         self._reads += 1
@@ -270,32 +257,10 @@ class Credentials:
 
     # --- invalidation -------------------------------------------------------------------------
 
-    async def follow(self, after: int) -> None:
-        """Apply the outbox's events after ``after`` as they come, whoever wrote them: another
-        process's (a ``thingport`` command) reach this cache only this way; this process's own are
-        applied a second time, which only costs a read at the next login."""
-        while True:
-            await asyncio.sleep(FOLLOW_S)
-            try:
-                async with self.core.read() as conn:
-                    rows = await self.core.events.since(conn, after)
-            except Exception as exc:  # a busy or lost database: try again next time
-                log.debug("reading the outbox for credential changes failed: %s", exc)
-                continue
-            for row in rows:
-                after = row.id
-                if row.id in self._applied:
-                    self._applied.discard(row.id)
-                    continue
-                ev = events.decode(row)
-                if ev is not None:
-                    await self._apply(ev)
-
     async def _on_event(self, ev: events.Event) -> None:
-        if await self._apply(ev) and self._following is not None and ev.id:
-            self._applied.add(ev.id)
+        self._apply(ev)
 
-    async def _apply(self, ev: events.Event) -> bool:
+    def _apply(self, ev: events.Event) -> bool:
         """Forget what ``ev`` changes; whether it changed anything a login reads."""
         p = ev.payload
         if isinstance(p, DEVICE_CHANGES) and ev.asset_id is not None:
@@ -306,6 +271,11 @@ class Credentials:
             self.forget_all()
             if self._loaded and (self._loading is None or self._loading.done()):
                 self._loading = asyncio.get_running_loop().create_task(self.load(), context=contextvars.Context())
+        elif isinstance(p, events.FeedLost):
+            self.keeps = False
+            self.forget_all()
+        elif isinstance(p, events.FeedResumed):
+            self.keeps = True
         else:
             return False
         return True

@@ -269,13 +269,43 @@ class DeviceCaAdded(EventPayload):
     cert_pem: str
 
 
+# --- applications -------------------------------------------------------------------------------
+
+class ApplicationChanged(EventPayload):
+    """An application was disabled or enabled, got other permissions or another public key, or its
+    tokens were revoked: every node's cached lookups of applications and tokens are dropped."""
+
+    KIND = "application.changed"
+    app_key: str
+
+
 # --- the keyring --------------------------------------------------------------------------------
 
 class KeyringRotated(EventPayload):
-    """The master key was rotated (``key_id`` is the new primary): what holds secrets read them again."""
+    """The master key was rotated (``key_id`` is the new primary): what holds secrets read them again.
+
+    ``wrapped``: the new key, encrypted under the previous primary key, so that other nodes take it
+    without a restart (``services/keys.py``); removed from the stored row once they have.
+    """
 
     KIND = "keyring.rotated"
     key_id: str
+    wrapped: str | None = None
+
+
+# --- this node's view of the cluster (published on its bus only, never stored) -------------------
+
+class FeedLost(EventPayload):
+    """This node cannot read other processes' events (the database is out of reach): whatever it
+    keeps that another node could change is no longer known to be current."""
+
+    KIND = "feed.lost"
+
+
+class FeedResumed(EventPayload):
+    """This node reads other processes' events again, having caught up with what it missed."""
+
+    KIND = "feed.resumed"
 
 
 #: Events after which a live device session must be closed at once.
@@ -284,13 +314,20 @@ SESSION_ENDING: Final = (DeviceReplaced, DeviceDeleted, DeviceDisabled, DeviceDe
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A payload in its envelope, the ``events`` row's columns: organization, device, id and time."""
+    """A payload in its envelope, the ``events`` row's columns: organization, device, id and time.
+
+    ``node_id``: the node that wrote it (None: a ``thingport`` command); ``foreign``: it reached this
+    node's bus from the table (:mod:`thingport.cluster.feed`), written by another process, which did
+    what its own node does with it (a kick through an external broker, say) already.
+    """
 
     payload: EventPayload
     org_id: str
     asset_id: str | None
     id: int = 0
     time: int = 0
+    node_id: str | None = None
+    foreign: bool = False
 
     @property
     def kind(self) -> str:
@@ -309,7 +346,7 @@ def decode(row: EventRow) -> Event | None:
     except msgspec.DecodeError as exc:
         log.warning("skipping event %s: unreadable %s payload: %s", row.id, row.kind, exc)
         return None
-    return Event(payload, row.org_id, row.asset_id, row.id, row.create_time)
+    return Event(payload, row.org_id, row.asset_id, row.id, row.create_time, row.node_id)
 
 
 Subscriber = Callable[[Event], Awaitable[None]]
@@ -319,8 +356,13 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(subscriber)
+    def subscribe(self, subscriber: Subscriber, *, first: bool = False) -> Callable[[], None]:
+        """``first``: before every subscriber so far (what the others' handling depends on, such as
+        the keyring taking another node's new key before secrets are read again)."""
+        if first:
+            self._subscribers.insert(0, subscriber)
+        else:
+            self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
     async def publish(self, events: list[Event]) -> None:

@@ -58,6 +58,9 @@ class Presence:
         self._queue: list[_Change] = []
         self._runner: asyncio.Task[None] | None = None
         self._started = 0.0
+        #: The node whose broker holds the sessions, recorded with each device online (None: an
+        #: external broker's, which no node's death ends; docs/operations.md, "Several nodes").
+        self.owner = core.node_id
         #: Batches and changes written, for the benchmarks and the logs.
         self.batches = 0
         self.written = 0
@@ -157,10 +160,10 @@ class Presence:
                     changed[row.asset_id] = row
                     emitted.append((row, events.DeviceDisconnected(product_key=row.product_key,
                                                                    device_key=row.device_key), change.at))
-            await store.save(tx.conn, list(changed.values()))
+            await store.save(tx.conn, list(changed.values()), self.owner)
             ids_written = await self.core.events.append_many(
                 tx.conn, [(row.org_id, payload.KIND, row.asset_id, payload, at) for row, payload, at in emitted])
-            tx.pending.extend(events.Event(payload, row.org_id, row.asset_id, eid, at)
+            tx.pending.extend(events.Event(payload, row.org_id, row.asset_id, eid, at, self.core.node_id)
                               for (row, payload, at), eid in zip(emitted, ids_written, strict=True))
         for done, ok in results:
             if not done.done():

@@ -8,6 +8,7 @@ is the services' business (``services/events.decode``), so rows come back undeco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from sqlalchemy import func, insert, select
@@ -17,10 +18,10 @@ from thingport.store.schema import events
 
 #: Built once (append_many runs for every batch of logins).
 _APPEND_MANY = insert(events).returning(events.c.id)
-_COLUMNS = ("org_id", "kind", "asset_id", "payload", "create_time")
+_COLUMNS = ("org_id", "kind", "asset_id", "payload", "create_time", "node_id")
 _INSERT_HEAD = f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) VALUES"
 _ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
-_ROWS_PER_INSERT = 1000  # 5,000 parameters, far below SQLite's 32,766
+_ROWS_PER_INSERT = 1000  # 6,000 parameters, far below SQLite's 32,766
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +32,20 @@ class EventRow:
     asset_id: str | None
     payload: str
     create_time: int
+    #: The node that wrote it; None: a process that is no node (a ``thingport`` command).
+    node_id: str | None = None
 
 
 class EventStore:
+    def __init__(self, node_id: str | None = None) -> None:
+        #: Written into every row: the node that wrote it (None for a process that is no node).
+        self.node_id = node_id
+
     async def append(self, conn: AsyncConnection, org_id: str, kind: str, asset_id: str | None,
                      payload: msgspec.Struct, now: int) -> int:
         res = await conn.execute(insert(events).values(org_id=org_id, kind=kind, asset_id=asset_id,
                                                        payload=msgspec.json.encode(payload).decode(),
-                                                       create_time=now))
+                                                       create_time=now, node_id=self.node_id))
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
 
@@ -51,7 +58,8 @@ class EventStore:
         """
         if not rows:
             return []
-        values = [(org, kind, asset_id, msgspec.json.encode(payload).decode(), now)
+        node = self.node_id
+        values = [(org, kind, asset_id, msgspec.json.encode(payload).decode(), now, node)
                   for org, kind, asset_id, payload, now in rows]
         if conn.dialect.paramstyle != "qmark":
             res = await conn.execute(_APPEND_MANY, [dict(zip(_COLUMNS, v, strict=True)) for v in values])
@@ -68,8 +76,13 @@ class EventStore:
 
     async def since(self, conn: AsyncConnection, after_id: int, limit: int = 500) -> list[EventRow]:
         q = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
-        return [EventRow(r["id"], r["org_id"], r["kind"], r["asset_id"], r["payload"], r["create_time"])
-                for r in (await conn.execute(q)).mappings()]
+        return _rows(await conn.execute(q))
+
+    async def with_ids(self, conn: AsyncConnection, ids: list[int]) -> list[EventRow]:
+        """The rows of these ids that exist (committed) now, in id order."""
+        if not ids:
+            return []
+        return _rows(await conn.execute(select(events).where(events.c.id.in_(ids)).order_by(events.c.id)))
 
     async def recent_of(self, conn: AsyncConnection, org_id: str, asset_id: str, limit: int) -> list[EventRow]:
         """The newest ``limit`` events about one device of ``org_id``, newest first (the console's
@@ -82,3 +95,8 @@ class EventStore:
     async def last_id(self, conn: AsyncConnection) -> int:
         """The newest event's id, 0 for none: where a reader that skips the past starts."""
         return int((await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))).scalar_one())
+
+
+def _rows(result: Any) -> list[EventRow]:
+    return [EventRow(r["id"], r["org_id"], r["kind"], r["asset_id"], r["payload"], r["create_time"], r["node_id"])
+            for r in result.mappings()]

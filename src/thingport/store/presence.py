@@ -48,15 +48,18 @@ async def load(conn: AsyncConnection, asset_ids: list[str], *, for_update: bool 
 
 _SAVE = (update(devices).where(devices.c.asset_id == bindparam("b_asset_id"))
          .values(online=bindparam("b_online"), active_time=bindparam("b_active_time"),
-                 last_online_time=bindparam("b_last_online_time"), last_offline_time=bindparam("b_last_offline_time")))
-_SAVE_ORDER = ["b_online", "b_active_time", "b_last_online_time", "b_last_offline_time", "b_asset_id"]
+                 last_online_time=bindparam("b_last_online_time"), last_offline_time=bindparam("b_last_offline_time"),
+                 online_node=bindparam("b_online_node")))
+_SAVE_ORDER = ["b_online", "b_active_time", "b_last_online_time", "b_last_offline_time", "b_online_node",
+               "b_asset_id"]
 #: _SAVE as each dialect's driver takes it, when it takes positional parameters in _SAVE_ORDER.
 _SAVE_SQL: dict[str, str | None] = {}
 
 
-async def save(conn: AsyncConnection, rows: list[PresenceRow]) -> None:
+async def save(conn: AsyncConnection, rows: list[PresenceRow], node_id: str | None = None) -> None:
     """Write the online state of ``rows`` in one executemany, handed to the driver as tuples where it
-    takes them (SQLite, asyncpg): a row then costs a tuple, not SQLAlchemy's processing of a dict."""
+    takes them (SQLite, asyncpg): a row then costs a tuple, not SQLAlchemy's processing of a dict.
+    A device online is recorded as held by ``node_id`` (whose broker has its session)."""
     if not rows:
         return
     dialect = conn.dialect
@@ -65,10 +68,10 @@ async def save(conn: AsyncConnection, rows: list[PresenceRow]) -> None:
         _SAVE_SQL[dialect.name] = str(compiled) if compiled.positiontup == _SAVE_ORDER else None
     sql = _SAVE_SQL[dialect.name]
     if sql is None:
-        await conn.execute(_SAVE, [dict(zip(_SAVE_ORDER, _values(r), strict=True)) for r in rows])
+        await conn.execute(_SAVE, [dict(zip(_SAVE_ORDER, _values(r, node_id), strict=True)) for r in rows])
     else:
-        await conn.exec_driver_sql(sql, [_values(r) for r in rows])
+        await conn.exec_driver_sql(sql, [_values(r, node_id) for r in rows])
 
 
-def _values(r: PresenceRow) -> tuple[bool, int | None, int | None, int | None, str]:
-    return r.online, r.active_time, r.last_online_time, r.last_offline_time, r.asset_id
+def _values(r: PresenceRow, node_id: str | None) -> tuple[bool, int | None, int | None, int | None, str | None, str]:
+    return r.online, r.active_time, r.last_online_time, r.last_offline_time, node_id if r.online else None, r.asset_id

@@ -101,6 +101,8 @@ devices = Table(
     Column("last_online_time", BigInteger, nullable=True),
     Column("last_offline_time", BigInteger, nullable=True),
     Column("gateway_asset_id", String(32), ForeignKey("devices.asset_id"), nullable=True, index=True),
+    #: The node whose broker holds the device's session while ``online`` (NULL: an external broker's).
+    Column("online_node", String(64), nullable=True),
     UniqueConstraint("product_key", "device_key"),
     Index("ix_devices_org_create", "org_id", "create_time"),
     Index("ix_devices_product_create", "product_key", "create_time"),
@@ -153,7 +155,20 @@ events = Table(
     Column("asset_id", String(32), nullable=True),
     Column("payload", Text, nullable=False),
     Column("create_time", BigInteger, nullable=False),
+    #: The node that wrote it (NULL: a ``thingport`` command): a node's own events reach its bus at commit.
+    Column("node_id", String(64), nullable=True),
     Index("ix_events_org_id", "org_id", "id"),
+)
+
+#: The nodes serving this database: their heartbeat (a node silent for long is dead, its devices
+#: offline) and how far each has read the events (where it catches up from after a restart).
+cluster_nodes = Table(
+    "cluster_nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("start_time", BigInteger, nullable=False),
+    Column("heartbeat_time", BigInteger, nullable=False),
+    Column("event_cursor", BigInteger, nullable=False),
 )
 
 

@@ -20,6 +20,7 @@ from thingport.connect.schemes.base import (
     CredentialRefused,
     LoginRefused,
     NeedsEmbeddedBroker,
+    ServerUnavailable,
     Throttled,
     UnreadableLogin,
     connack,
@@ -30,7 +31,7 @@ from thingport.connect.schemes.oceanconnect import OceanConnectScheme
 from thingport.connect.schemes.signed import SignedScheme
 from thingport.connect.session import DeviceSession, Handoff, HandoffLink
 from thingport.connect.throttle import LoginThrottle
-from thingport.domain.errors import Unauthenticated
+from thingport.domain.errors import Unauthenticated, Unavailable
 from thingport.domain.models import Device, DeviceStatus, Product
 from thingport.services.container import Services
 from thingport.services.context import Caller
@@ -76,11 +77,29 @@ async def test_a_login_without_credentials_says_so_whatever_its_client_id(servic
     (CredentialRefused("sign: does not match"), codec.REFUSED_BAD_USERNAME_PASSWORD),
     (Throttled(), codec.REFUSED_NOT_AUTHORIZED),
     (NeedsEmbeddedBroker("dynamic activation"), codec.REFUSED_NOT_AUTHORIZED),
+    (ServerUnavailable("the database cannot be reached"), codec.REFUSED_SERVER_UNAVAILABLE),
 ])
 def test_each_refusal_has_its_connack_code_and_log_line(refused: LoginRefused, code: int) -> None:
     assert connack(refused) == code
     line = refused.log_line(info("cid|x|", "dk&pk"))
     assert "'dk&pk'" in line or "'cid|x|'" in line
+
+
+async def test_a_login_the_node_cannot_check_is_server_unavailable_and_no_failure(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database out of reach is not the device's failure: CONNACK 3, and no count against it."""
+    throttle = LoginThrottle(max_failures=1)
+    chain = LoginChain(SCHEMES, services, throttle)
+
+    async def gone(*_args: object, **_kwargs: object) -> None:
+        raise Unavailable("the database cannot be reached (ConnectionRefusedError)")
+
+    monkeypatch.setattr(services.connectivity, "login", gone)
+    conn = info("dk|securemode=2,signmethod=sha256|")
+    for _ in range(3):
+        with pytest.raises(ServerUnavailable):
+            await chain.authenticate(conn, remote=False)
+    assert not throttle.blocked(("10.0.0.9", "dk&pk"))
 
 
 def test_log_lines_name_the_client_never_the_password() -> None:

@@ -95,14 +95,24 @@ class NeedsEmbeddedBroker(LoginRefused):
         return f"MQTT login of {conn.username!r} refused: {self} needs the embedded broker"
 
 
+class ServerUnavailable(LoginRefused):
+    """The node cannot check the login now (its database is out of reach): not the device's fault."""
+
+    def log_line(self, conn: ConnectInfo) -> str:
+        return f"MQTT login of {conn.username!r} not checked: {self}"
+
+
 def connack(refused: LoginRefused) -> int:
     """The CONNACK code of a refusal (docs/mqtt.md, Logins).
 
-    2 for what no scheme can read; 5 for a login this broker will not take now; 4 for anything
-    about the credential, whatever the reason, so that a guesser learns nothing.
+    2 for what no scheme can read; 3 when the node cannot check a login now; 5 for a login this
+    broker will not take now; 4 for anything about the credential, whatever the reason, so that a
+    guesser learns nothing.
     """
     if isinstance(refused, UnreadableLogin):
         return codec.REFUSED_IDENTIFIER_REJECTED
+    if isinstance(refused, ServerUnavailable):
+        return codec.REFUSED_SERVER_UNAVAILABLE
     if isinstance(refused, Throttled | NeedsEmbeddedBroker):
         return codec.REFUSED_NOT_AUTHORIZED
     return codec.REFUSED_BAD_USERNAME_PASSWORD

@@ -12,13 +12,14 @@ from thingport.connect.schemes.base import (
     CredentialRefused,
     LoginScheme,
     NeedsEmbeddedBroker,
+    ServerUnavailable,
     Throttled,
     UnreadableLogin,
     user_and_password,
 )
 from thingport.connect.session import DeviceSession
 from thingport.connect.throttle import LoginThrottle
-from thingport.domain.errors import DomainError
+from thingport.domain.errors import DomainError, Unavailable
 from thingport.services.container import Services
 
 
@@ -80,6 +81,8 @@ class LoginChain:
         except UnreadableLogin:
             self.throttle.failed(key)
             raise
+        except Unavailable as err:  # not the device's failure: no count against it
+            raise ServerUnavailable(err.message) from err
         except DomainError as err:
             self.throttle.failed(key)
             raise CredentialRefused(err.message) from err

@@ -14,6 +14,7 @@ CODES: dict[ErrorKind, int] = {
     ErrorKind.PERMISSION_DENIED: 99403,
     ErrorKind.NOT_FOUND: 99404,
     ErrorKind.INTERNAL: 99500,
+    ErrorKind.UNAVAILABLE: 99500,  # the service's own failure, answered as its documented internal error
     ErrorKind.DEVICE_NOT_FOUND: 11404,
     ErrorKind.PRODUCT_NOT_FOUND: 11404,
     ErrorKind.PRODUCT_HAS_DEVICES: 11619,

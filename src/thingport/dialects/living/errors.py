@@ -28,6 +28,7 @@ CODES: dict[ErrorKind, int] = {
     ErrorKind.BOUND_TO_OTHER: 403,
     ErrorKind.PERMIT_JOIN_CLOSED: 460,
     ErrorKind.INTERNAL: 500,
+    ErrorKind.UNAVAILABLE: 503,
     # No Living API raises these (EnOS and OceanConnect kinds): one that did would be a server fault.
     ErrorKind.PRODUCT_HAS_DEVICES: 500,
     ErrorKind.MODEL_NOT_FOUND: 500,
@@ -44,6 +45,7 @@ CODES: dict[ErrorKind, int] = {
 #: The documented short texts, sent as ``localizedMsg`` beside the precise ``message``.
 TEXTS: dict[int, str] = {
     401: "request auth error", 403: "request forbidden", 460: "request parameter error", 500: "service error",
+    503: "service not available",
     2065: "identityId and iotId not bound", 2066: "identityId is not manager", 2401: "refreshToken invalid",
     5005: "product not found", 6100: "device not found", 6608: "token not found",
     6618: "NOT_IN_BIND_WINDOW",

@@ -69,6 +69,7 @@ TABLE: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.VERIFY_CODE_EXISTS: (400, "100003"),
     ErrorKind.REGISTRATION_NOT_FOUND: (404, "100418"),
     ErrorKind.INTERNAL: (500, "50252"),
+    ErrorKind.UNAVAILABLE: (503, "50252"),  # HTTP 503 (documented): a client or balancer retries elsewhere
     # No OceanConnect operation raises these (EnOS and Living kinds): one that did would be a server fault.
     ErrorKind.PRODUCT_HAS_DEVICES: (500, "50252"),
     ErrorKind.MODEL_NOT_FOUND: (500, "50252"),
