@@ -53,8 +53,11 @@ _COUNT = (update(products).where(products.c.product_key == bindparam("pk"))
 # The create's statements, written out for the driver (store/driver.py).
 _COLUMNS = [c.name for c in devices.c]
 _RAW_COUNT = "UPDATE products SET device_count = device_count + ? WHERE product_key = ? RETURNING device_count"
-_RAW_INSERT = (f"INSERT INTO devices ({', '.join(_COLUMNS)}) "
-               f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+#: What a create writes: every column but ``online_node``, which presence owns (a new device is held
+#: by no node).
+_INSERTED = [c for c in _COLUMNS if c != "online_node"]
+_RAW_INSERT = (f"INSERT INTO devices ({', '.join(_INSERTED)}) "
+               f"VALUES ({', '.join('?' for _ in _INSERTED)})")
 _RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
 _RAW_LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
 
@@ -108,7 +111,7 @@ class DeviceStore:
             await raw.one(_RAW_COUNT, -1, d.product_key)
             return False
         row = self._row(d)
-        await raw.many(_RAW_INSERT, [tuple(row[c] for c in _COLUMNS)])
+        await raw.many(_RAW_INSERT, [tuple(row[c] for c in _INSERTED)])
         labels = rows_for("asset_id", d.asset_id, "deviceName", d.name,
                           {"deviceTags": d.tags, "deviceAttributes": d.attributes})
         await raw.many(_RAW_LABELS, [(r["asset_id"], r["field"], r["key"], r["value"]) for r in labels])
