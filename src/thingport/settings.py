@@ -83,6 +83,13 @@ class Settings:
     #: SQLite ``synchronous``: NORMAL survives a killed process; FULL also survives power loss.
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    #: ``text`` (one line per record, for a terminal) or ``json`` (one object per line, for a log
+    #: collector); every logger of the process, uvicorn's and the migrations' included.
+    log_format: str = "text"
+    #: Bearer token ``GET /metrics`` asks for; empty: open (docs/operations.md, "Metrics").
+    metrics_token: str = ""
+    #: Audit records older than this many days are deleted (hourly); 0 keeps them for ever.
+    audit_retention_days: int = 90
     # OceanConnect (docs/oceanconnect.md)
     #: How long a verify-code registration waits for its bind when the request gives no timeout.
     oceanconnect_bind_timeout_s: int = 180

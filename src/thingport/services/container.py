@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thingport.services.accounts import AccountService
+from thingport.services.audit import AuditService
 from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
 from thingport.services.devices import DeviceService
@@ -49,6 +50,7 @@ class Services:
     oceanconnect: OceanConnectServices
     living: LivingAccountService
     provisioning: ProvisioningService
+    audit: AuditService
 
     @classmethod
     def build(cls, core: Core) -> Services:
@@ -60,4 +62,5 @@ class Services:
         provisioning = ProvisioningService(core, devices, living, topology)
         return cls(core, accounts, products, devices, topology,
                    ConnectivityService(core, devices, topology, provisioning),
-                   OceanConnectServices.build(core, accounts, devices), living, provisioning)
+                   OceanConnectServices.build(core, accounts, devices), living, provisioning,
+                   AuditService(core))

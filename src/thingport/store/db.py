@@ -8,7 +8,8 @@ in-process lock keeps the server's own writers from spinning on it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        #: Told each transaction's kind (``read``, ``write``) and seconds (``/metrics``); None: not measured.
+        self.on_transaction: Callable[[str, float], None] | None = None
         if self.is_sqlite:
             self._configure_sqlite(sqlite_synchronous)
 
@@ -59,20 +62,30 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
+        start = time.perf_counter()
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            if self.on_transaction is not None:
+                self.on_transaction("read", time.perf_counter() - start)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits on success and rolls back on any exception."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.connect() as raw:
-            conn = await raw.execution_options(sqlite_begin="IMMEDIATE")
-            async with conn.begin():
-                yield conn
+        start = time.perf_counter()
+        try:
+            if self._write_lock is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+                return
+            async with self._write_lock, self.engine.connect() as raw:
+                conn = await raw.execution_options(sqlite_begin="IMMEDIATE")
+                async with conn.begin():
+                    yield conn
+        finally:
+            if self.on_transaction is not None:  # lock wait included: what a caller waits for
+                self.on_transaction("write", time.perf_counter() - start)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""

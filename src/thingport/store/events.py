@@ -71,6 +71,12 @@ class EventStore:
         return [EventRow(r["id"], r["org_id"], r["kind"], r["asset_id"], r["payload"], r["create_time"])
                 for r in (await conn.execute(q)).mappings()]
 
+    async def after(self, conn: AsyncConnection, after_id: int) -> tuple[int, int | None]:
+        """How many events come after ``after_id``, and the create time of the first (None: none)."""
+        q = select(func.count(), func.min(events.c.create_time)).where(events.c.id > after_id)
+        row = (await conn.execute(q)).one()
+        return int(row[0]), (int(row[1]) if row[1] is not None else None)
+
     async def last_id(self, conn: AsyncConnection) -> int:
         """The newest event's id, 0 for none: where a reader that skips the past starts."""
         return int((await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))).scalar_one())
