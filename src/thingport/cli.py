@@ -118,10 +118,11 @@ def run_op(settings: Settings, op: Callable[[Any], Awaitable[T]]) -> T:
     """Run one operation against the services, mapping domain errors to a clear exit."""
     from thingport.app import open_services
 
+    command = _command_path()
+
     async def go() -> T:
         services = await open_services(settings)
         # the command's changes go in the audit trail as the operator's, named by the OS user
-        command = _command_path()
         attempt = Attempt("cli", str(uuid.uuid4()), address="local", action=command,
                           actor=f"operator:{getpass.getuser()}", mutating=command.rsplit(" ", 1)[-1] not in READS)
         ATTEMPT.set(attempt)
@@ -148,10 +149,13 @@ READS = frozenset({"list", "show", "get", "search", "find", "stats", "thingport"
 
 def _command_path() -> str:
     """``thingport device create``: what the audit trail says a command did."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    return ctx.command_path if ctx is not None else "thingport"
+    try:  # Typer >= 0.26 carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context  # type: ignore[assignment,no-redef,unused-ignore]
+    ctx = get_current_context(silent=True)
+    words = str(ctx.command_path).split()[1:] if ctx is not None else []
+    return " ".join(["thingport", *words])  # the program's name, however it was started
 
 
 def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
