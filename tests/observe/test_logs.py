@@ -5,11 +5,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.device_login import enos_connect
 from tests.support.enos_client import EnosClient
+from tests.support.mqtt_client import Device as MqttDevice
+from tests.support.processes import free_port, serve_argv, stop, wait_for_health
 from thingport.connect import sim
 from thingport.connect.frontdoor import FrontDoor
 from thingport.connect.mqtt.broker import ConnectInfo
@@ -72,3 +78,48 @@ async def test_no_secret_in_any_line_of_a_run_that_used_them(
         assert secret not in text
     # the signatures too: every 40/64-hex value in the logs is an id we handed out, not a signature
     assert "sign=" not in text and "apim-signature" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+async def test_a_served_run_logs_json_only_and_no_secret(tmp_path: Path) -> None:
+    """``thingport serve`` with ``log_format = json``: uvicorn's, the migrations' and the access
+    lines are all JSON objects, and none carries a secret the run used."""
+    port, mqtt_port = free_port(), free_port()
+    log_path = tmp_path / "serve.log"
+    env = {**os.environ, "THINGPORT_LOG_FORMAT": "json", "THINGPORT_OPERATOR_TOKEN": "op-token-0123456789"}
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(serve_argv(tmp_path / "data", port, mqtt_port), stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, lambda: proc.poll() is None, what="thingport serve")
+        operator = {"Authorization": "Bearer op-token-0123456789"}
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.post("/admin/v1/orgs", json={"name": "Acme", "orgId": "o-acme"},
+                                    headers=operator)).status_code == 201
+            assert (await http.post("/admin/v1/orgs/o-acme/models", json={"modelId": "model1"},
+                                    headers=operator)).status_code == 201
+            app = (await http.post("/admin/v1/orgs/o-acme/apps", json={"name": "a"}, headers=operator)).json()
+            enos = EnosClient(http, app["appKey"], app["appSecret"], "o-acme")
+            pk = await enos.create_product()
+            device = await enos.create_device(pk, "meter-1")
+            token = await enos.token()
+        cid, user, password = enos_connect(pk, "meter-1", device["deviceSecret"])
+        good = MqttDevice(mqtt_port, cid, username=user, password=password)
+        bad_fields = enos_connect(pk, "meter-1", "0" * 32)
+        assert await good.connect() == 0
+        assert await MqttDevice(mqtt_port, bad_fields[0], username=user, password=bad_fields[2]).connect() == 4
+        await good.close()
+    finally:
+        stop(proc)
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    loggers = {line["logger"] for line in lines}
+    assert {"uvicorn.error", "alembic.runtime.migration", "thingport.access"} <= loggers, loggers
+    access = [line for line in lines if line["logger"] == "thingport.access"]
+    assert any(line.get("route") == "/connect-service/{version}/devices?action=create" for line in access)
+    assert {line["message"] for line in access} >= {"mqtt connect", "mqtt connect refused", "mqtt disconnect"}
+    text = log_path.read_text()
+    for secret in (app["appSecret"], device["deviceSecret"], "op-token-0123456789", token,
+                   password, bad_fields[2]):
+        assert secret not in text
