@@ -74,6 +74,16 @@ async def test_audit_paging_and_filters(http: httpx.AsyncClient, services: Servi
             break
     assert seen == [f"o-{i}" for i in reversed(range(5))]
     page = (await http.get("/admin/v1/audit", params={"orgId": "o-3"}, headers=AUTH)).json()
-    assert [r["target"] for r in page["records"]] == ["o-3"] or page["records"][0]["orgId"] == "o-3"
+    assert [(r["target"], r["actor"], r["outcome"]) for r in page["records"]] == [("o-3", "operator", "ok")]
     r = await http.get("/admin/v1/audit", params={"since": "x"}, headers=AUTH)
     assert r.status_code == 400 and r.json()["field"] == "since"
+
+
+async def test_an_enos_error_answered_with_http_200_is_a_failed_attempt(enos: EnosClient, services: Services,
+                                                                       app: Application) -> None:
+    r = await enos.call("POST", "/connect-service/v2.1/devices", {"action": "delete", "assetId": "NoSuch01"})
+    assert r["code"] != 0
+    [record] = await services.audit.search(AuditFilter(action="devices.delete"), 10)
+    assert (record.outcome, record.status, record.target, record.actor) == ("failed", 200, "NoSuch01",
+                                                                          f"app:{app.app_key}")
+    assert record.error and record.request_id == r["requestId"]
