@@ -14,7 +14,6 @@ from typing import Any
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from thingport import __version__, datadir
@@ -22,6 +21,7 @@ from thingport.connect import embedded
 from thingport.crypto.keyring import Keyring
 from thingport.dialects import brokers, openapi
 from thingport.dialects.admin.routes import router as admin_router
+from thingport.dialects.console.routes import routers as console_routers
 from thingport.dialects.emqx.routes import SECURITY_SCHEMES as EMQX_SECURITY
 from thingport.dialects.emqx.routes import router as emqx_router
 from thingport.dialects.enos.routes import SECURITY_SCHEMES as ENOS_SECURITY
@@ -140,14 +140,15 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     app = Litestar(
         route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, rabbitmq_router,
-                        living_router, living_admin_router, health, metrics_text],
+                        living_router, living_admin_router, *console_routers, health, metrics_text,
+                        openapi.ui_assets()],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token,
                      "oceanconnect_throttle": Throttle.from_settings(settings), "metrics": metrics,
                      "metrics_token": settings.metrics_token}),
         openapi_config=openapi.Config(
             title="Thingport", version=__version__, path="/docs",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=openapi.ui(),
             components=Components(security_schemes={
                 "operatorToken": SecurityScheme(type="http", scheme="bearer",
                                                 description="The operator token (data-dir/operator.token)"),

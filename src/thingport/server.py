@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from thingport.dialects.common import LogLimiter
+from thingport.logs import LogLimiter
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,4 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _report(self, why: str) -> None:
-        held = self.cut_off.allow(why)
-        if held is not None:
-            log.warning("closed a connection from %s: %s%s", self._address or "?", why,
-                        f" ({held} more since the last report)" if held else "")
+        self.cut_off.log(log, logging.WARNING, why, "closed a connection from %s: %s", self._address or "?", why)

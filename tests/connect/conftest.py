@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +24,6 @@ from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.services.products import ProductSpec
-
-
-def fuzz_budget(ci: int) -> int:
-    """Examples per property test: ``ci`` in CI; ``FUZZ_EXAMPLES`` when set, else 50× under
-    ``HYPOTHESIS_PROFILE=long`` (``./run fuzz --long``)."""
-    if os.environ.get("FUZZ_EXAMPLES"):
-        return int(os.environ["FUZZ_EXAMPLES"])
-    return ci * 50 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else ci
 
 
 @pytest.fixture

@@ -253,3 +253,16 @@ async def test_a_login_of_an_active_device_in_memory_is_decided_without_a_task(
     assert door.door.throttle._failures  # counted
     await again.close()
     await status_is(services, caller, dev.asset_id, DeviceStatus.OFFLINE)
+
+
+async def test_logins_are_counted_for_the_console(door: Door, services: Services, service_product: str,
+                                                  make_device: MakeDevice) -> None:
+    """Accepted and refused logins land in the current minute of the console's tally, by reason."""
+    dev = await make_device(service_product)
+    client, rc = await connect(door, enos_connect(service_product, dev.device_key, dev.secret))
+    assert rc == 0
+    await client.close()
+    assert (await connect(door, enos_connect(service_product, dev.device_key, "wrong")))[1] == 4
+    assert (await connect(door, ("no-scheme", "x", "y")))[1] == 2
+    now = services.activity.last_hour()[-1]
+    assert (now.accepted, now.refused) == (1, {"credential": 1, "unreadable": 1})

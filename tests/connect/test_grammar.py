@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tests.connect.conftest import fuzz_budget
+from tests.support.fuzz import budget
 from thingport.connect import grammar
 from thingport.connect.grammar import Grammar, Named, Root
 
@@ -88,7 +88,7 @@ def named_topics(draw: st.DrawFn) -> tuple[Root, tuple[str, ...], tuple[str, ...
 
 
 @pytest.mark.fuzz
-@settings(max_examples=fuzz_budget(300), deadline=None)
+@budget(300)
 @given(named_topics())
 def test_a_topic_built_on_a_root_reads_back_its_names(case: tuple[Root, tuple[str, ...], tuple[str, ...]]) -> None:
     root, names, rest = case
@@ -102,7 +102,7 @@ WORDS = ["", "sys", "ext", "session", "ntp", "user", "thing", "huawei", "v1", "d
 
 
 @pytest.mark.fuzz
-@settings(max_examples=fuzz_budget(500), deadline=None)
+@budget(500)
 @given(st.lists(st.sampled_from(WORDS) | SEGMENT, min_size=1, max_size=8), st.sampled_from(
     [grammar.SIGNED, grammar.OCEANCONNECT]))
 def test_whatever_parses_is_its_roots_fixed_part_and_names_then_the_rest(segs: list[str], tree: Grammar) -> None:

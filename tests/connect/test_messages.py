@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from thingport.connect import messages
 from thingport.connect.messages import BadRequest, parse_request
+from thingport.domain import limits
 
 
 def envelope(params: str, rid: str = '"7"') -> bytes:
@@ -18,8 +18,8 @@ def envelope(params: str, rid: str = '"7"') -> bytes:
     (b"[" * 100_000 + b"]" * 100_000, "payload: arrays and objects nested more than 32 levels deep", ""),
     (envelope("[" * 1_000 + "]" * 1_000), "payload: arrays and objects nested more than 32 levels deep", ""),
     (envelope('{"a":' * 40 + "1" + "}" * 40), "params.a.a.a", "7"),
-    (envelope('[{"rssi":' + "9" * 400 + "}]"), "params[0].rssi: numbers are limited to 64-bit integers", "7"),
-    (envelope('{"rssi":9223372036854775808}'), "params.rssi: numbers are limited", "7"),
+    (envelope('[{"rssi":' + "9" * 400 + "}]"), "params[0].rssi: integers are limited to 64 bits", "7"),
+    (envelope('{"rssi":9223372036854775808}'), "params.rssi: integers are limited to 64 bits", "7"),
     (envelope('{"rssi":1e400}'), "params.rssi: numbers are limited", "7"),
     (envelope('{"rssi":NaN}'), "params.rssi: numbers are limited", "7"),
     (envelope('{"rssi":-Infinity}'), "params.rssi: numbers are limited", "7"),
@@ -41,9 +41,9 @@ def test_a_payload_beyond_the_limits_is_refused_naming_the_field(payload: bytes,
 
 
 def test_a_request_at_the_limits_is_read() -> None:
-    params = {"a" * 64: "é" * messages.MAX_STRING, "n": [2**63 - 1, -(2**63), 1.5e308]}
+    params = {"a" * 64: "é" * limits.MAX_STRING, "n": [2**63 - 1, -(2**63), 1.5e308]}
     nested: object = params
-    for _ in range(messages.MAX_DEPTH - 3):  # the envelope, these lists, params, "n": 32 levels
+    for _ in range(limits.MAX_DEPTH - 3):  # the envelope, these lists, params, "n": 32 levels
         nested = [nested]
     req = parse_request(json.dumps({"id": 12, "method": "m", "params": nested}).encode())
     assert (req.id, req.method, req.params) == ("12", "m", nested)

@@ -116,7 +116,7 @@ async def test_malformed_requests_get_error_replies_and_the_connection_stays(
 
 async def test_a_request_nested_1000_deep_is_answered_460_without_a_traceback(
         door: Door, gateway_product: str, make_device: MakeDevice, caplog: pytest.LogCaptureFixture) -> None:
-    requests.REPORTED.clear()
+    requests.REPORTS.reset()
     gw = await make_device(gateway_product)
     client = await enos_gateway(door, gw, gateway_product)
     base = f"/sys/{gateway_product}/{gw.device_key}"

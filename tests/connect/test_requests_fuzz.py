@@ -4,7 +4,7 @@ Every request a device can send is tried with payloads a device should not send:
 any request, numbers beyond 64 bits or a double, NaN and infinities, other scripts' digits, trailing
 newlines, NUL, lone surrogates, wrong types, lists past their handler's bound. Whatever arrives, the
 device gets one reply in its family's codes and nothing is logged as a fault; what breaks a limit is
-460 naming the field. The budget is small in CI (``fuzz_budget``); ``FUZZ_EXAMPLES`` runs more.
+460 naming the field. The budget is small in CI (``tests/support/fuzz.py``); ``FUZZ_EXAMPLES`` runs more.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.connect.conftest import MakeDevice, fuzz_budget
+from tests.connect.conftest import MakeDevice
+from tests.support.fuzz import budget
 from thingport.connect import family, requests
 from thingport.connect.family import TopicFamily
 from thingport.connect.frontdoor import FrontDoor
@@ -26,8 +27,7 @@ from thingport.connect.session import DeviceSession
 from thingport.domain.models import Device
 
 CODES = {"enos": {200, 400, 401, 402, 460}, "alink": {200, 400, 460, 6100, 6204, 6250}}
-FUZZ = settings(max_examples=fuzz_budget(150), deadline=None, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = budget(150)
 
 
 @dataclass
@@ -78,7 +78,7 @@ async def node(services: Any, gateway_product: str, service_product: str, make_d
                ) -> AsyncIterator[Node]:
     door, replies = FrontDoor(services), Replies()
     door.attach(replies)
-    requests.REPORTED.clear()
+    requests.REPORTS.reset()
     yield Node(door, replies, await make_device(gateway_product), gateway_product, service_product)
     door.close()
 

@@ -10,10 +10,10 @@ with this device's product key, and this device's key is a word of the topic tre
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.connect.conftest import fuzz_budget
+from tests.support.fuzz import budget
 from thingport.connect import family
 from thingport.connect.family import TopicFamily
 from thingport.connect.mqtt.broker import Action
@@ -74,7 +74,7 @@ CASES = st.tuples(st.sampled_from([family.ENOS, family.ALINK, family.OCEANCONNEC
 
 
 @pytest.mark.fuzz
-@settings(max_examples=fuzz_budget(1000), deadline=None)
+@budget(1000)
 @given(CASES)
 def test_rights_are_the_devices_own_prefixes_at_the_roots_place(case: tuple[TopicFamily, bool, str, Action]) -> None:
     fam, gateway, topic, action = case

@@ -226,16 +226,6 @@ def test_int_param() -> None:
         assert (err.field, err.message) == ("pageNo", "pageNo: must be an integer from 0 to 9")
 
 
-def test_the_log_limiter_lets_one_line_a_interval_through(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [100.0]
-    monkeypatch.setattr(common.time, "monotonic", lambda: clock[0])
-    limiter = common.LogLimiter(interval_s=60)
-    assert limiter.allow("a") == 0 and limiter.allow("b") == 0
-    assert [limiter.allow("a") for _ in range(3)] == [None, None, None]
-    clock[0] += 60
-    assert limiter.allow("a") == 3 and limiter.allow("a") is None
-
-
 async def test_a_flood_of_one_unexpected_failure_logs_one_traceback(client: httpx.AsyncClient,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR):

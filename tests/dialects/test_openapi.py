@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from thingport.dialects import openapi
 from thingport.dialects.enos.routes import ACTIONS
 from thingport.dialects.living.routes import APIS
+from thingport.settings import Settings
 
 VENDOR = ("/connect-service/", "/connectService/", "/apim-token-service/", "/iocm/", "/mqtt/emqx/",
           *(a.path for a in APIS))
@@ -86,3 +90,61 @@ async def test_security_schemes_of_each_dialect(doc: dict[str, Any]) -> None:
             "emqxHookToken"} <= set(schemes)
     assert doc["paths"]["/iocm/app/dm/v1.4.0/devices"]["get"]["security"] == [{"ocAppKey": [], "ocToken": []}]
     assert "security" not in doc["paths"]["/iocm/app/sec/v1.1.0/logout"]["post"]
+
+
+async def test_the_docs_pages_load_nothing_from_another_host(http: httpx.AsyncClient) -> None:
+    """/docs works offline: every script, style and icon the pages name is served by Thingport."""
+    for page in ("/docs", "/docs/swagger"):
+        html = (await http.get(page)).text
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", html)
+        assert len(urls) >= 4, urls  # the bundle, the preset, the style, the icon
+        assert not re.search(r"https?://|//[a-z]", html.split("<body", 1)[0]), page
+        for url in urls:
+            assert url.startswith(openapi.UI_ASSETS + "/"), url
+            r = await http.get(url)
+            assert r.status_code == 200 and r.content, url
+    licence = Path(openapi.__file__).with_name("swagger_ui") / "LICENSE"
+    assert "Apache License" in licence.read_text()
+    assert (await http.get(f"{openapi.UI_ASSETS}/../openapi.py")).status_code == 404
+
+
+#: Debian's Chromium, driven by Playwright (the real binary: /usr/bin/chromium is a wrapper script).
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_the_docs_page_renders_in_chromium_with_every_other_host_cut_off(tmp_path: Path) -> None:
+    """What a browser on an offline host shows: Swagger UI with every operation, nothing fetched
+    from another host (any such request is recorded and refused)."""
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    from playwright.sync_api import Route, sync_playwright
+
+    from tests.support.live_server import live_server
+
+    elsewhere: list[str] = []
+    with live_server(Settings(data_dir=tmp_path / "data", mqtt_port=0)) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page()
+
+            def only_thingport(route: Route) -> None:
+                if route.request.url.startswith(server.url + "/"):
+                    route.continue_()
+                else:
+                    elsewhere.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_thingport)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{server.url}/docs")
+            page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+            paths = set(page.locator(".opblock-summary-path").all_inner_texts())
+        finally:
+            browser.close()
+    assert {"/connect-service/{version}/devices", "/iocm/app/sec/v1.1.0/login", "/admin/v1/orgs"} <= {
+        p.replace("\u200b", "") for p in paths}, sorted(paths)[:10]
+    assert elsewhere == [] and errors == []
+

@@ -1,13 +1,10 @@
-"""The fuzz tests' world (one per module and backend) and their budget.
+"""The fuzz tests' world (one per module and backend) and the count of requests they sent.
 
-By default (CI) the cases are few and the same on every run (Hypothesis ``derandomize``);
-``HYPOTHESIS_PROFILE=long`` (``./run fuzz --long``) runs 50 times as many, new ones each run, and
-``FUZZ_EXAMPLES=n`` runs n per test (the convention of every fuzz test, CONTRIBUTING.md).
+Their budget is every fuzz test's: ``tests/support/fuzz.py``.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,24 +12,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, settings
 
 from tests.conftest import BACKENDS, PG_URL, open_services
 from tests.fuzz.world import HOOK_TOKEN, OPERATOR_TOKEN, World, build
 from thingport.app import create_app
 from thingport.settings import Settings
 
-LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
-EXAMPLES = os.environ.get("FUZZ_EXAMPLES")
 #: How many requests the fuzz tests sent, by dialect.
 SENT: Counter[str] = Counter()
-
-
-def budget(ci: int) -> settings:
-    """Hypothesis settings for ``ci`` cases per test in CI, more on request (above)."""
-    fixed = not LONG and not EXAMPLES
-    return settings(max_examples=int(EXAMPLES) if EXAMPLES else ci * 50 if LONG else ci, deadline=None,
-                    derandomize=fixed, database=None, suppress_health_check=list(HealthCheck), print_blob=not fixed)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)

@@ -21,8 +21,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.conftest import SENT, budget
+from tests.fuzz.conftest import SENT
 from tests.fuzz.world import World, verdict
+from tests.support.fuzz import budget
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module")]
 

@@ -18,9 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
-from tests.fuzz.conftest import SENT, budget
+from tests.fuzz.conftest import SENT
 from tests.fuzz.served import Operation, body_of, operations, served_document
 from tests.fuzz.world import World, json_bytes
+from tests.support.fuzz import budget
 from thingport.dialects.openapi import FORM
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module")]

@@ -72,7 +72,7 @@ async def test_names_and_labels_after_real_traffic(settings: Settings, services:
     http_total = {(s["dialect"], s["route"], s["code"]): v for s, v in got["thingport_http_requests_total"]}
     assert http_total[("service", "/health", "200")] == 1
     refused = [s for s, v in got["thingport_mqtt_logins_total"] if s["result"] == "refused" and v == 1]
-    assert refused and refused[0]["reason"] == "UnreadableLogin"
+    assert refused and refused[0]["reason"] == "unreadable"
     writes = [v for s, v in got["thingport_db_transaction_duration_seconds_count"] if s["kind"] == "write"]
     assert writes and writes[0] >= 1
 

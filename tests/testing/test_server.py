@@ -42,9 +42,8 @@ def test_the_fixtures_give_a_device_that_logs_in(thingport_server: ThingportServ
     assert thingport_device.org_id == thingport_app.org_id and len(thingport_device.secret) == 20
     assert login(thingport_server, thingport_device) == 0
     assert login(thingport_server, thingport_device, secret="x" * 20) == 4
-    got = thingport_server.enos(thingport_app).data("GET", "/connect-service/v2.1/devices",
-                                                    {"action": "get", "assetId": thingport_device.asset_id})
-    assert got["status"] == "offline" and got["deviceSecret"] == thingport_device.secret
+    got = thingport_server.wait_for_status(thingport_device, "offline", app=thingport_app)
+    assert got["deviceSecret"] == thingport_device.secret
 
 
 def test_each_app_has_an_organization_of_its_own(thingport_server: ThingportServer) -> None:

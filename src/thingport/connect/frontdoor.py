@@ -109,8 +109,9 @@ class FrontDoor:
         return AuthResult.accept(session)
 
     def _refused(self, conn: ConnectInfo, refused: LoginRefused) -> AuthResult:
-        reason = type(refused).__name__
+        reason = refused.reason
         self.counts[("refused", reason)] += 1
+        self.services.activity.refused(reason)
         log.info("%s", refused.log_line(conn))
         if access.isEnabledFor(logging.INFO):
             access.info("mqtt connect refused", extra={"fields": {
@@ -120,6 +121,7 @@ class FrontDoor:
 
     def _accepted(self, conn: ConnectInfo, session: DeviceSession) -> None:
         self.counts[("accepted", session.family.name)] += 1
+        self.services.activity.accepted()
         if access.isEnabledFor(logging.INFO):
             access.info("mqtt connect", extra={"fields": {
                 "connection": conn.client_id, "channel": "mqtt", "caller": f"device:{session.asset_id}",

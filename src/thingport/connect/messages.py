@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from thingport.crypto.device_sign import Family
+from thingport.domain import limits
 from thingport.domain.errors import DomainError, ErrorKind
 
 OK = 200
@@ -64,16 +64,6 @@ class Request:
     params: Any
 
 
-#: What one request may carry, as every HTTP body (docs/security.md, "Limits"). A packet is at most the
-#: broker's ``max_packet_size``; each handler bounds its lists (:mod:`thingport.connect.requests`).
-MAX_DEPTH = 32
-MAX_STRING = 65_536
-MAX_ITEMS = 10_000
-INT64 = (-(2**63), 2**63 - 1)
-#: Longer number literals are not parsed at all: none of them fits 64 bits or is a useful double.
-_MAX_NUMBER_TEXT = 64
-
-
 class BadRequest(Exception):
     """The payload is not a request; ``id`` is what could be read of it, for the error reply."""
 
@@ -83,34 +73,15 @@ class BadRequest(Exception):
         self.request_id = request_id
 
 
-class _Unfit:
-    """A number no field can hold (beyond 64 bits, beyond a double, NaN): refused once its field is known."""
-
-    __slots__ = ()
-
-
-_UNFIT = _Unfit()
-
-
-def _int(text: str) -> int | _Unfit:
-    if len(text) > _MAX_NUMBER_TEXT:
-        return _UNFIT
-    value = int(text)
-    return value if INT64[0] <= value <= INT64[1] else _UNFIT
-
-
-def _float(text: str) -> float | _Unfit:
-    value = float(text) if len(text) <= _MAX_NUMBER_TEXT else math.inf
-    return value if math.isfinite(value) else _UNFIT
-
-
 def parse_request(payload: bytes) -> Request:
-    """The request in ``payload``, held to the limits above; a :class:`BadRequest` naming the field otherwise."""
+    """The request in ``payload``, held to the limits of every request (:mod:`thingport.domain.limits`,
+    as every HTTP body; a packet is at most the broker's ``max_packet_size`` and each handler bounds
+    its lists, :mod:`thingport.connect.requests`); a :class:`BadRequest` naming the field otherwise."""
     try:
-        body = json.loads(payload.decode("utf-8"), parse_int=_int, parse_float=_float,
-                          parse_constant=lambda _: _UNFIT)
+        body = json.loads(payload.decode("utf-8"), parse_int=limits.json_int, parse_float=limits.json_float,
+                          parse_constant=limits.json_constant)
     except RecursionError:  # the decoder's own limit, near 1,000 levels; the walk below stops at 32
-        raise BadRequest(f"payload: arrays and objects nested more than {MAX_DEPTH} levels deep") from None
+        raise BadRequest(f"payload: arrays and objects nested more than {limits.MAX_DEPTH} levels deep") from None
     except ValueError:  # not UTF-8, not JSON
         raise BadRequest("payload: not JSON") from None
     if not isinstance(body, dict):
@@ -123,54 +94,13 @@ def parse_request(payload: bytes) -> Request:
     else:
         raise BadRequest("id: must be a string or a number")
     try:
-        _within_limits(body, "", 1)
-    except _Refused as refused:
-        raise BadRequest(refused.message, rid if refused.field != "id" else "") from None
+        limits.check(body)
+    except limits.Beyond as beyond:
+        raise BadRequest(beyond.message("payload"), rid if beyond.field != "id" else "") from None
     if "params" not in body:
         raise BadRequest("params: missing", rid)
     method = body.get("method")
     return Request(rid, method if isinstance(method, str) else "", body["params"])
-
-
-class _Refused(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field or "payload"
-        self.message = f"{self.field}: {reason}"
-
-
-def _within_limits(value: Any, path: str, depth: int) -> None:
-    """Walk a decoded request for the first value beyond a limit; ``path`` names it (``params[0].sign``)."""
-    if isinstance(value, str):
-        _text_within_limits(value, path)
-    elif isinstance(value, _Unfit):
-        raise _Refused(path, "numbers are limited to 64-bit integers and finite doubles")
-    elif isinstance(value, list | dict):
-        if depth > MAX_DEPTH:
-            raise _Refused(path, f"arrays and objects nested more than {MAX_DEPTH} levels deep")
-        if len(value) > MAX_ITEMS:
-            raise _Refused(path, f"at most {MAX_ITEMS} items")
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                _within_limits(item, f"{path}[{i}]", depth + 1)
-            return
-        for key, item in value.items():
-            name = f"{path}.{key[:64]}" if path else key[:64]
-            _text_within_limits(key, name)
-            _within_limits(item, name, depth + 1)
-
-
-def _text_within_limits(text: str, path: str) -> None:
-    """No store takes NUL or a lone surrogate (``"\\ud800"``), and no field is longer."""
-    if len(text) > MAX_STRING:
-        raise _Refused(path, f"strings are limited to {MAX_STRING} characters")
-    if "\x00" in text:
-        raise _Refused(path.replace("\x00", "\\0"), "contains a NUL character")
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            raise _Refused(path.encode(errors="backslashreplace").decode(), "is not valid Unicode") from None
 
 
 def encode(body: Any) -> bytes:

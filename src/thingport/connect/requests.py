@@ -14,7 +14,6 @@ sub-device sessions.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,12 +24,15 @@ from thingport.connect.messages import BadRequest, Request
 from thingport.connect.session import DeviceSession
 from thingport.domain import validate
 from thingport.domain.errors import DomainError, InvalidArgument
+from thingport.logs import LogLimiter
 from thingport.services import audit
 from thingport.services.connectivity import ConnectivityService, Credential, DeviceLogin
 from thingport.services.devices import DeviceSpec
 from thingport.services.provisioning import ProvisioningService
 
 log = logging.getLogger(__name__)
+#: Malformed requests and our own faults: a device that floods them costs one line a minute each.
+REPORTS = LogLimiter()
 
 MAX_TOPO_ADD = 30  # Alink: at most 30 sub-devices per thing/topo/add (docs/mqtt.md, "Device requests")
 MAX_BATCH_LOGIN = 50  # Alink batch login; EnOS documents none, the same bound protects both
@@ -128,8 +130,8 @@ class DeviceRequests:
         try:
             req = messages.parse_request(payload)
         except BadRequest as exc:
-            _report(log.warning, "malformed", "malformed request from %s on %s: %s", session.client_id, topic,
-                    exc.message)
+            REPORTS.log(log, logging.WARNING, "malformed", "malformed request from %s on %s: %s", session.client_id,
+                        topic, exc.message)
             ctx.send(session, topic + "_reply",
                      messages.reply(exc.request_id, messages.PARAM_ERROR, None, exc.message), qos)
             return True
@@ -145,7 +147,8 @@ class DeviceRequests:
             attempt.error = err.message
             body = messages.reply(req.id, messages.error_code(session.family.reply_codes, err), None, err.message)
         except Exception:  # a fault of ours: the device still gets its answer, the log one line a minute
-            _report(log.error, "failed", "request from %s on %s failed", session.client_id, topic, exc_info=True)
+            REPORTS.log(log, logging.ERROR, "failed", "request from %s on %s failed", session.client_id, topic,
+                        exc_info=True)
             internal = DomainError("internal error")  # the INTERNAL kind: 400 in both families
             body = messages.reply(req.id, messages.error_code(session.family.reply_codes, internal), None,
                                   internal.message)
@@ -154,24 +157,6 @@ class DeviceRequests:
             audit.ATTEMPT.reset(token)
         ctx.send(session, topic + "_reply", body, qos)
         return True
-
-
-#: When each kind of report may next be logged, and how many were held back since the last one.
-REPORTED: dict[str, tuple[float, int]] = {}
-REPORT_INTERVAL_S = 60.0
-
-
-def _report(emit: Callable[..., None], kind: str, msg: str, *args: Any, exc_info: bool = False) -> None:
-    """Log at most one line a minute per kind: a device that floods bad requests cannot flood the log."""
-    now = time.monotonic()
-    due, held = REPORTED.get(kind, (0.0, 0))
-    if now < due:
-        REPORTED[kind] = (due, held + 1)
-        return
-    REPORTED[kind] = (now + REPORT_INTERVAL_S, 0)
-    if held:
-        msg += f" ({held} more since the last report)"
-    emit(msg, *args, exc_info=exc_info)
 
 
 # --- helpers shared by the handlers -----------------------------------------------------------

@@ -13,8 +13,8 @@
 * :func:`scoped` — what an error answer needs from the request that failed (EnOS ``requestId``,
   the OceanConnect operation), kept in ``request.state``.
 * Query parsing, request ids and projection.
-* :class:`LogLimiter` — at most one log line per interval for a kind of event, so a flood of bad
-  requests cannot fill the log.
+* :data:`UNEXPECTED` — the :class:`~thingport.logs.LogLimiter` of unexpected errors, so a flood of
+  requests that hit one fault cannot fill the log.
 
 One module rather than a ``kit/`` package: every dialect imports most of it, each part is a few
 lines, and split over four files it would gain imports, not clarity.
@@ -23,9 +23,7 @@ lines, and split over four files it would gain imports, not clarity.
 from __future__ import annotations
 
 import logging
-import math
 import re
-import time
 import uuid
 from collections.abc import Callable
 from itertools import accumulate
@@ -39,8 +37,10 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.exceptions.responses import create_exception_response
 from litestar.types import ExceptionHandlersMap
 
+from thingport.domain import limits
 from thingport.domain.errors import InvalidArgument
 from thingport.domain.limits import INT64, MAX_DEPTH, MAX_ITEMS, MAX_STRING
+from thingport.logs import LogLimiter
 from thingport.services import audit
 from thingport.services.container import Services
 
@@ -64,17 +64,9 @@ _STEP = tuple(1 if c in b"[{" else -1 if c in b"]}" else 0 for c in range(256))
 _LONG_NUMBER = re.compile(rb"[0-9]{19}|[eE][+-]?[0-9]{3}")  # past 64 bits, or an exponent past a double's
 
 
-class _Overflow(str):
-    """A JSON number beyond a double (``1e400``), kept as its text so the walk can name its field
-    (msgspec names none inside a free-form value)."""
-
-
-def _float(text: str) -> Any:
-    value = float(text)
-    return _Overflow(text) if math.isinf(value) else value
-
-
-_WALKER = msgspec.json.Decoder(float_hook=_float)
+#: Decodes a body for the walk of :func:`thingport.domain.limits.check`, numbers beyond a double
+#: kept as markers that name their field (msgspec names none inside a free-form value).
+_WALKER = msgspec.json.Decoder(float_hook=limits.json_float)
 
 
 def request_id() -> str:
@@ -226,43 +218,10 @@ def screen(body: bytes, *, whole: bool = False) -> None:
             value = _WALKER.decode(body)
         except msgspec.DecodeError as exc:
             raise InvalidArgument(f"body: is not valid JSON ({exc})", field="body") from exc
-        _within_limits(value, "")
-
-
-def _within_limits(value: Any, path: str) -> None:
-    """Walk a decoded JSON value (depth already bounded) for the first value beyond a limit."""
-    if isinstance(value, _Overflow):
-        name = path.lstrip(".") or "body"
-        raise InvalidArgument(f"{name}: numbers are limited to the range of a 64-bit float", field=name)
-    if isinstance(value, str):
-        _string_within_limits(value, path)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if not INT64[0] <= value <= INT64[1]:
-            name = path.lstrip(".") or "body"
-            raise InvalidArgument(f"{name}: integers are limited to 64 bits", field=name)
-    elif isinstance(value, list):
-        _count_within_limits(len(value), path)
-        for i, item in enumerate(value):
-            _within_limits(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        _count_within_limits(len(value), path)
-        for key, item in value.items():
-            _string_within_limits(key, f"{path}.{key[:64]}")
-            _within_limits(item, f"{path}.{key}")
-
-
-def _string_within_limits(value: str, path: str) -> None:
-    name = (path.lstrip(".") or "body").replace("\x00", "\\0")
-    if len(value) > MAX_STRING:
-        raise InvalidArgument(f"{name}: strings are limited to {MAX_STRING} characters", field=name)
-    if "\x00" in value:
-        raise InvalidArgument(f"{name}: contains a NUL character", field=name)
-
-
-def _count_within_limits(count: int, path: str) -> None:
-    if count > MAX_ITEMS:
-        name = path.lstrip(".") or "body"
-        raise InvalidArgument(f"{name}: at most {MAX_ITEMS} items", field=name)
+        try:
+            limits.check(value)
+        except limits.Beyond as beyond:
+            raise InvalidArgument(beyond.message("body"), field=beyond.field or "body") from None
 
 
 def convert(value: Any, kind: type[T], *, prefix: str) -> T:
@@ -286,32 +245,6 @@ def _invalid(exc: msgspec.ValidationError, prefix: str) -> InvalidArgument:
 # ---------------------------------------------------------------------------------------------
 # errors
 
-class LogLimiter:
-    """At most one log line per ``interval_s`` for each kind of event; the lines held back are
-    counted and the count rides on the next line let through."""
-
-    def __init__(self, interval_s: float = 60.0) -> None:
-        self.interval_s = interval_s
-        self._next: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def allow(self, key: str) -> int | None:
-        """The number of lines held back since the last one, when a line for ``key`` may go out now;
-        None when it is to be held back."""
-        now = time.monotonic()
-        if now < self._next.get(key, 0.0):
-            self._held[key] = self._held.get(key, 0) + 1
-            return None
-        if len(self._next) > 1000:  # many kinds: forget the old ones rather than grow
-            self._next = {k: t for k, t in self._next.items() if t > now}
-        self._next[key] = now + self.interval_s
-        return self._held.pop(key, 0)
-
-    def reset(self) -> None:
-        self._next.clear()
-        self._held.clear()
-
-
 #: Unexpected errors of every dialect: one traceback per kind (class and place) a minute.
 UNEXPECTED = LogLimiter()
 
@@ -321,11 +254,7 @@ def _log_unexpected(log: logging.Logger, what: str, exc: Exception) -> None:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     place = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
-    held = UNEXPECTED.allow(f"{type(exc).__qualname__}@{place}")
-    if held is None:
-        return
-    suffix = f" ({held} more like it since the last report)" if held else ""
-    log.error("%s failed%s", what, suffix, exc_info=exc)
+    UNEXPECTED.log(log, logging.ERROR, f"{type(exc).__qualname__}@{place}", "%s failed", what, exc_info=exc)
 
 
 class ErrorHandlers:

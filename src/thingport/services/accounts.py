@@ -96,6 +96,22 @@ class AccountService:
         self._forget()
         return replace(app, disabled=disabled)
 
+    async def rotate_app_secret(self, app_key: str) -> Application:
+        """Give the application a new secret; the returned object is the only time it is shown.
+
+        The old secret stops signing at once, and the access tokens it obtained are revoked with it
+        (a token outliving the secret that proved the caller would defeat the rotation).
+        """
+        async with self.core.write() as tx:
+            app = await self.core.accounts.get_app(tx.conn, app_key)
+            if app is None:
+                raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
+            app = replace(app, secret=ids.app_secret())
+            await self.core.accounts.set_app_secret(tx.conn, app_key, app.secret)
+            await self.core.accounts.revoke_tokens(tx.conn, app_key)
+        self._forget()
+        return app
+
     async def set_app_public_key(self, app_key: str, pem: str | None) -> Application:
         if pem is not None:
             self._check_public_key(pem)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from thingport.services.accounts import AccountService
+from thingport.services.activity import LoginActivity
 from thingport.services.audit import AuditService
 from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
@@ -14,6 +15,7 @@ from thingport.services.oceanconnect.pushes import PushService
 from thingport.services.oceanconnect.registrations import RegistrationService
 from thingport.services.oceanconnect.subscriptions import SubscriptionService
 from thingport.services.oceanconnect.tokens import TokenService
+from thingport.services.overview import OverviewService
 from thingport.services.products import ProductService
 from thingport.services.provisioning import ProvisioningService
 from thingport.services.topology import TopologyService
@@ -51,6 +53,9 @@ class Services:
     living: LivingAccountService
     provisioning: ProvisioningService
     audit: AuditService
+    overview: OverviewService
+    #: this process's device logins of the last hour, counted by the front door (the console charts them)
+    activity: LoginActivity = field(default_factory=LoginActivity)
 
     @classmethod
     def build(cls, core: Core) -> Services:
@@ -63,4 +68,4 @@ class Services:
         return cls(core, accounts, products, devices, topology,
                    ConnectivityService(core, devices, topology, provisioning),
                    OceanConnectServices.build(core, accounts, devices), living, provisioning,
-                   AuditService(core))
+                   AuditService(core), OverviewService(core, devices))

@@ -63,6 +63,10 @@ class AccountStore:
             q = q.where(applications.c.org_id == org_id)
         return [self._app(r) for r in (await conn.execute(q)).mappings()]
 
+    async def set_app_secret(self, conn: AsyncConnection, app_key: str, secret: str) -> None:
+        """Store a new secret, encrypted under the master key like :meth:`insert_app`'s."""
+        await self.update_app(conn, app_key, secret_enc=self.keyring.encrypt(secret, context=f"app:{app_key}"))
+
     async def update_app(self, conn: AsyncConnection, app_key: str, **values: object) -> None:
         await conn.execute(update(applications).where(applications.c.app_key == app_key).values(**values))
 

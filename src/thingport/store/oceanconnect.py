@@ -65,6 +65,17 @@ class Subscription:
 
 
 @dataclass(frozen=True, slots=True)
+class PushBacklog:
+    """The pushes still queued for one subscription."""
+
+    subscription_id: str
+    waiting: int
+    oldest_time: int
+    max_attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Push:
     id: int
     subscription_id: str
@@ -315,6 +326,19 @@ class OceanConnectStore:
 
     async def queued(self, conn: AsyncConnection) -> int:
         return int((await conn.execute(select(func.count()).select_from(oc_pushes))).scalar_one())
+
+    async def push_backlog(self, conn: AsyncConnection) -> list[PushBacklog]:
+        """Per subscription: pushes waiting, the oldest one's creation time, the most attempts one
+        has taken and the newest error (what the operator's console shows of delivery)."""
+        q = (select(oc_pushes.c.subscription_id, func.count(), func.min(oc_pushes.c.create_time),
+                    func.max(oc_pushes.c.attempts), func.max(oc_pushes.c.id))
+             .group_by(oc_pushes.c.subscription_id))
+        rows = (await conn.execute(q)).all()
+        errors: dict[int, str | None] = {}
+        if rows:
+            e = select(oc_pushes.c.id, oc_pushes.c.last_error).where(oc_pushes.c.id.in_([r[4] for r in rows]))
+            errors = {int(r[0]): r[1] for r in await conn.execute(e)}
+        return [PushBacklog(str(r[0]), int(r[1]), int(r[2]), int(r[3]), errors.get(int(r[4]))) for r in rows]
 
 
 def _status(value: str) -> ColumnElement[bool]:

@@ -182,6 +182,25 @@ class ThingportServer:
         made = self.enos(product.app).data("POST", "/connect-service/v2.1/devices", {"action": "create"}, body)
         return Device(product.org_id, made["assetId"], made["productKey"], made["deviceKey"], made["deviceSecret"])
 
+    def wait_for_status(self, device: Device, status: str, *, app: App | None = None,
+                        timeout_s: float = 10.0) -> dict[str, Any]:
+        """The device (EnOS v2.1 get) once its ``status`` is ``online``/``offline``/``inactive``.
+
+        Online state is written in batches a few milliseconds after a login or a disconnect, so a
+        test that reads it right after its client left may still see the state before.
+        """
+        client = self.enos(app)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got: dict[str, Any] = client.data("GET", "/connect-service/v2.1/devices",
+                                              {"action": "get", "assetId": device.asset_id})
+            if got["status"] == status:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"device {device.asset_id} still {got['status']} after {timeout_s} s, "
+                                     f"not {status}")
+            time.sleep(0.02)
+
     def close(self) -> None:
         for client in self._clients.values():
             client.close()

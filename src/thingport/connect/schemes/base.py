@@ -12,7 +12,7 @@ CONNACK code.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import ConnectInfo
@@ -54,12 +54,17 @@ class LoginScheme(Protocol[ClaimT]):
 class LoginRefused(Exception):
     """A refused CONNECT; the message is for the server log, never a secret."""
 
+    #: The refusal's kind for the counts of refused logins (services/activity.py): a fixed word.
+    reason: ClassVar[str] = "refused"
+
     def log_line(self, conn: ConnectInfo) -> str:
         return f"MQTT login refused for {conn.username!r}: {self}"
 
 
 class UnreadableLogin(LoginRefused):
     """No login scheme can read these CONNECT fields."""
+
+    reason = "unreadable"
 
     def log_line(self, conn: ConnectInfo) -> str:
         return f"MQTT login refused for client {conn.client_id!r}: {self}"
@@ -68,9 +73,13 @@ class UnreadableLogin(LoginRefused):
 class CredentialRefused(LoginRefused):
     """The services refused the claim: wrong secret, unknown, disabled or deleted device …"""
 
+    reason = "credential"
+
 
 class Throttled(LoginRefused):
     """Too many failures from this address and user name: refused without a check."""
+
+    reason = "throttled"
 
     def log_line(self, conn: ConnectInfo) -> str:
         peer = conn.peer[0] if conn.peer else ""
@@ -79,6 +88,8 @@ class Throttled(LoginRefused):
 
 class NeedsEmbeddedBroker(LoginRefused):
     """A good login whose handoff (the message is its name) an external broker cannot deliver."""
+
+    reason = "needs-embedded-broker"
 
     def log_line(self, conn: ConnectInfo) -> str:
         return f"MQTT login of {conn.username!r} refused: {self} needs the embedded broker"

@@ -35,8 +35,9 @@ from thingport.connect.mqtt import codec
 from thingport.connect.mqtt.broker import ConnectInfo
 from thingport.dialects import openapi
 from thingport.dialects.brokers import Req, check_secret, door_of
-from thingport.dialects.common import ErrorHandlers, LogLimiter, decode, read_body
+from thingport.dialects.common import ErrorHandlers, decode, read_body
 from thingport.domain.errors import DomainError, InvalidArgument
+from thingport.logs import LogLimiter
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,7 @@ REFUSALS = LogLimiter()
 
 
 def _deny(err: DomainError) -> dict[str, Any]:
-    held = REFUSALS.allow("refused")
-    if held is not None:
-        log.warning("EMQX hook request refused: %s%s", err.message,
-                    f" ({held} more refused since the last report)" if held else "")
+    REFUSALS.log(log, logging.WARNING, "refused", "EMQX hook request refused: %s", err.message)
     return {"result": "deny", "is_superuser": False, "message": err.message}
 
 

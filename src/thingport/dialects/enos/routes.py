@@ -31,7 +31,7 @@ from thingport.dialects.common import (
     request_id,
     scoped,
 )
-from thingport.dialects.enos import errors, render, schemas
+from thingport.dialects.enos import answers, errors, render, schemas
 from thingport.dialects.enos.auth import Authenticated, authenticate, check_timestamp
 from thingport.domain import expression, validate
 from thingport.domain.errors import DomainError, InvalidArgument, PublicKeyMissing, Unauthenticated
@@ -540,7 +540,8 @@ def _connect_route(resource: str, method: str, base: str) -> HTTPRouteHandler:
                     f"({', '.join(sorted(actions))}); `x-thingport-actions` gives each one's body.",
         operation_class=openapi.documented(bodies={name: act.body for name, act in actions.items()},
                                            params=_parameters(actions, fixed=False),
-                                           enums={"version": sorted(VERSIONS)}))(handler)
+                                           enums={"version": sorted(VERSIONS)},
+                                           answers=answers.connect_answers()))(handler)
 
 
 CONNECT_ROUTES = [_connect_route(resource, method, base) for resource, base in (
@@ -568,7 +569,8 @@ LEGACY_LIST_PRODUCTS = ("search", Action("GET", V21, list_products_legacy, query
 @get("/connectService/products", operation_id="enosLegacyProductsGet", tags=["EnOS"], security=ENOS_SECURITY,
      summary="EnOS 1.x product list (enos-api-sdk-python)",
      description="The organization's products, paged by the optional pageNo and pageSize query parameters.",
-     operation_class=openapi.documented(params=_parameters(dict([LEGACY_LIST_PRODUCTS]), fixed=True)))
+     operation_class=openapi.documented(params=_parameters(dict([LEGACY_LIST_PRODUCTS]), fixed=True),
+                                        answers=answers.connect_answers()))
 async def legacy_list_route(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await dispatch(request, "v2.1", "products", LEGACY_LIST_PRODUCTS)
 
@@ -576,7 +578,8 @@ async def legacy_list_route(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/connectService/products", operation_id="enosLegacyProductsPost", tags=["EnOS"], security=ENOS_SECURITY,
       summary="EnOS 1.x product creation (enos-api-sdk-python)", status_code=200,
       description="Creates a product from the v2.1 create body.",
-      operation_class=openapi.documented(schemas.ProductCreate, params=_parameters({}, fixed=True)))
+      operation_class=openapi.documented(schemas.ProductCreate, params=_parameters({}, fixed=True),
+                                         answers=answers.connect_answers()))
 async def legacy_create_route(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await dispatch(request, "v2.1", "products", LEGACY_CREATE_PRODUCT)
 
@@ -652,13 +655,15 @@ def token_internal(_: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @post("/apim-token-service/v2.0/token/get", operation_id="enosTokenGet", summary="Get an APIM access token",
-      tags=["EnOS"], status_code=200, operation_class=openapi.documented(schemas.TokenRequest))
+      tags=["EnOS"], status_code=200,
+      operation_class=openapi.documented(schemas.TokenRequest, answers=answers.token_answers()))
 async def token_get(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _token(request, refresh=False)
 
 
 @post("/apim-token-service/v2.0/token/refresh", operation_id="enosTokenRefresh", tags=["EnOS"],
-      summary="Refresh an APIM access token", status_code=200, operation_class=openapi.documented(schemas.TokenRequest))
+      summary="Refresh an APIM access token", status_code=200,
+      operation_class=openapi.documented(schemas.TokenRequest, answers=answers.token_answers()))
 async def token_refresh(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _token(request, refresh=True)
 

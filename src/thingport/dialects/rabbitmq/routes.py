@@ -35,9 +35,10 @@ from thingport.connect.mqtt.broker import Action, ConnectInfo
 from thingport.connect.session import DeviceSession
 from thingport.dialects import openapi
 from thingport.dialects.brokers import Req, check_secret, door_of
-from thingport.dialects.common import ErrorHandlers, LogLimiter, form_pairs, read_body
+from thingport.dialects.common import ErrorHandlers, form_pairs, read_body
 from thingport.dialects.rabbitmq import topics
 from thingport.domain.errors import DomainError, InvalidArgument
+from thingport.logs import LogLimiter
 from thingport.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,7 @@ hook_errors = ErrorHandlers()
 
 @hook_errors.on(DomainError)
 def refused(_: Req, err: DomainError) -> Response[str]:
-    held = REFUSALS.allow("refused")
-    if held is not None:
-        log.warning("RabbitMQ hook request refused: %s%s", err.message,
-                    f" ({held} more refused since the last report)" if held else "")
+    REFUSALS.log(log, logging.WARNING, "refused", "RabbitMQ hook request refused: %s", err.message)
     return answer(False, err.message)
 
 
