@@ -239,8 +239,8 @@ async def test_console_changes_and_reveals_are_audited_as_the_operator(
                                                   "modelId": "model1", CSRF_FIELD: console})
     assert r.status_code == 201, r.text
     [product], _ = await services.products.search(Caller.operator(org.org_id), None, Page(1, 10))
-    r = await http.post(f"{base}/devices", data={"productKey": product.product_key, "name": "d", "deviceKey": "meter-0001",
-                                                 CSRF_FIELD: console})
+    r = await http.post(f"{base}/devices", data={"productKey": product.product_key, "name": "d",
+                                                 "deviceKey": "meter-0001", CSRF_FIELD: console})
     device = (await services.devices.get(Caller.operator(org.org_id),
                                          DeviceRef(product_key=product.product_key, device_key="meter-0001"))).device
     await http.post(f"{base}/devices/{device.asset_id}/reveal-secret", data={CSRF_FIELD: console})
