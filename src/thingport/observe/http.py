@@ -47,6 +47,19 @@ TARGETS = ("asset_id", "device_id", "deviceId", "identity_id", "app_key", "produ
 ENOS_TARGETS = ("assetId", "productKey")
 
 
+#: The first word of a read's last path segment on an API whose reads are POSTs too (Living's).
+READ_WORDS = ("get", "query", "list", "search", "filter", "check")
+
+
+def mutates(method: str, template: str, dialect: str) -> bool:
+    """Whether a call asks for a change (a failure of one is audited; a write is recorded anyway):
+    any method but GET/HEAD/OPTIONS, except the Living API's reads, POSTs like its writes."""
+    if method in SAFE_METHODS:
+        return False
+    last = template.rstrip("/").rsplit("/", 1)[-1]
+    return not (dialect == "living" and last.startswith(READ_WORDS) and not last.startswith("checkOr"))
+
+
 def dialect_of(scope: Scope) -> str:
     handler = scope.get("route_handler")
     if handler is None:
@@ -95,6 +108,7 @@ class Described:
             attempt.org_id = attempt.org_id or query.get("orgId", "")
         else:
             self.operation = f"{method} {self.route}"
+            attempt.mutating = mutates(str(method), template, self.dialect)
             params: dict[str, Any] = scope.get("path_params") or {}
             attempt.target = attempt.target or next((str(params[k]) for k in TARGETS if params.get(k)), "")
             attempt.org_id = attempt.org_id or str(params.get("org_id") or "")
