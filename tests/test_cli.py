@@ -470,3 +470,18 @@ def test_ca_commands_and_certificate_history(data_dir: Path, tmp_path: Path) -> 
     history = run_json("device", "certificates", "--org", "o1", asset, "--data-dir", d)
     assert [(h["cert_sn"], h["status"], h["issued_by"], h["authority"]) for h in history] == [
         (sn, "valid", "operator", "RSA")]
+def test_commands_are_audited_as_the_os_user(data_dir: Path) -> None:
+    import getpass
+
+    from thingport.cli import run_op
+    from thingport.store.audit import AuditFilter
+
+    d = str(data_dir)
+    run_json("org", "create", "Acme", "--org-id", "o-acme", "--data-dir", d)
+    run("org", "create", "Again", "--org-id", "o-acme", "--data-dir", d, ok=False)
+    run_json("org", "list", "--data-dir", d)
+    records = run_op(Settings(data_dir=data_dir), lambda s: s.audit.search(AuditFilter(), 10))
+    assert [(r.channel, r.action, r.actor, r.target, r.outcome) for r in records] == [
+        ("cli", "thingport org create", f"operator:{getpass.getuser()}", "", "failed"),
+        ("cli", "thingport org create", f"operator:{getpass.getuser()}", "o-acme", "ok")]
+    assert "o-acme exists" in records[0].error

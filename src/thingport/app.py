@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import hmac
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -33,6 +36,8 @@ from thingport.dialects.oceanconnect.routes import router as oceanconnect_router
 from thingport.dialects.oceanconnect.throttle import Throttle
 from thingport.dialects.rabbitmq.routes import SECURITY_SCHEMES as RABBITMQ_SECURITY
 from thingport.dialects.rabbitmq.routes import router as rabbitmq_router
+from thingport.observe.http import HttpFront
+from thingport.observe.metrics import CONTENT_TYPE, Metrics
 from thingport.services.container import Services
 from thingport.services.context import Core
 from thingport.settings import Settings
@@ -91,9 +96,38 @@ async def ready(state: State) -> Response[dict[str, Any]]:
                     status_code=200 if found.ready else 503)
 
 
+@get("/metrics", include_in_schema=False)
+async def metrics_text(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus metrics; with ``metrics_token`` set, only for ``Authorization: Bearer <token>``."""
+    token: str = request.app.state.metrics_token
+    if token:
+        scheme, _sep, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return Response(b"the metrics token is missing or wrong\n", status_code=401, media_type="text/plain",
+                            headers={"WWW-Authenticate": "Bearer"})
+    metrics: Metrics = request.app.state.metrics
+    return Response(await metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def purge_audit(services: Services, interval_s: float = 3600.0) -> None:
+    """Delete audit records past ``audit_retention_days``: at start, then hourly."""
+    while True:
+        try:
+            gone = await services.audit.purge()
+            if gone:
+                log.info("audit trail: deleted %d records older than %d days", gone,
+                         services.core.settings.audit_retention_days)
+        except Exception:  # the next round tries again; the trail only grows meanwhile
+            log.exception("audit trail: purge failed")
+        await asyncio.sleep(interval_s)
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Litestar:
     """The HTTP application. ``services`` may be given (tests); otherwise opened at start-up."""
     _, operator_token = ensure_initialised(settings)
+    metrics = Metrics()
+    if services is not None:
+        metrics.attach(services)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -107,11 +141,15 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         mqtt = await brokers.start(svc) if brokers.configured(settings) else await embedded.start(svc)
         app.state.mqtt = mqtt
         app.state.door = mqtt.door if mqtt is not None else None
+        metrics.attach(svc, mqtt)
         oceanconnect = OceanConnectWorker(svc)
         oceanconnect.start()
+        purge = asyncio.create_task(purge_audit(svc), context=contextvars.Context())
         try:
             yield
         finally:
+            purge.cancel()
+            await asyncio.gather(purge, return_exceptions=True)
             await oceanconnect.stop()
             if mqtt is not None:
                 await mqtt.stop()
@@ -119,13 +157,14 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             await svc.accounts.nonces.flush()
             await svc.core.db.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[enos_router, oceanconnect_router, admin_router, emqx_router, rabbitmq_router,
-                        living_router, living_admin_router, *console_routers, health, ready,
+                        living_router, living_admin_router, *console_routers, health, ready, metrics_text,
                         openapi.ui_assets()],
         lifespan=[lifespan] if services is None else [],
         state=State({"services": services, "operator_token": operator_token,
-                     "oceanconnect_throttle": Throttle.from_settings(settings)}),
+                     "oceanconnect_throttle": Throttle.from_settings(settings), "metrics": metrics,
+                     "metrics_token": settings.metrics_token}),
         openapi_config=openapi.Config(
             title="Thingport", version=__version__, path="/docs",
             render_plugins=openapi.ui(),
@@ -140,3 +179,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         logging_config=LoggingConfig(configure_root_logger=False),
         debug=False,
     )
+    # outermost, so it also sees what no route answers (docs/operations.md, "Logs")
+    app.asgi_handler = HttpFront(app.asgi_handler, metrics, app)
+    return app

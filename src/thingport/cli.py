@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import getpass
 import json
 import os
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, is_dataclass
@@ -28,6 +30,7 @@ from rich.text import Text
 
 from thingport.crypto import caller_secret
 from thingport.domain.errors import DomainError
+from thingport.services.audit import ATTEMPT, Attempt
 from thingport.settings import Settings
 
 T = TypeVar("T")
@@ -117,18 +120,44 @@ def run_op(settings: Settings, op: Callable[[Any], Awaitable[T]]) -> T:
     """Run one operation against the services, mapping domain errors to a clear exit."""
     from thingport.app import open_services
 
+    command = _command_path()
+
     async def go() -> T:
         services = await open_services(settings)
+        # the command's changes go in the audit trail as the operator's, named by the OS user
+        attempt = Attempt("cli", str(uuid.uuid4()), address="local", action=command,
+                          actor=f"operator:{getpass.getuser()}", mutating=command.rsplit(" ", 1)[-1] not in READS)
+        ATTEMPT.set(attempt)
         try:
-            return await op(services)
+            result = await op(services)
+        except DomainError as exc:
+            attempt.error = exc.message
+            raise
         finally:
+            await services.audit.finish(attempt, 1 if attempt.error else 0)
             await services.core.db.close()
+        return result
 
     try:
         return asyncio.run(go())
     except DomainError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from exc
+
+
+#: Commands that change nothing: their failures are not audited (their successes write nothing).
+READS = frozenset({"list", "show", "get", "search", "find", "stats", "thingport"})
+
+
+def _command_path() -> str:
+    """``thingport device create``: what the audit trail says a command did."""
+    try:  # Typer >= 0.26 carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context  # type: ignore[assignment,no-redef,unused-ignore]
+    ctx = get_current_context(silent=True)
+    words = str(ctx.command_path).split()[1:] if ctx is not None else []
+    return " ".join(["thingport", *words])  # the program's name, however it was started
 
 
 def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
@@ -168,15 +197,18 @@ def serve(data_dir: DataDir = None, config: Config = None,
     mqtt_tls_port setting when mqtt_tls_cert and mqtt_tls_key are set. The first start initialises
     an empty data directory.
     """
-    import logging
-
     import uvicorn
 
     from thingport.app import create_app
+    from thingport.observe import logs
     from thingport.server import guard_options
 
     settings = settings_for(data_dir, config, host=host, http_port=http_port, mqtt_port=mqtt_port)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        logs.configure(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
     with server_lock(settings, wait=False) as got:
         if not got and settings.database_url == "":
             err.print(f"[red]error:[/red] another Thingport server uses {settings.data_dir}")
@@ -184,7 +216,8 @@ def serve(data_dir: DataDir = None, config: Config = None,
         if (busy := busy_port(settings)) is not None:
             err.print(f"[red]error:[/red] {escape(busy)}")
             raise typer.Exit(1)
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.http_port,
+        # log_config=None: uvicorn's lines go through the one handler logs.configure installed
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.http_port, log_config=None,
                     log_level=settings.log_level, access_log=False, **guard_options(settings))
 
 

@@ -94,6 +94,13 @@ class Settings:
     #: How often the events other processes wrote are read: SQLite's only way (a ``thingport``
     #: command), PostgreSQL's fallback beside LISTEN/NOTIFY; ms.
     event_poll_ms: int = 250
+    #: ``text`` (one line per record, for a terminal) or ``json`` (one object per line, for a log
+    #: collector); every logger of the process, uvicorn's and the migrations' included.
+    log_format: str = "text"
+    #: Bearer token ``GET /metrics`` asks for; empty: open (docs/operations.md, "Metrics").
+    metrics_token: str = ""
+    #: Audit records older than this many days are deleted (hourly); 0 keeps them for ever.
+    audit_retention_days: int = 90
     # OceanConnect (docs/oceanconnect.md)
     #: How long a verify-code registration waits for its bind when the request gives no timeout.
     oceanconnect_bind_timeout_s: int = 180

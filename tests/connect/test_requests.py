@@ -187,3 +187,26 @@ async def test_alink_gateway_topology_and_change_notifications(
     assert json.loads(msg.payload)["params"]["status"] == 1
     await status_is(services, caller, sub.asset_id, DeviceStatus.OFFLINE)
     await client.close()
+
+
+async def test_a_topology_change_over_mqtt_is_audited_as_the_gateways(
+        door: Door, services: Services, gateway_product: str, service_product: str, make_device: MakeDevice) -> None:
+    from thingport.store.audit import AuditFilter
+
+    gw = await make_device(gateway_product)
+    sub = await make_device(service_product)
+    client = await enos_gateway(door, gw, gateway_product)
+    base = f"/sys/{gateway_product}/{gw.device_key}"
+    ts = "1700000000000"
+    entry = {"productKey": service_product, "deviceKey": sub.device_key, "clientId": "c1", "timestamp": ts,
+             "signMethod": "sha256", "sign": enos_sub_sign(service_product, sub.device_key, sub.secret,
+                                                            cid="c1", ts=ts)}
+    await client.publish(f"{base}/thing/topo/add", request("thing.topo.add", [entry], "41"), 1)
+    assert (await reply_to(client, f"{base}/thing/topo/add_reply"))["code"] == 200
+    await client.publish(f"{base}/thing/topo/get", request("thing.topo.get", {}, "42"))
+    await reply_to(client, f"{base}/thing/topo/get_reply")
+    records = await services.audit.search(AuditFilter(actor=f"device:{gw.asset_id}"), 10)
+    assert [(r.channel, r.action, r.request_id, r.outcome) for r in records] == [
+        ("mqtt", "sys/thing/topo/add", "41", "ok")]  # the read left none
+    assert door.door.requests.counts[("enos", "sys/thing/topo/add")] == 1
+    await client.close()

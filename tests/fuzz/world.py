@@ -31,8 +31,8 @@ from thingport.services.devices import DeviceSpec
 from thingport.services.products import ProductSpec
 
 #: Tables a refused request may still change: the replay guard records a signature once it is
-#: verified, whatever the operation then answers.
-UNGUARDED = frozenset({"used_nonces"})
+#: verified, whatever the operation then answers; the audit trail records the refused attempt.
+UNGUARDED = frozenset({"used_nonces", "audit_records"})
 HOOK_TOKEN = "hook-secret-token"
 OPERATOR_TOKEN = "operator-secret-token"
 

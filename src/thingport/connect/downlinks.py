@@ -17,6 +17,7 @@ Behind an external broker, what goes by topic or user name is done by the node t
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Protocol, runtime_checkable
 
 from thingport.connect import family, living, messages
@@ -71,6 +72,8 @@ class SessionTable(Protocol):
 class DownlinkRouter:
     def __init__(self, sessions: SessionTable, bus: events.EventBus) -> None:
         self.sessions = sessions
+        #: Sessions this node closed, by the event that ended them (``/metrics``).
+        self.kicks: Counter[str] = Counter()
         self._unsubscribe = bus.subscribe(self.on_event)
 
     def close(self) -> None:
@@ -109,6 +112,7 @@ class DownlinkRouter:
                                    messages.command(f"thing.{action}", {}), 1)
             downlink = self.sessions.downlink
             if downlink is not None:
+                self.kicks[p.KIND] += 1
                 await downlink.disconnect_client(session.client_id, reason)
         elif routed is not None:
             pk, dk = p.product_key, p.device_key

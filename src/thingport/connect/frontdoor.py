@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,8 @@ from thingport.services.container import Services
 from thingport.services.provisioning import ProvisioningService
 
 log = logging.getLogger(__name__)
+#: One line per MQTT connect and disconnect (docs/operations.md, "Logs").
+access = logging.getLogger("thingport.access")
 
 
 class FrontDoor:
@@ -58,6 +61,8 @@ class FrontDoor:
         #: connected or abandoned: if the device is set offline meanwhile, they must set it online again.
         self._announcing: dict[str, list[DeviceSession]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: What ``/metrics`` shows of the logins: (``accepted``, family) and (``refused``, reason).
+        self.counts: Counter[tuple[str, str]] = Counter()
         # Both follow the registry's events, the remote cache first: its rights are stale by then.
         self.remote = RemoteSessions(self, self.logins, services)
         self.downlinks = DownlinkRouter(self, services.core.bus)
@@ -83,8 +88,8 @@ class FrontDoor:
         try:
             session = await self.logins.authenticate(conn, remote=remote)
         except LoginRefused as refused:
-            return self._refuse(conn, refused)
-        self.services.activity.accepted()
+            return self._refused(conn, refused)
+        self._accepted(conn, session)
         if session.is_gateway:
             await self.refresh_subs(session)
         if session.announced:
@@ -97,16 +102,30 @@ class FrontDoor:
         try:
             session = self.logins.authenticate_now(conn)
         except LoginRefused as refused:
-            return self._refuse(conn, refused)
+            return self._refused(conn, refused)
         if session is None or session.is_gateway:
             return None
-        self.services.activity.accepted()
+        self._accepted(conn, session)
         return AuthResult.accept(session)
 
-    def _refuse(self, conn: ConnectInfo, refused: LoginRefused) -> AuthResult:
+    def _refused(self, conn: ConnectInfo, refused: LoginRefused) -> AuthResult:
+        reason = refused.reason
+        self.counts[("refused", reason)] += 1
+        self.services.activity.refused(reason)
         log.info("%s", refused.log_line(conn))
-        self.services.activity.refused(refused.reason)
+        if access.isEnabledFor(logging.INFO):
+            access.info("mqtt connect refused", extra={"fields": {
+                "connection": conn.client_id, "channel": "mqtt", "user": conn.username or "",
+                "address": conn.peer[0] if conn.peer else "", "status": connack(refused), "reason": reason}})
         return AuthResult.refuse(connack(refused))
+
+    def _accepted(self, conn: ConnectInfo, session: DeviceSession) -> None:
+        self.counts[("accepted", session.family.name)] += 1
+        self.services.activity.accepted()
+        if access.isEnabledFor(logging.INFO):
+            access.info("mqtt connect", extra={"fields": {
+                "connection": conn.client_id, "channel": "mqtt", "caller": f"device:{session.asset_id}",
+                "family": session.family.name, "address": conn.peer[0] if conn.peer else "", "status": 0}})
 
     def authorize_now(self, principal: object, topic: str, action: Action) -> bool:
         return isinstance(principal, DeviceSession) and principal.may(topic, action)
@@ -185,6 +204,10 @@ class FrontDoor:
         if not isinstance(principal, DeviceSession) or principal.handoff_only:
             return
         session = principal
+        if access.isEnabledFor(logging.INFO):
+            access.info("mqtt disconnect", extra={"fields": {
+                "connection": client_id, "channel": "mqtt", "caller": f"device:{session.asset_id}",
+                "reason": reason}})
         for asset_id in list(session.online_subs):
             await self.drop_sub(session, asset_id)
         if self._live.get(session.asset_id) is session:
@@ -244,6 +267,7 @@ class FrontDoor:
     # --- downlinks --------------------------------------------------------------------------------
     def send(self, session: DeviceSession, topic: str, payload: bytes, qos: int = 0) -> None:
         if self.downlink is not None and session.client_id:
+            self.counts[("downlink", session.family.name)] += 1
             self.downlink.send_to(session.client_id, topic, payload, min(qos, 1))
 
     def close_after(self, session: DeviceSession, delay_s: float, reason: str) -> None:

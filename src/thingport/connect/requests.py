@@ -14,6 +14,7 @@ sub-device sessions.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from thingport.connect.session import DeviceSession
 from thingport.domain import validate
 from thingport.domain.errors import DomainError, InvalidArgument
 from thingport.logs import LogLimiter
+from thingport.services import audit
 from thingport.services.connectivity import ConnectivityService, Credential, DeviceLogin
 from thingport.services.devices import DeviceSpec
 from thingport.services.provisioning import ProvisioningService
@@ -93,6 +95,8 @@ def parse_topic(topic: str) -> Target | None:
 class DeviceRequests:
     def __init__(self) -> None:
         self._handlers: dict[tuple[str, str], Handler] = {}
+        #: Requests handled, by the device's topic family and the request's topic (``/metrics``).
+        self.counts: Counter[tuple[str, str]] = Counter()
         for (root, path), handler in _CORE.items():
             self.add(root, path, handler)
 
@@ -131,10 +135,16 @@ class DeviceRequests:
             ctx.send(session, topic + "_reply",
                      messages.reply(exc.request_id, messages.PARAM_ERROR, None, exc.message), qos)
             return True
+        self.counts[(session.family.name, f"{target.root}/{target.path}")] += 1
+        # what the request changes goes in the audit trail, as the device's doing
+        attempt = audit.Attempt("mqtt", req.id[:64], action=f"{target.root}/{target.path}",
+                                org_id=session.org_id, actor=f"device:{session.asset_id}", target=session.asset_id)
+        token = audit.ATTEMPT.set(attempt)
         try:
             data = await handler(ctx, session, req, target)
             body = messages.reply(req.id, messages.OK, data)
         except DomainError as err:
+            attempt.error = err.message
             body = messages.reply(req.id, messages.error_code(session.family.reply_codes, err), None, err.message)
         except Exception:  # a fault of ours: the device still gets its answer, the log one line a minute
             REPORTS.log(log, logging.ERROR, "failed", "request from %s on %s failed", session.client_id, topic,
@@ -142,6 +152,9 @@ class DeviceRequests:
             internal = DomainError("internal error")  # the INTERNAL kind: 400 in both families
             body = messages.reply(req.id, messages.error_code(session.family.reply_codes, internal), None,
                                   internal.message)
+        finally:
+            attempt.closed = True
+            audit.ATTEMPT.reset(token)
         ctx.send(session, topic + "_reply", body, qos)
         return True
 

@@ -41,6 +41,7 @@ from thingport.domain import limits
 from thingport.domain.errors import InvalidArgument
 from thingport.domain.limits import INT64, MAX_DEPTH, MAX_ITEMS, MAX_STRING
 from thingport.logs import LogLimiter
+from thingport.services import audit
 from thingport.services.container import Services
 
 T = TypeVar("T")
@@ -69,7 +70,19 @@ _WALKER = msgspec.json.Decoder(float_hook=limits.json_float)
 
 
 def request_id() -> str:
-    return str(uuid.uuid4())
+    """The id of the request being answered (the one its access log line and ``X-Request-Id``
+    carry, docs/operations.md "Logs"), or a fresh one outside a request."""
+    return audit.current_request_id() or str(uuid.uuid4())
+
+
+def _failure(exc: Exception) -> str:
+    """What the audit trail says of a failed request: the error's message, which names fields
+    and never a secret's value."""
+    for name in ("message", "detail"):
+        text = getattr(exc, name, None)
+        if isinstance(text, str) and text:
+            return text
+    return type(exc).__name__
 
 
 def _no_nul(name: str, value: str) -> None:
@@ -259,6 +272,7 @@ class ErrorHandlers:
         self.map: ExceptionHandlersMap = {ClientGone: _gone, HTTPException: self._litestar}
 
     def _litestar(self, request: Req, exc: HTTPException) -> Response[Any]:
+        audit.failed(_failure(exc))
         unexpected = self.map.get(Exception)
         if exc.status_code >= 500 and unexpected is not None:
             return unexpected(request, exc)
@@ -267,7 +281,10 @@ class ErrorHandlers:
     def on(self, kind: type[E]) -> Callable[[Renderer[E]], Renderer[E]]:
         """Register the decorated ``(request, error) -> Response`` for ``kind`` and its subclasses."""
         def register(render: Renderer[E]) -> Renderer[E]:
-            self.map[kind] = render
+            def handle(request: Req, exc: E) -> Response[Any]:
+                audit.failed(_failure(exc))
+                return render(request, exc)
+            self.map[kind] = handle
             return render
         return register
 
@@ -278,6 +295,7 @@ class ErrorHandlers:
         details."""
         def register(render: Callable[[Req], Response[Any]]) -> Callable[[Req], Response[Any]]:
             def handle(request: Req, exc: Exception) -> Response[Any]:
+                audit.failed("internal error")
                 _log_unexpected(log, describe(request), exc)
                 return render(request)
             self.map[Exception] = handle

@@ -9,7 +9,7 @@ from thingport.crypto.caller_secret import CallerKeyError, load_public_key
 from thingport.domain import validate
 from thingport.domain.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
 from thingport.domain.models import Application, Organization, Permission, ThingModel
-from thingport.services import events
+from thingport.services import audit, events
 from thingport.services.cache import TtlCache
 from thingport.services.context import Caller, Core
 from thingport.services.nonces import NonceGuard
@@ -44,6 +44,7 @@ class AccountService:
             if await self.core.accounts.get_org(tx.conn, org.org_id):
                 raise Conflict(f"orgId: organization {org.org_id} exists", field="orgId")
             await self.core.accounts.insert_org(tx.conn, org)
+            tx.about(org.org_id, org_id=org.org_id)
         return org
 
     async def list_orgs(self) -> list[Organization]:
@@ -70,6 +71,7 @@ class AccountService:
                               Permission.all() if permissions is None else permissions,
                               rsa_public_key, False, tx.now)
             await self.core.accounts.insert_app(tx.conn, app)
+            tx.about(app.app_key)
         return app
 
     @staticmethod
@@ -212,5 +214,7 @@ class AccountService:
 
     @staticmethod
     def caller(app: Application) -> Caller:
+        """The caller an authenticated application acts as (named in the audit trail)."""
+        audit.identify(f"app:{app.app_key}", app.org_id)
         return Caller(app.org_id, app.app_key, app.permissions)
 

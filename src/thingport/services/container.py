@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from thingport.services.accounts import AccountService
 from thingport.services.activity import LoginActivity
+from thingport.services.audit import AuditService
 from thingport.services.certificates import CertificateService
 from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
@@ -52,6 +53,7 @@ class Services:
     oceanconnect: OceanConnectServices
     living: LivingAccountService
     provisioning: ProvisioningService
+    audit: AuditService
     overview: OverviewService
     certificates: CertificateService
     #: this process's device logins of the last hour, counted by the front door (the console charts them)
@@ -68,4 +70,5 @@ class Services:
         connectivity = ConnectivityService(core, devices, topology, provisioning)
         return cls(core, accounts, products, devices, topology, connectivity,
                    OceanConnectServices.build(core, accounts, devices), living, provisioning,
-                   OverviewService(core, devices), CertificateService(core, devices, connectivity.credentials))
+                   AuditService(core), OverviewService(core, devices),
+                   CertificateService(core, devices, connectivity.credentials))

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from thingport.crypto.keyring import Keyring
 from thingport.domain.errors import PermissionDenied, Unavailable
 from thingport.domain.models import Permission, now_ms
+from thingport.services.audit import ATTEMPT
 from thingport.services.events import Event, EventBus, EventPayload
 from thingport.settings import Settings
 from thingport.store.accounts import AccountStore
+from thingport.store.audit import AuditStore
 from thingport.store.certificates import CertificateStore
 from thingport.store.cluster import ClusterStore
 from thingport.store.db import Database
@@ -73,6 +75,14 @@ class Tx:
     org_id: str
     now: int
     pending: list[Event] = field(default_factory=list)
+    #: What the audit record names as the change's target when no event names a device.
+    target: str = ""
+
+    def about(self, target: str, *, org_id: str = "") -> None:
+        """Name what this transaction changes (an org, an application) for the audit trail."""
+        self.target = target
+        if org_id and not self.org_id:
+            self.org_id = org_id
 
     async def emit(self, payload: EventPayload, asset_id: str | None = None, *, org_id: str | None = None) -> None:
         """Record ``payload`` about ``asset_id`` (None: not about a device) in the transaction's
@@ -107,27 +117,43 @@ class Core:
         self.living_accounts = LivingAccountStore()
         self.provisioning = ProvisioningStore()
         self.certificates = CertificateStore(keyring)
+        self.audit = AuditStore()
 
     @asynccontextmanager
-    async def write(self, org_id: str = "") -> AsyncIterator[Tx]:
+    async def write(self, org_id: str = "", *, audited: bool = True) -> AsyncIterator[Tx]:
         """One write transaction; its events are published after it commits, never before.
 
         The first one a signed request makes also records the request's single-use value
         (:data:`REQUEST_NONCE`): replayed after a crash, the request is refused, whatever it wrote.
+        The first one of an audited attempt (:mod:`thingport.services.audit`) appends its record,
+        so a change and its audit record commit together; ``audited=False`` for bookkeeping that
+        is nobody's change (used nonces, presence batches, the trail itself).
         """
         nonce = REQUEST_NONCE.get()
         if nonce is not None and nonce.recorded:
             nonce = None
+        attempt = ATTEMPT.get() if audited else None
+        if attempt is not None and not attempt.records_now:
+            attempt = None
+        record_id = 0
         try:
             async with self.db.write() as conn:
                 tx = Tx(conn, self.events, org_id, now_ms())
                 yield tx
                 if nonce is not None:
                     await self.accounts.store_nonces(conn, [(nonce.key, nonce.expire)])
+                if attempt is not None and attempt.record_id == 0:
+                    first = tx.pending[0] if tx.pending else None
+                    record = attempt.record(tx.now, tx.org_id or (first.org_id if first else ""),
+                                            tx.target or ((first.asset_id or "") if first else ""))
+                    record_id = await self.audit.append(conn, record)
         except LOST_DATABASE as exc:
             raise unavailable(exc) from exc
         if nonce is not None:
             nonce.recorded = True
+        if record_id:
+            assert attempt is not None
+            attempt.record_id = record_id
         if tx.pending:
             await self.bus.publish(tx.pending)
 

@@ -24,7 +24,7 @@ from thingport.domain.errors import (
     Unauthenticated,
 )
 from thingport.domain.models import Application, Device, Page, Product, now_ms
-from thingport.services import events
+from thingport.services import audit, events
 from thingport.services.context import Caller, Core, Tx
 from thingport.services.devices import DeviceRef, DeviceService
 from thingport.store.living_accounts import Binding, Home, ProductMeta, Session, User
@@ -169,6 +169,7 @@ class LivingAccountService:
             raise Unauthenticated("request.iotToken: unknown or invalidated")
         if found.token_expire <= now_ms():
             raise Unauthenticated("request.iotToken: expired; refresh the session")
+        audit.identify(f"user:{found.identity_id}", found.org_id)
         return EndUser(found.identity_id, found.org_id, found.app_key)
 
     # homes --------------------------------------------------------------------------------------

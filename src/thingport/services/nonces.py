@@ -52,7 +52,7 @@ class NonceGuard:
         now = now_ms()
         key, expire = _key(value), now + ttl_ms
         if not self.in_memory:
-            async with self.core.write() as tx:
+            async with self.core.write(audited=False) as tx:
                 if now >= self._next_sweep:
                     self._next_sweep = now + SWEEP_MS
                     await self.core.accounts.sweep_nonces(tx.conn, now)
@@ -88,7 +88,7 @@ class NonceGuard:
         if not batch:
             return
         try:
-            async with self.core.write() as tx:
+            async with self.core.write(audited=False) as tx:
                 await self.core.accounts.sweep_nonces(tx.conn, tx.now)
                 await self.core.accounts.store_nonces(tx.conn, batch)
         except Exception:  # the in-memory set still guards this node; retry with the next batch

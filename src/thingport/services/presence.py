@@ -123,7 +123,7 @@ class Presence:
     async def _apply(self, batch: list[_Change]) -> None:
         ids = list(dict.fromkeys(c.asset_id for c in batch if c.kind != _FLUSH))
         results: list[tuple[asyncio.Future[bool], bool]] = []
-        async with self.core.write() as tx:
+        async with self.core.write(audited=False) as tx:
             rows = await store.load(tx.conn, ids, for_update=True) if ids else {}
             changed: dict[str, store.PresenceRow] = {}
             emitted: list[tuple[store.PresenceRow, events.PlainDeviceEvent, int]] = []

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ class Database:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._group: _Group | None = None
         self._commits: set[asyncio.Task[None]] = set()
+        #: Told each transaction's kind (``read``, ``write``) and seconds (``/metrics``); None: not measured.
+        self.on_transaction: Callable[[str, float], None] | None = None
         if self.is_sqlite:
             self._configure_sqlite(sqlite_synchronous)
 
@@ -87,13 +90,28 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
+        start = time.perf_counter()
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            if self.on_transaction is not None:
+                self.on_transaction("read", time.perf_counter() - start)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction of its own for the caller's work: rolled back alone on any exception, and
         committed (with the work of the writers around it) before this returns."""
+        start = time.perf_counter()
+        try:
+            async with self._write() as conn:
+                yield conn
+        finally:
+            if self.on_transaction is not None:  # the wait for the turn and the commit included
+                self.on_transaction("write", time.perf_counter() - start)
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         await self._take_turn()
         try:
             group = self._group or await self._open()

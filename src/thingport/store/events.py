@@ -84,6 +84,12 @@ class EventStore:
             return []
         return _rows(await conn.execute(select(events).where(events.c.id.in_(ids)).order_by(events.c.id)))
 
+    async def after(self, conn: AsyncConnection, after_id: int) -> tuple[int, int | None]:
+        """How many events come after ``after_id``, and the create time of the first (None: none)."""
+        q = select(func.count(), func.min(events.c.create_time)).where(events.c.id > after_id)
+        row = (await conn.execute(q)).one()
+        return int(row[0]), (int(row[1]) if row[1] is not None else None)
+
     async def recent_of(self, conn: AsyncConnection, org_id: str, asset_id: str, limit: int) -> list[EventRow]:
         """The newest ``limit`` events about one device of ``org_id``, newest first (the console's
         timeline): read backwards along the (org, id) index, so a busy organization stops early."""

@@ -313,6 +313,17 @@ class OceanConnectStore:
         await conn.execute(update(oc_pushes).where(oc_pushes.c.id == push_id)
                            .values(next_attempt_time=when, last_error=error[:1000]))
 
+    async def queue_stats(self, conn: AsyncConnection) -> tuple[int, int | None]:
+        """Pushes queued and the create time of the oldest (None when none)."""
+        row = (await conn.execute(select(func.count(), func.min(oc_pushes.c.create_time)))).one()
+        return int(row[0]), (int(row[1]) if row[1] is not None else None)
+
+    async def last_fanned_out(self, conn: AsyncConnection) -> int | None:
+        """The cursor without a lock (``cursor`` locks it for the fan-out)."""
+        q = select(oc_push_cursor.c.last_event_id).where(oc_push_cursor.c.id == 1)
+        value = (await conn.execute(q)).scalar_one_or_none()
+        return int(value) if value is not None else None
+
     async def queued(self, conn: AsyncConnection) -> int:
         return int((await conn.execute(select(func.count()).select_from(oc_pushes))).scalar_one())
 

@@ -396,3 +396,29 @@ device_certificates = Table(
     Column("revoke_reason", Integer, nullable=True),
     Column("revoke_by", String(64), nullable=True),
 )
+
+
+# --- Audit trail (services/audit.py, docs/operations.md "Audit trail") ---------------------------
+
+#: One row per change, or attempted change, through any dialect, the admin API or the CLI. No
+#: secret is ever written here: ``target`` is an identifier, ``error`` a domain error's message.
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("time", BigInteger, nullable=False),
+    Column("org_id", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("actor", String(160), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("action", String(160), nullable=False),
+    Column("target", String(160), nullable=False),
+    Column("outcome", String(8), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error", String(512), nullable=False),
+    Index("ix_audit_records_time", "time"),
+    Index("ix_audit_records_org_id", "org_id", "id"),
+    Index("ix_audit_records_target", "target", "id"),
+    Index("ix_audit_records_actor", "actor", "id"),
+)

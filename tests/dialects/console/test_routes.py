@@ -228,3 +228,24 @@ async def test_the_cookie_is_secure_over_https(settings: Settings, services: Ser
         r = await tls.post("/console/login", data={"token": TOKEN})
         assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
         assert (await tls.get("/console/orgs")).status_code == 200
+
+
+async def test_console_changes_and_reveals_are_audited_as_the_operator(
+        http: httpx.AsyncClient, console: str, services: Services, org: Organization) -> None:
+    from thingport.store.audit import AuditFilter
+
+    base = f"/console/o/{org.org_id}"
+    r = await http.post(f"{base}/products", data={"name": "Meter", "productType": "Device", "dataFormat": "Json",
+                                                  "modelId": "model1", CSRF_FIELD: console})
+    assert r.status_code == 201, r.text
+    [product], _ = await services.products.search(Caller.operator(org.org_id), None, Page(1, 10))
+    r = await http.post(f"{base}/devices", data={"productKey": product.product_key, "name": "d",
+                                                 "deviceKey": "meter-0001", CSRF_FIELD: console})
+    device = (await services.devices.get(Caller.operator(org.org_id),
+                                         DeviceRef(product_key=product.product_key, device_key="meter-0001"))).device
+    await http.post(f"{base}/devices/{device.asset_id}/reveal-secret", data={CSRF_FIELD: console})
+    records = await services.audit.search(AuditFilter(actor="operator"), 10)
+    got = [(r.channel, r.action.rsplit("/", 1)[-1], r.target, r.outcome) for r in records]
+    assert ("console", "reveal-secret", device.asset_id, "ok") in got
+    assert ("console", "devices", device.asset_id, "ok") in got
+    assert all(device.secret not in (r.error + r.target + r.action) for r in records)

@@ -18,14 +18,24 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from thingport.crypto.ca import AUTHORITIES
-from thingport.dialects.common import ErrorHandlers, path_params, query_pairs, read_body, screen
+from thingport.dialects.common import (
+    ErrorHandlers,
+    digits,
+    int_param,
+    path_params,
+    query_pairs,
+    read_body,
+    screen,
+)
 from thingport.domain.errors import DomainError, ErrorKind, InvalidArgument
 from thingport.domain.models import Application, Organization, Permission, ThingModel, now_ms
+from thingport.services import audit
 from thingport.services.certificates import CaView, authority_of, status_name
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef
 from thingport.services.keys import rotate_master_key
+from thingport.store.audit import AuditFilter
 from thingport.store.certificates import CertRecord
 
 Req = Request[Any, Any, Any]
@@ -172,6 +182,7 @@ def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
     scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
         raise NotAuthorizedException("the operator token is missing or wrong")
+    audit.identify("operator")
 
 
 admin_errors = ErrorHandlers()
@@ -296,6 +307,57 @@ async def device_certificates(request: Req, org_id: FromPath[str], asset_id: Fro
     now = now_ms()
     found = await svc(request).certificates.list(Caller.operator(org_id), DeviceRef(asset_id))
     return [cert_out(r, now) for r in found]
+class AuditOut(msgspec.Struct):
+    id: int
+    time: int
+    orgId: str
+    channel: str
+    actor: str
+    address: str
+    requestId: str
+    action: str
+    target: str
+    outcome: str
+    status: int
+    error: str
+
+
+class AuditPage(msgspec.Struct):
+    records: list[AuditOut]
+    #: Pass as ``before`` for the next (older) page; absent on the last page.
+    nextBefore: int | None = None
+
+
+def _bound(name: str, raw: str | None) -> int | None:
+    """An optional epoch-ms or id query value, in ASCII digits."""
+    if raw is None or raw == "":
+        return None
+    value = digits(raw)
+    if value is None:
+        raise InvalidArgument(f"{name}: must be a non-negative integer of at most 18 digits", field=name)
+    return value
+
+
+@get("/audit", summary="Read the audit trail, newest first, filtered and paged")
+async def read_audit(request: Req, orgId: FromQuery[str | None] = None, target: FromQuery[str | None] = None,
+                     actor: FromQuery[str | None] = None, action: FromQuery[str | None] = None,
+                     outcome: FromQuery[str | None] = None, since: FromQuery[str | None] = None,
+                     until: FromQuery[str | None] = None, before: FromQuery[str | None] = None,
+                     limit: FromQuery[str | None] = None) -> AuditPage:
+    """``since``/``until``: epoch ms (inclusive, exclusive); ``target``: an asset id, app key, org id …;
+    ``actor``: ``app:<appKey>``, ``operator``, ``user:<identityId>``, ``device:<assetId>``; ``before``:
+    the ``nextBefore`` of the previous page; ``limit``: 1 to ``max_page_size`` (default 100)."""
+    services = svc(request)
+    size = int_param({"limit": limit or ""}, "limit", 100, 1, services.core.settings.max_page_size)
+    if outcome not in (None, "", "ok", "failed"):
+        raise InvalidArgument("outcome: 'ok' or 'failed'", field="outcome")
+    where = AuditFilter(orgId or "", target or "", actor or "", action or "", outcome or "",
+                        _bound("since", since), _bound("until", until), _bound("before", before))
+    found = await services.audit.search(where, size + 1)
+    page = found[:size]
+    return AuditPage([AuditOut(r.id, r.time, r.org_id, r.channel, r.actor, r.address, r.request_id, r.action,
+                               r.target, r.outcome, r.status, r.error) for r in page],
+                     page[-1].id if len(found) > size else None)
 
 
 @post("/master-key/rotate", summary="Rotate the master key and re-encrypt every secret", status_code=200)
@@ -308,7 +370,7 @@ router = Router(
     path="/admin/v1",
     route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
                     set_permissions, create_model, list_models, list_cas, ca_bundle, rotate_ca, import_ca,
-                    device_certificates, rotate],
+                    device_certificates, rotate, read_audit],
     guards=[operator_guard],
     before_request=screen_request,
     exception_handlers=admin_errors.map,

@@ -35,6 +35,7 @@ from thingport.dialects.console.session import COOKIE, CSRF_FIELD, CSRF_HEADER, 
 from thingport.domain import expression, validate
 from thingport.domain.errors import DomainError, InvalidArgument, PermissionDenied
 from thingport.domain.models import DeviceStatus, Organization, Page, Permission, ProductType, now_ms
+from thingport.services import audit
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef, DeviceSpec
@@ -149,10 +150,12 @@ async def signed_in(request: Req) -> Response[Any] | None:
     await screen(request)
     session = sessions(request).check(request.cookies.get(COOKIE))
     if session is None:
+        audit.failed("not signed in to the console")  # answered with a redirect, refused all the same
         if request.headers.get("hx-request"):  # htmx follows this header, not a redirect into a fragment
             return Response("", status_code=200, headers={"HX-Redirect": "/console/login"})
         return Redirect("/console/login", status_code=303)
     request.state["console_session"] = session
+    audit.identify("operator")  # a console session is the operator token's (docs/console.md)
     if request.method == "POST":
         form = await Form.read(request, svc(request))
         if not Sessions.csrf_ok(session, request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)):

@@ -16,6 +16,7 @@ from thingport.crypto import apigateway
 from thingport.dialects.common import digits
 from thingport.domain.errors import Unauthenticated
 from thingport.domain.models import Application, now_ms
+from thingport.services import audit
 from thingport.services.container import Services
 
 SIGNATURE_METHODS = frozenset({"hmacsha256"})
@@ -77,4 +78,5 @@ async def authenticate(services: Services, method: str, path: str, query: list[t
     nonce = headers.get("x-ca-nonce", "")
     if not await services.accounts.use_nonce(f"living:{app.app_key}:{nonce}", 2 * window_ms):
         raise GatewayError(400, "Nonce Used: X-Ca-Nonce was used before; a replayed request is refused")
+    audit.identify(f"app:{app.app_key}", app.org_id)
     return app

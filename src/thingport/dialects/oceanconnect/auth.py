@@ -14,6 +14,7 @@ from thingport.dialects.oceanconnect.errors import OcError
 from thingport.dialects.oceanconnect.throttle import Throttle
 from thingport.domain.errors import Unauthenticated
 from thingport.domain.models import Application
+from thingport.services import audit
 from thingport.services.container import Services
 from thingport.services.context import Caller
 
@@ -58,4 +59,5 @@ async def act_for(services: Services, app: Application, app_id: str | None) -> C
         raise OcError(403, "100203", f"appId: application {app_id} does not exist") from None
     if other.org_id != app.org_id:
         raise OcError(403, "100217", f"appId: application {app_id} has not authorized {app.app_key}")
+    audit.identify(f"app:{app.app_key}", other.org_id)
     return Caller(other.org_id, other.app_key, app.permissions)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from thingport.domain.models import now_ms
 from thingport.services import events
 from thingport.services.context import Core
 from thingport.services.events import Event
@@ -27,10 +30,22 @@ EVENT_GAP_GRACE_MS = 10_000
 Renderer = Callable[[Event, OcView | None], tuple[str, dict[str, Any]] | None]
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Pushes waiting and the age of the oldest; events not yet fanned out and the oldest's age (ms)."""
+
+    queued: int
+    oldest_age_ms: int
+    outbox_unread: int
+    outbox_oldest_age_ms: int
+
+
 class PushService:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.store = core.oceanconnect
+        #: Pushes ``delivered``, ``retried`` (a failed attempt with another to come) and ``dropped``.
+        self.counts: Counter[str] = Counter()
 
     async def fan_out(self, render: Renderer, limit: int = 200) -> int:
         """Turn new events into queued pushes, in the transaction that advances the cursor.
@@ -38,7 +53,7 @@ class PushService:
         Events are read in id order; at a gap (a transaction that took a lower id has not
         committed yet) reading stops until the gap fills or is older than the grace period.
         """
-        async with self.core.write() as tx:
+        async with self.core.write(audited=False) as tx:
             cursor = await self.store.cursor(tx.conn)
             if not await self.store.any_subscription(tx.conn):
                 # nobody listens: start (or stay) at the end of the stream
@@ -81,24 +96,36 @@ class PushService:
     async def claim(self, limit: int = 20) -> list[Push]:
         """Due pushes, leased for the send timeout (and a margin) so no other worker sends them meanwhile."""
         lease = (self.core.settings.oceanconnect_push_timeout_s + 30) * 1000
-        async with self.core.write() as tx:
+        async with self.core.write(audited=False) as tx:
             return await self.store.claim(tx.conn, tx.now, tx.now + lease, limit)
 
     async def delivered(self, push: Push) -> None:
-        async with self.core.write() as tx:
+        async with self.core.write(audited=False) as tx:
             await self.store.delivered(tx.conn, push.id)
+        self.counts["delivered"] += 1
 
     async def failed(self, push: Push, error: str) -> None:
         """Retry with exponential back-off (1 s, 2 s, 4 s … capped); drop after the last attempt."""
         s = self.core.settings
-        async with self.core.write() as tx:
+        async with self.core.write(audited=False) as tx:
             if push.attempts >= s.oceanconnect_push_max_attempts:
                 log.warning("dropping push %s to %s after %d attempts: %s", push.id, push.callback_url,
                             push.attempts, error)
                 await self.store.delivered(tx.conn, push.id)
+                self.counts["dropped"] += 1
                 return
+            self.counts["retried"] += 1
             delay = min(2 ** (push.attempts - 1), s.oceanconnect_push_backoff_max_s)
             await self.store.retry_at(tx.conn, push.id, tx.now + delay * 1000, error)
+
+    async def backlog(self) -> Backlog:
+        """The push queue and the events not yet fanned out into it, for ``/metrics``."""
+        async with self.core.read() as conn:
+            queued, oldest = await self.store.queue_stats(conn)
+            cursor = await self.store.last_fanned_out(conn)
+            unread, unread_oldest = await self.core.events.after(conn, cursor or 0)
+        now = now_ms()
+        return Backlog(queued, now - oldest if oldest else 0, unread, now - unread_oldest if unread_oldest else 0)
 
     async def queued(self) -> int:
         """Pushes waiting to be sent (or retried)."""
