@@ -249,3 +249,15 @@ async def test_console_changes_and_reveals_are_audited_as_the_operator(
     assert ("console", "reveal-secret", device.asset_id, "ok") in got
     assert ("console", "devices", device.asset_id, "ok") in got
     assert all(device.secret not in (r.error + r.target + r.action) for r in records)
+
+    # readable in the console: on the device's page, and the organization's trail with its filters
+    page = (await http.get(f"{base}/devices/{device.asset_id}")).text
+    assert "reveal-secret" in page and ">operator<" in page and device.secret not in page
+    trail = (await http.get(f"{base}/audit")).text
+    assert "reveal-secret" in trail and "/products" in trail
+    only = (await http.get(f"{base}/audit", params={"target": device.asset_id})).text
+    assert "reveal-secret" in only and "/products<" not in only
+    failed = (await http.get(f"{base}/audit", params={"outcome": "failed"})).text
+    assert "No changes recorded." in failed
+    bad = await http.get(f"{base}/audit", params={"before": "²"})
+    assert bad.status_code == 400 and "before" in bad.text
