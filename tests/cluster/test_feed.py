@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -25,11 +26,20 @@ from thingport.store.schema import events as events_table
 async def node_a(settings: Settings, services: Services) -> AsyncIterator[Services]:
     """A second node ("a") on the test database; ``services`` is node "b", whose feed is tested."""
     services.core.node_id = services.core.events.node_id = "b"
+    async with _node(settings, "a") as other:
+        yield other
+
+
+@contextlib.asynccontextmanager
+async def _node(settings: Settings, node_id: str) -> AsyncIterator[Services]:
+    """Services of a node of its own on the test database (its own connections and writer)."""
     keyring, _ = ensure_initialised(settings)
-    other = Services.build(Core(settings, keyring, Database(settings.db_url), node_id="a"))
-    yield other
-    other.connectivity.credentials.close()
-    await other.core.db.close()
+    other = Services.build(Core(settings, keyring, Database(settings.db_url), node_id=node_id))
+    try:
+        yield other
+    finally:
+        other.connectivity.credentials.close()
+        await other.core.db.close()
 
 
 class Seen:
@@ -76,7 +86,8 @@ async def test_another_nodes_events_reach_this_bus_and_its_own_only_once(
         await feed.stop()
 
 
-async def test_a_row_committed_after_a_newer_one_is_not_skipped(services: Services, node_a: Services) -> None:
+async def test_a_row_committed_after_a_newer_one_is_not_skipped(services: Services, node_a: Services,
+                                                                settings: Settings) -> None:
     """PostgreSQL takes ids at insert and shows rows at commit: the older id shows up later."""
     feed = EventFeed(services.core)
     seen = Seen(services.core.bus)
@@ -90,9 +101,11 @@ async def test_a_row_committed_after_a_newer_one_is_not_skipped(services: Servic
         assert feed.gaps.keys() == {start + 1} and feed.cursor == start
         await _insert(node_a, start + 1, payload)
     else:
-        async with node_a.core.write() as slow:
+        # two writers of node "a" on connections of their own (one Database's writers share a
+        # transaction: group commit)
+        async with _node(settings, "a") as also_a, node_a.core.write() as slow:
             await slow.emit(payload, org_id="o")
-            async with node_a.core.write() as fast:
+            async with also_a.core.write() as fast:
                 await fast.emit(events.ProductCreated(product_key="p-early"), org_id="o")
             await feed.read_new()
             assert len(feed.gaps) == 1 and feed.cursor == start
