@@ -77,4 +77,5 @@ def configure(log_level: str, log_format: str, stream: TextIO | None = None) -> 
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+        lg.disabled = False  # a logging config applied earlier in the process may have disabled it
 

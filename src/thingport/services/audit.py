@@ -25,6 +25,8 @@ from thingport.store.audit import AuditFilter, AuditRecord
 if TYPE_CHECKING:
     from thingport.services.context import Core
 
+from thingport.domain.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 OK, FAILED = "ok", "failed"
@@ -129,6 +131,8 @@ class AuditService:
                 async with self.core.write(audited=False) as tx:
                     attempt.record_id = await self.core.audit.append(tx.conn, attempt.record(tx.now,
                                                                                              outcome=outcome))
+        except Unavailable as exc:  # the database is lost: /ready says so, no traceback to add
+            log.warning("could not record the audit trail of request %s: %s", attempt.request_id, exc.message)
         except Exception:  # the trail must not turn an answered request into a crash
             log.exception("could not record the audit trail of request %s", attempt.request_id)
 
