@@ -78,4 +78,5 @@ def configure(log_level: str, log_format: str, stream: TextIO | None = None) -> 
         lg.handlers.clear()
         lg.propagate = True
         lg.disabled = False  # a logging config applied earlier in the process may have disabled it
+        lg.setLevel(logging.NOTSET)  # ... or left its own level (uvicorn's log_level); the root's governs
 
