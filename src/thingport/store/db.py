@@ -64,6 +64,7 @@ class Database:
         self._busy = False  # a writer holds the turn (or a commit is under way)
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._group: _Group | None = None
+        self._holder: asyncio.Task[Any] | None = None  # the task whose work runs in the turn now
         self._commits: set[asyncio.Task[None]] = set()
         #: Told each transaction's kind (``read``, ``write``) and seconds (``/metrics``); None: not measured.
         self.on_transaction: Callable[[str, float], None] | None = None
@@ -112,6 +113,10 @@ class Database:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
+        task = asyncio.current_task()
+        if task is not None and task is self._holder:
+            # it would wait for the turn its own outer write holds: fail loudly instead of hanging
+            raise RuntimeError("a write nested in another write of the same Database")
         await self._take_turn()
         try:
             group = self._group or await self._open()
@@ -120,11 +125,14 @@ class Database:
             raise
         alone = group.members == 0  # nobody else's work to keep: no savepoint needed
         savepoint = None if alone else await group.conn.begin_nested()
+        self._holder = task
         try:
             yield group.conn
+            self._holder = None
             if savepoint is not None:
                 await savepoint.commit()
         except BaseException as exc:
+            self._holder = None
             await self._undo(group, savepoint, exc)
             self._pass_turn()
             raise
