@@ -146,7 +146,7 @@ def run_op(settings: Settings, op: Callable[[Any], Awaitable[T]]) -> T:
 
 
 #: Commands that change nothing: their failures are not audited (their successes write nothing).
-READS = frozenset({"list", "show", "get", "search", "find", "stats", "thingport"})
+READS = frozenset({"list", "show", "get", "search", "find", "stats", "export", "thingport"})
 
 
 def _command_path() -> str:
@@ -656,6 +656,138 @@ def device_delete(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json
     _tell_running_server(settings)
     emit([{"asset_id": d.asset_id, "product_key": d.product_key, "device_key": d.device_key, "deleted": True}],
          as_json, ["asset_id", "product_key", "device_key", "deleted"])
+
+
+Format = Annotated[str | None, typer.Option(
+    "--format", help="csv or jsonl [default: from the file name's extension]", show_default=False)]
+
+
+@device_cli.command("import")
+def device_import(
+    org: Org,
+    product: Annotated[str, typer.Option("--product", help="The product the devices join.", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="CSV with a header row, or JSON Lines ('-' for stdin with --format).",
+                                         show_default=False)],
+    fmt: Format = None,
+    private_key: Annotated[Path | None, typer.Option(
+        "--private-key", help="RSA private key (PEM) that decrypts the secrets of an export made with "
+                              "--with-secrets.", show_default=False)] = None,
+    data_dir: DataDir = None, as_json: AsJson = False,
+) -> None:
+    """Create many devices from a file (docs/import.md).
+
+    Fields: deviceKey, name, nameI18n, timezone, tags, attributes, description, secret (generated
+    when absent). Good rows go in, bad ones are listed with their line; a device key the product
+    has already is left as it is, so running the same file again is safe.
+    """
+    from thingport.services import bulk
+
+    pem = private_key.read_text() if private_key else None
+    settings = settings_for(data_dir)
+    try:
+        fmt_name = bulk.format_of(fmt or file.name)
+        handle = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+    except (DomainError, OSError) as exc:
+        err.print(f"[red]error:[/red] {escape(getattr(exc, 'message', None) or str(exc))}")
+        raise typer.Exit(2) from exc
+    total = None if handle is sys.stdin.buffer else os.fstat(handle.fileno()).st_size
+    done = [0]
+
+    def lines() -> Iterator[str]:  # counted in bytes, for the progress bar
+        for raw in handle:
+            done[0] += len(raw)
+            yield raw.decode("utf-8", "surrogateescape")  # a bad byte: its row fails, naming the field
+
+    show = not as_json and err.is_terminal
+    with handle, _progress(show, total) as advance:
+        report = run_op(settings, lambda s: s.bulk.import_devices(
+            _operator(org), product, bulk.read_rows(lines(), fmt_name, private_key=pem),
+            progress=lambda r: advance(done[0], r)))
+    summary = report.as_json()
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        typer.echo(f"created {report.created}, existing {report.existing}, failed {report.failed}")
+        for e in report.errors:
+            typer.echo(f"line {e.line}: {e.message}")
+        if report.failed > len(report.errors):
+            typer.echo(f"... and {report.failed - len(report.errors)} more failed rows")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(show: bool, total: int | None) -> Iterator[Callable[[int, Any], None]]:
+    """A rich progress bar on a terminal (bytes read, rows created, rate, time left); nothing else."""
+    if not show:
+        yield lambda _done, _report: None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(TextColumn("importing"), BarColumn(), TaskProgressColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), TextColumn("{task.fields[rows]}"), console=err, transient=True) as bar:
+        task = bar.add_task("import", total=total, rows="")
+        started = time.monotonic()
+
+        def advance(done: int, report: Any) -> None:
+            rate = report.created / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=done, rows=f"{report.created} created ({rate:,.0f}/s), "
+                                                  f"{report.existing} existing, {report.failed} failed")
+
+        yield advance
+
+
+@device_cli.command("export")
+def device_export(
+    org: Org,
+    product: Annotated[str | None, typer.Option("--product", help="Only this product's devices.",
+                                                show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write [default: stdout]",
+                                                show_default=False)] = None,
+    with_secrets: Annotated[bool, typer.Option(
+        "--with-secrets/--no-secrets", help="Also write each secret, encrypted for --public-key as EnOS v2.4 "
+                                            "returns secrets (secret + sessionKey).")] = False,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="RSA public key (PEM) to encrypt "
+                                                    "the secrets for.", show_default=False)] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write an organization's devices as CSV or JSON Lines, streamed (docs/import.md).
+
+    The file imports back (thingport device import); thingport decrypt-secret or import's
+    --private-key reads the secrets.
+    """
+    from thingport.services import bulk
+
+    try:
+        fmt_name = bulk.format_of(fmt)
+        if with_secrets and public_key is None:
+            raise DomainError("--with-secrets: give --public-key, the RSA key to encrypt the secrets for")
+        pem = bulk.check_public_key(public_key.read_text()) if with_secrets and public_key else None
+    except (DomainError, OSError) as exc:
+        err.print(f"[red]error:[/red] {escape(getattr(exc, 'message', None) or str(exc))}")
+        raise typer.Exit(2) from exc
+    write = bulk.export_lines(fmt_name, pem is not None)
+
+    async def op(s: Any) -> int:
+        count = 0
+        with (output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout)) as sink:
+            sink.write(write(None))
+            async for d in s.bulk.export(_operator(org), product):
+                sink.write(write(bulk.export_record(d, pem)))
+                count += 1
+        return count
+
+    count = run_op(settings_for(data_dir), op)
+    if output is not None:
+        err.print(f"{count} devices written to {output}")
 
 
 @device_cli.command("certificates")

@@ -35,6 +35,7 @@ SAMPLES: list[tuple[events.EventPayload, dict[str, Any]]] = [
     (events.DeviceBound(product_key="pk", device_key="dk", node_id=None), {**KEYS, "nodeId": None}),
     (events.DeviceBindExpired(product_key="pk", device_key="dk", node_id="n", name="lamp", deleted=True),
      {**KEYS, "nodeId": "n", "name": "lamp", "deleted": True}),
+    (events.DevicesImported(product_key="pk", count=2000), {"productKey": "pk", "count": 2000}),
     (events.TopologyChanged(added=["a1"], removed=[], origin="api"), {"added": ["a1"], "removed": [], "origin": "api"}),
     (events.SubDevicesFound(sub_devices=[events.SubDevice(asset_id="a1", product_key="pk", device_key="dk")]),
      {"subDevices": [{"assetId": "a1", "productKey": "pk", "deviceKey": "dk"}]}),

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,18 @@ class Keyring:
         nonce = secrets.token_bytes(12)
         ct = AESGCM(self.keys[self.primary]).encrypt(nonce, plaintext.encode(), context.encode())
         return f"v1:{self.primary}:{base64.b64encode(nonce + ct).decode()}"
+
+    def encryptor(self) -> Callable[[str, str], str]:
+        """:meth:`encrypt` as ``f(plaintext, context)`` with the primary key's cipher set up once,
+        for a bulk import that encrypts millions of secrets (the setup is a third of one call)."""
+        aead, prefix, token = AESGCM(self.keys[self.primary]), f"v1:{self.primary}:", secrets.token_bytes
+        b64 = base64.b64encode
+
+        def encrypt(plaintext: str, context: str) -> str:
+            nonce = token(12)
+            return prefix + b64(nonce + aead.encrypt(nonce, plaintext.encode(), context.encode())).decode()
+
+        return encrypt
 
     def decrypt(self, token: str, *, context: str = "") -> str:
         try:

@@ -22,6 +22,8 @@ DEVICE_KEY_PATTERNS = {
 }
 _OFFSET = re.compile(r"[+-]([0-9]{2}):([0-9]{2})")
 _TAG_KEY = re.compile(r"[A-Za-z0-9_\-/]{1,50}")
+#: A device secret given by an import: printable ASCII without spaces, as long as a password may be.
+_SECRET = re.compile(r"[!-~]{8,128}")
 _ORG_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 MAX_TAGS = 100
 MAX_TAG_VALUE = 200
@@ -36,6 +38,13 @@ def device_key(value: Any, *, version: str = "v2.1", field: str = "deviceKey") -
     if not isinstance(value, str) or not pattern.fullmatch(value):
         allowed = "letters, digits, '-', '_', '.'" + ("" if version == "v2.4" else ", ':'")
         raise InvalidArgument(f"{field}: must be 4-64 characters of {allowed}", field=field)
+    return value
+
+
+def device_secret(value: Any, *, field: str = "secret") -> str:
+    """A secret an operator brings for a device (a fleet moved from elsewhere keeps its secrets)."""
+    if not isinstance(value, str) or not _SECRET.fullmatch(value):
+        raise InvalidArgument(f"{field}: must be 8-128 printable ASCII characters without spaces", field=field)
     return value
 
 

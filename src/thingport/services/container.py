@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from thingport.services.accounts import AccountService
 from thingport.services.activity import LoginActivity
 from thingport.services.audit import AuditService
+from thingport.services.bulk import BulkService
 from thingport.services.certificates import CertificateService
 from thingport.services.connectivity import ConnectivityService
 from thingport.services.context import Core
@@ -56,6 +57,7 @@ class Services:
     audit: AuditService
     overview: OverviewService
     certificates: CertificateService
+    bulk: BulkService
     #: this process's device logins of the last hour, counted by the front door (the console charts them)
     activity: LoginActivity = field(default_factory=LoginActivity)
 
@@ -71,4 +73,4 @@ class Services:
         return cls(core, accounts, products, devices, topology, connectivity,
                    OceanConnectServices.build(core, accounts, devices), living, provisioning,
                    AuditService(core), OverviewService(core, devices),
-                   CertificateService(core, devices, connectivity.credentials))
+                   CertificateService(core, devices, connectivity.credentials), BulkService(core, products))

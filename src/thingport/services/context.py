@@ -19,6 +19,7 @@ from thingport.services.events import Event, EventBus, EventPayload
 from thingport.settings import Settings
 from thingport.store.accounts import AccountStore
 from thingport.store.audit import AuditStore
+from thingport.store.bulk import BulkStore
 from thingport.store.certificates import CertificateStore
 from thingport.store.cluster import ClusterStore
 from thingport.store.db import Database
@@ -111,6 +112,7 @@ class Core:
         self.accounts = AccountStore(keyring)
         self.products = ProductStore(keyring)
         self.devices = DeviceStore(keyring)
+        self.bulk = BulkStore(keyring)
         self.events = EventStore(node_id)
         self.cluster = ClusterStore()
         self.oceanconnect = OceanConnectStore(keyring)

@@ -141,6 +141,20 @@ class CertificateRevoked(DeviceEvent):
     cert_sn: str
 
 
+class DevicesImported(EventPayload):
+    """``count`` devices were added to the product by one batch of a bulk import (services/bulk.py).
+
+    One event per batch, not a ``device.created`` per device: a million of those would be a million
+    rows for every node and consumer to read. Nothing a login reads is cached for a device that did
+    not exist, so no cache has anything to forget; the event tells that the registry grew and is
+    the audit trail's target.
+    """
+
+    KIND = "devices.imported"
+    product_key: str
+    count: int
+
+
 # --- topology -------------------------------------------------------------------------------------
 
 class SubDevice(_Stored):
