@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -16,8 +17,10 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import Stream
 
 from thingport.crypto.ca import AUTHORITIES
+from thingport.dialects import openapi
 from thingport.dialects.common import (
     ErrorHandlers,
     digits,
@@ -29,7 +32,7 @@ from thingport.dialects.common import (
 )
 from thingport.domain.errors import DomainError, ErrorKind, InvalidArgument
 from thingport.domain.models import Application, Organization, Permission, ThingModel, now_ms
-from thingport.services import audit
+from thingport.services import audit, bulk
 from thingport.services.certificates import CaView, authority_of, status_name
 from thingport.services.container import Services
 from thingport.services.context import Caller
@@ -209,6 +212,8 @@ async def screen_request(request: Req) -> None:
     is a 400 naming the body, not a 500."""
     path_params(request)
     query_pairs(request.scope["query_string"])
+    if request.route_handler.opt.get("raw_body"):  # a file (CSV, JSON Lines) its handler reads line by line
+        return
     if request.method in ("POST", "PUT", "PATCH") and (body := await read_body(request, svc(request))).strip():
         screen(body, whole=True)
 
@@ -360,6 +365,60 @@ async def read_audit(request: Req, orgId: FromQuery[str | None] = None, target: 
                      page[-1].id if len(found) > size else None)
 
 
+class ImportErrorOut(msgspec.Struct):
+    line: int
+    field: str
+    message: str
+
+
+class ImportOut(msgspec.Struct):
+    created: int
+    existing: int
+    failed: int
+    #: The first failed rows (at most 1,000), by line; ``failed`` counts them all.
+    errors: list[ImportErrorOut]
+
+
+_IMPORT_BODY = {"type": "string", "description": "CSV with a header row (text/csv) or JSON Lines "
+                "(application/x-ndjson): deviceKey, name, nameI18n, timezone, tags, attributes, description, secret"}
+
+
+@post("/orgs/{org_id:str}/products/{product_key:str}/devices/import", status_code=200, opt={"raw_body": True},
+      summary="Import devices from CSV (text/csv) or JSON Lines (application/x-ndjson): good rows in, bad ones listed",
+      operation_class=openapi.documented(_IMPORT_BODY, media_type="text/csv"))
+async def import_devices(request: Req, org_id: FromPath[str], product_key: FromPath[str]) -> ImportOut:
+    """The body is at most ``max_body_bytes``; a larger file goes through ``thingport device import``
+    (docs/import.md). The same rows, rules and report as the command."""
+    services = svc(request)
+    fmt = bulk.format_of(request.headers.get("content-type") or "text/csv")
+    text = (await read_body(request, services)).decode("utf-8", "surrogateescape")
+    report = await services.bulk.import_devices(Caller.operator(org_id), product_key,
+                                                bulk.read_rows(text.splitlines(), fmt))
+    return ImportOut(report.created, report.existing, report.failed,
+                     [ImportErrorOut(e.line, e.field, e.message) for e in report.errors])
+
+
+@get("/orgs/{org_id:str}/devices/export", summary="Export devices as JSON Lines or CSV, streamed (no secrets)",
+     media_type="application/x-ndjson")
+async def export_devices(request: Req, org_id: FromPath[str], productKey: FromQuery[str | None] = None,
+                         format: FromQuery[str | None] = None) -> Stream:
+    """``format``: ``jsonl`` (default) or ``csv``. Secrets never leave through this route; the
+    command's ``--with-secrets`` encrypts them for a key the operator holds (docs/import.md)."""
+    services = svc(request)
+    fmt = bulk.format_of(format or "jsonl")
+    caller = Caller.operator(org_id)
+    if productKey:  # an unknown product is a 400 before the answer starts
+        await services.products.get(caller, productKey)
+    write = bulk.export_lines(fmt, False)
+
+    async def lines() -> AsyncIterator[str]:
+        yield write(None)
+        async for d in services.bulk.export(caller, productKey or None):
+            yield write(bulk.export_record(d, None))
+
+    return Stream(lines(), media_type="text/csv" if fmt == "csv" else "application/x-ndjson")
+
+
 @post("/master-key/rotate", summary="Rotate the master key and re-encrypt every secret", status_code=200)
 async def rotate(request: Req) -> RotateOut:
     kid, count = await rotate_master_key(svc(request).core)
@@ -370,7 +429,7 @@ router = Router(
     path="/admin/v1",
     route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
                     set_permissions, create_model, list_models, list_cas, ca_bundle, rotate_ca, import_ca,
-                    device_certificates, rotate, read_audit],
+                    device_certificates, rotate, read_audit, import_devices, export_devices],
     guards=[operator_guard],
     before_request=screen_request,
     exception_handlers=admin_errors.map,
