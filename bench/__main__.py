@@ -44,6 +44,7 @@ SCENARIOS = {
     "idle-memory": "bench.idle_memory",
     "broker-cpu": "bench.broker_cpu",
     "cluster": "bench.cluster",
+    "import": "bench.import_devices",
 }
 
 

@@ -44,6 +44,7 @@ FIELDS = ("deviceKey", "name", "nameI18n", "timezone", "tags", "attributes", "de
 EXPORT_FIELDS = ("assetId", "productKey", *FIELDS)
 _IGNORED = frozenset(EXPORT_FIELDS) - frozenset(FIELDS)
 _JSON_FIELDS = ("nameI18n", "tags", "attributes")
+_TEXT_FIELDS = ("deviceKey", "name", "timezone", "description", "secret", "sessionKey")
 DEFAULT_TIMEZONE = "+00:00"
 #: Devices written per transaction: large enough that a batch's fixed cost (the product lookup, the
 #: existing-key query, the commit) vanishes per device, small enough that a server's event loop is
@@ -198,12 +199,15 @@ def _json(text: str, name: str) -> Any:
 
 
 def _validated(line: int, r: dict[str, Any], private_key: str | None) -> ImportRow:
-    for name in ("deviceKey", "name", "timezone", "description", "secret", "sessionKey"):
-        if name in r and not isinstance(r[name], str):
+    for name in _TEXT_FIELDS:
+        value = r.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
             raise InvalidArgument(f"{name}: must be a string", field=name)
-        if name in r:
+        if "\x00" in value or not value.isascii():  # what check_text looks for; the validators bound lengths
             try:
-                limits.check_text(r[name], name)
+                limits.check_text(value, name)
             except limits.Beyond as beyond:
                 raise InvalidArgument(beyond.message(name), field=name) from None
     key = validate.device_key(r.get("deviceKey"))
