@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from thingport.crypto import caller_secret, ids
 from thingport.domain import limits, validate
 from thingport.domain.errors import InvalidArgument
-from thingport.domain.models import Device, I18nText, Permission
+from thingport.domain.models import Device, Permission
 from thingport.services import events
 from thingport.services.context import Caller, Core
 from thingport.services.products import ProductService
@@ -68,15 +68,10 @@ class RowError:
 
 
 @dataclass(slots=True)
-class ImportRow:
-    line: int
-    device_key: str
-    name: I18nText
-    timezone: str
-    tags: dict[str, str]
-    attributes: dict[str, Any]
-    description: str | None
-    secret: str | None
+class ImportRow(NewDevice):
+    """A validated row and its line; an empty ``secret`` is generated when the row is written."""
+
+    line: int = 0
 
 
 @dataclass(slots=True)
@@ -227,10 +222,10 @@ def _validated(line: int, r: dict[str, Any], private_key: str | None) -> ImportR
             secret = caller_secret.decrypt(private_key, secret, r["sessionKey"])
         except Exception:  # any failure means the same: not encrypted for this key
             raise InvalidArgument("secret: cannot be decrypted with the private key given", field="secret") from None
-    return ImportRow(line, key, label, validate.timezone(r.get("timezone", DEFAULT_TIMEZONE)),
+    return ImportRow(key, label, validate.timezone(r.get("timezone", DEFAULT_TIMEZONE)),
                      validate.tags(r.get("tags")), validate.attributes(r.get("attributes"), field="attributes"),
                      validate.text(r.get("description"), field="description"),
-                     None if secret is None else validate.device_secret(secret))
+                     "" if secret is None else validate.device_secret(secret), line=line)
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -281,7 +276,7 @@ class BulkService:
                             continue
                         taken.add(r.device_key)  # a key given twice: its first line creates it
                         (fresh if len(fresh) < room else over).append(r)
-                    new = _new_devices(fresh)
+                    new = _drawn(fresh)
                     if new:
                         await bulk.insert_many(tx.conn, caller.org_id, product_key, new, tx.now)
                         await tx.emit(events.DevicesImported(product_key=product_key, count=len(new)))
@@ -316,12 +311,14 @@ class BulkService:
             after = (page[-1].product_key, page[-1].device_key)
 
 
-def _new_devices(rows: list[ImportRow]) -> list[NewDevice]:
+def _drawn(rows: list[ImportRow]) -> list[ImportRow]:
     """The rows with fresh asset ids, and generated secrets where none was given (drawn in bulk)."""
-    asset_ids = ids.alnum_many(len(rows), 8)
-    secrets = iter(ids.alnum_many(sum(r.secret is None for r in rows), 20))
-    return [NewDevice(aid, r.device_key, r.name, r.secret or next(secrets), r.timezone, r.tags, r.attributes,
-                      r.description) for aid, r in zip(asset_ids, rows, strict=True)]
+    secrets = iter(ids.alnum_many(sum(not r.secret for r in rows), 20))
+    for r, asset_id in zip(rows, ids.alnum_many(len(rows), 8), strict=True):
+        r.asset_id = asset_id
+        if not r.secret:
+            r.secret = next(secrets)
+    return rows
 
 
 # --- writing an export --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from thingport.domain.models import Device, I18nText
 from thingport.store.devices import DeviceStore
 from thingport.store.driver import Driver
-from thingport.store.labels import rows_for
+from thingport.store.labels import tuples_for
 from thingport.store.schema import devices
 
 #: What an imported device's row sets; every other column keeps its default (a new device is held
@@ -41,16 +41,17 @@ _KEYS_PER_QUERY = 500
 
 @dataclass(slots=True)
 class NewDevice:
-    """One device of an import, validated: what its row needs beyond the batch's common fields."""
+    """One device of an import, validated: what its row needs beyond the batch's common fields.
+    ``secret`` and ``asset_id`` are drawn by the service just before the batch is written."""
 
-    asset_id: str
     device_key: str
     name: I18nText
-    secret: str
     timezone: str
     tags: dict[str, str]
     attributes: dict[str, Any]
     description: str | None = None
+    secret: str = ""
+    asset_id: str = ""
 
 
 class BulkStore(DeviceStore):
@@ -70,7 +71,7 @@ class BulkStore(DeviceStore):
         row = await raw.one(_COUNT + raw.for_update, product_key)
         return int(row[0]) if row else 0
 
-    async def insert_many(self, conn: AsyncConnection, org_id: str, product_key: str, batch: list[NewDevice],
+    async def insert_many(self, conn: AsyncConnection, org_id: str, product_key: str, batch: Sequence[NewDevice],
                      now: int) -> None:
         """Add the batch's devices, their labels and their count, in the caller's transaction. A
         key or asset id already taken raises ``IntegrityError`` and the caller's savepoint or
@@ -87,8 +88,8 @@ class BulkStore(DeviceStore):
             rows.append((d.asset_id, org_id, product_key, d.device_key, d.name.default, dumps(d.name.translations),
                          encrypt(d.secret, f"device:{d.asset_id}"), d.description, d.timezone,
                          dumps(d.attributes), dumps(d.tags), now, now, True, False))
-            labels += [(r["asset_id"], r["field"], r["key"], r["value"]) for r in rows_for(
-                "asset_id", d.asset_id, "deviceName", d.name, {"deviceTags": d.tags, "deviceAttributes": d.attributes})]
+            labels += tuples_for(d.asset_id, "deviceName", d.name,
+                                 {"deviceTags": d.tags, "deviceAttributes": d.attributes})
         await raw.one(_ADD, len(rows), product_key)
         await raw.many(_INSERT, rows)
         await raw.many(_LABELS, labels)

@@ -22,10 +22,16 @@ def label_value(value: Any) -> str:
 
 def rows_for(owner: str, owner_id: str, name_field: str, name: I18nText,
              maps: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
-    rows = [{owner: owner_id, "field": name_field, "key": "", "value": name.default}]
-    rows += [{owner: owner_id, "field": name_field, "key": loc, "value": v} for loc, v in name.translations.items()]
+    return [{owner: o, "field": f, "key": k, "value": v} for o, f, k, v in tuples_for(owner_id, name_field, name, maps)]
+
+
+def tuples_for(owner_id: str, name_field: str, name: I18nText,
+               maps: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The label rows as (owner, field, key, value), as a driver's ``executemany`` takes them."""
+    rows = [(owner_id, name_field, "", name.default)]
+    rows += [(owner_id, name_field, loc, v) for loc, v in name.translations.items()]
     for field, mapping in maps.items():
-        rows += [{owner: owner_id, "field": field, "key": k, "value": label_value(v)} for k, v in mapping.items()]
+        rows += [(owner_id, field, k, label_value(v)) for k, v in mapping.items()]
     return rows
 
 
