@@ -237,8 +237,10 @@ class BulkService:
 
     async def import_devices(self, caller: Caller, product_key: str, rows: Iterable[ImportRow | RowError], *,
                              progress: Callable[[ImportReport], None] | None = None,
-                             batch_size: int = BATCH) -> ImportReport:
-        """Create the devices of ``rows`` that the product does not have yet; see the module."""
+                             batch_size: int = BATCH, big_cache: bool = False) -> ImportReport:
+        """Create the devices of ``rows`` that the product does not have yet; see the module.
+        ``big_cache``: a process of its own (the command) may give SQLite a large page cache
+        (``store.bulk.IMPORT_CACHE_KIB``); a server's pooled connections keep theirs."""
         caller.require(Permission.DEVICE_FULL)
         async with self.core.read() as conn:  # an unknown product fails before a row is read
             await self.products.load(conn, caller, product_key)
@@ -250,18 +252,19 @@ class BulkService:
                 continue
             batch.append(row)
             if len(batch) >= batch_size:
-                await self._write(caller, product_key, batch, report)
+                await self._write(caller, product_key, batch, report, big_cache)
                 batch = []
                 if progress is not None:
                     progress(report)
         if batch:
-            await self._write(caller, product_key, batch, report)
+            await self._write(caller, product_key, batch, report, big_cache)
         if progress is not None:
             progress(report)
         report.errors.sort(key=lambda e: e.line)
         return report
 
-    async def _write(self, caller: Caller, product_key: str, batch: list[ImportRow], report: ImportReport) -> None:
+    async def _write(self, caller: Caller, product_key: str, batch: list[ImportRow], report: ImportReport,
+                     big_cache: bool) -> None:
         bulk, limit = self.core.bulk, self.core.settings.product_device_limit
         for _ in range(ATTEMPTS):
             try:
@@ -278,7 +281,7 @@ class BulkService:
                         (fresh if len(fresh) < room else over).append(r)
                     new = _drawn(fresh)
                     if new:
-                        await bulk.insert_many(tx.conn, caller.org_id, product_key, new, tx.now)
+                        await bulk.insert_many(tx.conn, caller.org_id, product_key, new, tx.now, big_cache=big_cache)
                         await tx.emit(events.DevicesImported(product_key=product_key, count=len(new)))
             except IntegrityError:
                 continue

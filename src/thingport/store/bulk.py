@@ -35,6 +35,11 @@ _INSERT = f"INSERT INTO devices ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' f
 _LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
 _COUNT = "SELECT device_count FROM products WHERE product_key = ?"
 _ADD = "UPDATE products SET device_count = device_count + ? WHERE product_key = ?"
+#: SQLite page cache of a connection importing on its own (KiB): a device's row lands at a random
+#: place in two indexes (its asset id's, its labels'), and with SQLite's default 2 MiB cache most
+#: of those pages are read again from the OS for every batch once the registry passes ~100,000
+#: devices; 256 MiB holds both indexes of a million devices (``./run bench import``).
+IMPORT_CACHE_KIB = 262_144
 #: Keys asked about in one statement: far below either database's parameter limit.
 _KEYS_PER_QUERY = 500
 
@@ -72,11 +77,13 @@ class BulkStore(DeviceStore):
         return int(row[0]) if row else 0
 
     async def insert_many(self, conn: AsyncConnection, org_id: str, product_key: str, batch: Sequence[NewDevice],
-                     now: int) -> None:
+                          now: int, *, big_cache: bool = False) -> None:
         """Add the batch's devices, their labels and their count, in the caller's transaction. A
         key or asset id already taken raises ``IntegrityError`` and the caller's savepoint or
         transaction undoes the whole batch."""
         raw = await Driver.of(conn)
+        if big_cache and raw.sqlite is not None:  # the connection's own setting, no statement of the transaction
+            raw.sqlite.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
         encrypt = self.keyring.encryptor()
         encode = msgspec.json.encode
 
