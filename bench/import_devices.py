@@ -32,7 +32,7 @@ from sqlalchemy import create_engine
 
 from bench.common import ROOT, busy_processes, machine, ratio, write_result
 from thingport.crypto import ids
-from thingport.services.bulk import BATCH
+from thingport.services.bulk import COMMAND_BATCH as BATCH
 from thingport.store.bulk import IMPORT_CACHE_KIB
 from thingport.store.schema import metadata
 

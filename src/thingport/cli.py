@@ -702,7 +702,7 @@ def device_import(
     with handle, _progress(show, total) as advance:
         report = run_op(settings, lambda s: s.bulk.import_devices(
             _operator(org), product, bulk.read_rows(lines(), fmt_name, private_key=pem),
-            progress=lambda r: advance(done[0], r), big_cache=True))
+            progress=lambda r: advance(done[0], r), batch_size=bulk.COMMAND_BATCH, big_cache=True))
     summary = report.as_json()
     if as_json:
         out.print_json(json.dumps(summary))
