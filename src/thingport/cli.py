@@ -658,6 +658,8 @@ def device_delete(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json
          as_json, ["asset_id", "product_key", "device_key", "deleted"])
 
 
+#: Failed rows a person sees listed after an import; ``--json`` gives a script the first 1,000.
+SHOWN_ERRORS = 20
 Format = Annotated[str | None, typer.Option(
     "--format", help="csv or jsonl [default: from the file name's extension]", show_default=False)]
 
@@ -708,10 +710,11 @@ def device_import(
         out.print_json(json.dumps(summary))
     else:
         typer.echo(f"created {report.created}, existing {report.existing}, failed {report.failed}")
-        for e in report.errors:
+        for e in report.errors[:SHOWN_ERRORS]:
             typer.echo(f"line {e.line}: {e.message}")
-        if report.failed > len(report.errors):
-            typer.echo(f"... and {report.failed - len(report.errors)} more failed rows")
+        if report.failed > SHOWN_ERRORS:
+            typer.echo(f"... and {report.failed - SHOWN_ERRORS} more failed rows (--json lists the first "
+                       f"{len(report.errors)})")
     if report.failed:
         raise typer.Exit(1)
 
