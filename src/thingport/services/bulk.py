@@ -274,6 +274,7 @@ class BulkService:
         for _ in range(ATTEMPTS):
             try:
                 async with self.core.write(caller.org_id) as tx:
+                    tx.about(product_key)  # the audit record's target: the product the devices join
                     await self.products.load(tx.conn, caller, product_key, for_update=True)
                     taken = await bulk.existing(tx.conn, product_key, [r.device_key for r in batch])
                     room = limit - await bulk.count(tx.conn, product_key)

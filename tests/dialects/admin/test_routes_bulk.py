@@ -21,6 +21,9 @@ async def test_import_csv_then_jsonl_then_export(http: httpx.AsyncClient, org: O
     lines = "\n".join(json.dumps(x) for x in ({"deviceKey": "adm-0001"}, {"deviceKey": "adm-0002", "name": "J"}))
     r = await http.post(path, content=lines, headers={**AUTH, "content-type": "application/x-ndjson"})
     assert (r.status_code, r.json()["created"], r.json()["existing"]) == (200, 1, 1)
+    trail = (await http.get("/admin/v1/audit", params={"target": service_product}, headers=AUTH)).json()["records"]
+    assert [(a["actor"], a["outcome"]) for a in trail] == [("operator", "ok")] * 2  # one record per import
+    assert all(a["action"].endswith("/devices/import") for a in trail)
 
     r = await http.get(f"/admin/v1/orgs/{org.org_id}/devices/export", headers=AUTH)
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
