@@ -123,6 +123,8 @@ def test_a_bad_header_refuses_the_whole_file() -> None:
     with pytest.raises(InvalidArgument, match="twice"):
         list(read_rows(["deviceKey,name,name\n"], "csv"))
     assert list(read_rows([], "csv")) == []
+    bom = list(read_rows(["\ufeffdeviceKey,name\n", "k-0001,x\n"], "csv"))  # as spreadsheets save CSV
+    assert isinstance(bom[0], ImportRow) and bom[0].device_key == "k-0001"
 
 
 def test_formats_by_name_and_media_type() -> None:

@@ -105,9 +105,9 @@ def format_of(name: str) -> str:
     lower = name.lower().split(";")[0].strip()
     if lower.endswith(("csv", "/csv")):
         return "csv"
-    if lower.endswith(("jsonl", "ndjson", "json-seq", "x-ndjson", "jsonlines")):
+    if lower.endswith(("jsonl", "ndjson", "jsonlines")):
         return "jsonl"
-    raise InvalidArgument(f"format: '{name}' is neither CSV (.csv, text/csv) nor JSON Lines "
+    raise InvalidArgument(f"format: '{name[:64]}' is neither CSV (.csv, text/csv) nor JSON Lines "
                           "(.jsonl, .ndjson, application/x-ndjson)", field="format")
 
 
@@ -137,6 +137,8 @@ def _csv_records(numbered: Iterator[tuple[int, str]]) -> Iterator[tuple[int, dic
     except csv.Error as exc:
         raise InvalidArgument(f"line 1: the header row cannot be read ({exc})", field="header") from None
     columns = [c.strip() for c in header]
+    if columns:  # a spreadsheet's "CSV UTF-8" starts with a byte-order mark
+        columns[0] = columns[0].removeprefix("\ufeff")
     for c in columns:
         if c not in FIELDS and c not in _IGNORED:
             raise InvalidArgument(f"line 1: unknown column '{c[:64]}' (columns: {', '.join(EXPORT_FIELDS)})",
