@@ -762,7 +762,7 @@ def device_export(
                                                     "the secrets for.", show_default=False)] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Write an organization's devices as CSV or JSON Lines, streamed (docs/import.md).
+    """Write devices as JSON Lines or CSV, streamed (docs/import.md).
 
     The file imports back (thingport device import); thingport decrypt-secret or import's
     --private-key reads the secrets.

@@ -174,6 +174,11 @@ def verdict(dialect: str, r: httpx.Response) -> tuple[bool, str | None]:
         reason = r.headers.get("x-thingport-reason", "")
         assert reason != "internal error", r.text
         return r.text == "deny", reason or None
+    kind = r.headers.get("content-type", "")
+    if kind.startswith(("application/x-ndjson", "text/csv")):  # a streamed export: a line per device
+        if kind.startswith("application/x-ndjson"):
+            assert all(isinstance(json.loads(line), dict) for line in r.text.splitlines()), r.text[:500]
+        return r.status_code >= 400, None
     body: Any = r.json() if r.content else {}
     if r.status_code in (404, 405) and "status_code" in body:
         return False, None  # Litestar's own answer: no route has this path (an encoded '/') or method
