@@ -46,7 +46,8 @@ async def test_import_refusals(http: httpx.AsyncClient, org: Organization, servi
     r = await http.post(f"/admin/v1/orgs/{org.org_id}/products/nosuch/devices/import", content="deviceKey\nk-0001\n",
                         headers={**AUTH, "content-type": "text/csv"})
     assert (r.status_code, r.json()["field"]) == (400, "productKey")
-    r = await http.post(path, content=b"deviceKey,name\nk-0001,\xff\xfe\n", headers={**AUTH, "content-type": "text/csv"})
+    r = await http.post(path, content=b"deviceKey,name\nk-0001,\xff\xfe\n",
+                        headers={**AUTH, "content-type": "text/csv"})
     assert (r.status_code, r.json()["failed"], r.json()["errors"][0]["field"]) == (200, 1, "name")
     r = await http.get(f"/admin/v1/orgs/{org.org_id}/devices/export", params={"productKey": "nosuch"}, headers=AUTH)
     assert r.status_code == 400
