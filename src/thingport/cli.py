@@ -602,14 +602,17 @@ def device_create(
 @device_cli.command("replace-key")
 def device_replace_key(org: Org, device: DeviceArg,
                        new_key: Annotated[str, typer.Argument(help="The new device key.", show_default=False)],
+                       grace: Annotated[int, typer.Option(
+                           "--grace", help="Seconds the old key and secret keep logging in (at most 30 days).")] = 0,
                        data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Give a device a new key and secret (EnOS Replace Device).
 
     The asset id, tags and topology stay; the old key and secret stop working; the device is
-    inactive until it logs in again.
+    inactive until it logs in again. With --grace, the old ones keep logging in (and a session on
+    them goes on) for that many seconds, and the device stays active (docs/credentials.md).
     """
     settings = settings_for(data_dir)
-    v = run_op(settings, lambda s: s.devices.replace_key(_operator(org), device_ref(device), new_key))
+    v = run_op(settings, lambda s: s.devices.replace_key(_operator(org), device_ref(device), new_key, grace_s=grace))
     _tell_running_server(settings)
     _show_device_secret(v, as_json)
 
@@ -673,6 +676,21 @@ def device_certificates(org: Org, device: DeviceArg, data_dir: DataDir = None, a
              "issue_time": r.issue_time, "issued_by": r.issue_by or "operator", "expire_time": r.expire_time,
              "revoke_time": r.revoke_time, "revoke_reason": r.revoke_reason, "subject": r.subject} for r in found]
     emit(rows, as_json, ["cert_sn", "authority", "status", "issue_time", "issued_by", "expire_time", "revoke_time"])
+
+
+@device_cli.command("credentials")
+def device_credentials(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """A device's credential history: each secret and certificate, issued when and by whom, last used,
+    ended when and why (never a secret).
+
+    The history the admin API gives too (docs/credentials.md).
+    """
+    found = run_op(settings_for(data_dir), lambda s: s.devices.credentials(_operator(org), device_ref(device)))
+    rows = [{"kind": e.kind, "id": e.id, "device_key": e.device_key, "issue_time": e.issue_time,
+             "issued_by": e.issued_by, "last_used": e.last_used, "end_time": e.end_time, "end_reason": e.end_reason}
+            for e in found]
+    emit(rows, as_json, ["kind", "id", "device_key", "issue_time", "issued_by", "last_used", "end_time",
+                         "end_reason"])
 
 
 CA_COLUMNS = ["ca_id", "authority", "signing", "imported", "not_after"]

@@ -21,6 +21,7 @@ from thingport.store.accounts import AccountStore
 from thingport.store.audit import AuditStore
 from thingport.store.certificates import CertificateStore
 from thingport.store.cluster import ClusterStore
+from thingport.store.credentials import CredentialStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
 from thingport.store.events import EventStore
@@ -117,6 +118,7 @@ class Core:
         self.living_accounts = LivingAccountStore()
         self.provisioning = ProvisioningStore()
         self.certificates = CertificateStore(keyring)
+        self.credentials = CredentialStore()
         self.audit = AuditStore()
 
     @asynccontextmanager

@@ -19,6 +19,7 @@ SECRET_COLUMNS: list[tuple[Table, str, str, str]] = [
     (applications, "app_key", "secret_enc", "app:"),
     (products, "product_key", "secret_enc", "product:"),
     (devices, "asset_id", "secret_enc", "device:"),
+    (devices, "asset_id", "prev_secret_enc", "device-prev:"),
     (access_tokens, "token_hash", "token_enc", ""),
     (oc_devices, "asset_id", "verify_code_enc", "oc-verify:"),
     (oc_devices, "asset_id", "psk_enc", "oc-psk:"),

@@ -307,6 +307,53 @@ async def device_certificates(request: Req, org_id: FromPath[str], asset_id: Fro
     now = now_ms()
     found = await svc(request).certificates.list(Caller.operator(org_id), DeviceRef(asset_id))
     return [cert_out(r, now) for r in found]
+class ReplaceKeyIn(msgspec.Struct):
+    newDeviceKey: str
+    #: Seconds the old key and secret keep logging in (0: they stop at once, EnOS's behaviour).
+    grace: int = 0
+
+
+class ReplaceKeyOut(msgspec.Struct):
+    assetId: str
+    productKey: str
+    deviceKey: str
+    deviceSecret: str
+    #: When the old credential stops logging in (ms); None without a grace period.
+    graceUntil: int | None
+
+
+class CredentialOut(msgspec.Struct):
+    kind: str
+    id: str
+    deviceKey: str
+    issueTime: int | None
+    issuedBy: str | None
+    lastUsed: int | None
+    endTime: int | None
+    endReason: str | None
+
+
+@post("/orgs/{org_id:str}/devices/{asset_id:str}/replace-key", status_code=200,
+      summary="Give a device a new key and secret (shown only in this answer); with grace, the old ones "
+              "keep logging in for that many seconds")
+async def replace_device_key(request: Req, org_id: FromPath[str], asset_id: FromPath[str],
+                             data: JSONBody[ReplaceKeyIn]) -> ReplaceKeyOut:
+    view = await svc(request).devices.replace_key(Caller.operator(org_id), DeviceRef(asset_id), data.newDeviceKey,
+                                                  grace_s=data.grace)
+    d = view.device
+    return ReplaceKeyOut(d.asset_id, d.product_key, d.device_key, d.secret,
+                         d.update_time + data.grace * 1000 if data.grace else None)
+
+
+@get("/orgs/{org_id:str}/devices/{asset_id:str}/credentials",
+     summary="A device's credential history: each secret and certificate, issued when and by whom, last used, "
+             "ended when and why (never a secret)")
+async def device_credentials(request: Req, org_id: FromPath[str], asset_id: FromPath[str]) -> list[CredentialOut]:
+    found = await svc(request).devices.credentials(Caller.operator(org_id), DeviceRef(asset_id))
+    return [CredentialOut(e.kind, e.id, e.device_key, e.issue_time, e.issued_by, e.last_used, e.end_time,
+                          e.end_reason) for e in found]
+
+
 class AuditOut(msgspec.Struct):
     id: int
     time: int
@@ -370,7 +417,7 @@ router = Router(
     path="/admin/v1",
     route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
                     set_permissions, create_model, list_models, list_cas, ca_bundle, rotate_ca, import_ca,
-                    device_certificates, rotate, read_audit],
+                    device_certificates, replace_device_key, device_credentials, rotate, read_audit],
     guards=[operator_guard],
     before_request=screen_request,
     exception_handlers=admin_errors.map,

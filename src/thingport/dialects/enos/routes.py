@@ -344,7 +344,8 @@ async def replace_device(c: Call) -> Reply:
     if not b.newDeviceKey:
         raise InvalidArgument("newDeviceKey: is required", field="newDeviceKey")
     secrets = c.secrets(b.requireSecret)
-    view = await c.services.devices.replace_key(c.caller, ref, b.newDeviceKey, key_version=c.version)
+    view = await c.services.devices.replace_key(c.caller, ref, b.newDeviceKey, key_version=c.version,
+                                                grace_s=b.gracePeriod, grace_field="gracePeriod")
     return Reply(render.create_result(view.device, secrets))
 
 
