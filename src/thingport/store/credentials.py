@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.store.schema import device_credentials
@@ -53,14 +53,18 @@ class CredentialStore:
 
     async def used(self, conn: AsyncConnection, uses: dict[tuple[str, bool], int]) -> None:
         """Note the last successful logins: (asset id, with the previous credential) → when. The
-        current credential is the open row; the previous one the row whose grace period is running."""
+        current credential is the open row; the previous one the row whose grace period is running.
+        One statement per kind for the whole batch (a device never rotated has no row: nothing)."""
         t = device_credentials.c
-        for (asset_id, previous), when in uses.items():
-            which = and_(t.end_time.is_not(None), t.end_time > when) if previous else t.end_time.is_(None)
+        for previous in (False, True):
+            params = [{"a": a, "w": w} for (a, p), w in uses.items() if p is previous]
+            if not params:
+                continue
+            which = and_(t.end_time.is_not(None), t.end_time > bindparam("w")) if previous else t.end_time.is_(None)
             await conn.execute(update(device_credentials)
-                               .where(t.asset_id == asset_id, which,
-                                      or_(t.last_used.is_(None), t.last_used < when))
-                               .values(last_used=when))
+                               .where(t.asset_id == bindparam("a"), which,
+                                      or_(t.last_used.is_(None), t.last_used < bindparam("w")))
+                               .values(last_used=bindparam("w")), params)
 
     async def list(self, conn: AsyncConnection, org_id: str, asset_id: str) -> list[CredentialRow]:
         """Oldest first."""
