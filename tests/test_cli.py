@@ -113,6 +113,16 @@ def test_apps(data_dir: Path, rsa_key: tuple[Path, Path]) -> None:
     [keyed] = run_json("app", "set-public-key", app["app_key"], str(rsa_key[1]), "--data-dir", d)
     assert keyed["rsa_public_key"] is True
 
+    # rotating the secret with a grace period (docs/credentials.md): the new one shown once, the old never
+    [rolled] = run_json("app", "rotate-secret", app["app_key"], "--grace", "3600", "--data-dir", d)
+    assert rolled["secret"] != app["secret"] and rolled["previous_until"] and "previous_secret" not in rolled
+    listed = run("app", "list", "--json", "--data-dir", d).stdout
+    assert app["secret"] not in listed and rolled["secret"] not in listed and "previous_secret" not in listed
+    shown = run("app", "rotate-secret", app["app_key"], "--data-dir", d).stdout
+    assert "app secret:" in shown and rolled["secret"] not in shown
+    late = run("app", "rotate-secret", app["app_key"], "--grace", "-1", "--data-dir", d, ok=False)
+    assert late.exit_code == 2 and "grace" in late.stderr
+
     bad = run("app", "create", "--org", "o-acme", "--name", "x", "--permission", "root", "--data-dir", d, ok=False)
     assert bad.exit_code == 2 and "permission" in bad.stderr
     bad_pem = rsa_key[1].with_name("bad.pub")

@@ -299,7 +299,7 @@ def app_create(
     pem = public_key.read_text() if public_key else None
     app = run_op(settings_for(data_dir), lambda s: s.accounts.create_app(
         org, name, parse_permissions(permission) if permission else None, pem))
-    row = plain(app)
+    row = {**_app_row(app), "secret": app.secret}
     row["rsa_public_key"] = bool(pem)
     if as_json:
         emit([row], as_json, [])
@@ -315,19 +315,44 @@ def app_list(org: Annotated[str | None, typer.Option("--org", help="Only this or
              data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List applications (never their secrets)."""
     apps = run_op(settings_for(data_dir), lambda s: s.accounts.list_apps(org))
-    rows = [{**{k: v for k, v in plain(a).items() if k != "secret"}, "rsa_public_key": bool(a.rsa_public_key)}
-            for a in apps]
+    rows = [{**_app_row(a), "rsa_public_key": bool(a.rsa_public_key)} for a in apps]
     emit(rows, as_json, ["app_key", "org_id", "name", "permissions", "disabled", "rsa_public_key"])
 
 
 def _app_change(app_key: str, data_dir: Path | None, as_json: bool, op: Callable[[Any], Awaitable[Any]]) -> None:
     app = run_op(settings_for(data_dir), op)
-    row = {k: v for k, v in plain(app).items() if k != "secret"}
+    row = _app_row(app)
     row["rsa_public_key"] = bool(app.rsa_public_key)
     emit([row], as_json, ["app_key", "org_id", "name", "permissions", "disabled", "rsa_public_key"])
 
 
+def _app_row(app: Any) -> dict[str, Any]:
+    """An application as the CLI shows it: never a secret (the current one, or the previous one of a
+    rotation's grace period), only when the previous one stops signing."""
+    return {k: v for k, v in plain(app).items() if k not in ("secret", "previous_secret")}
+
+
 AppKey = Annotated[str, typer.Argument(help="The application's app key.", show_default=False)]
+
+
+@app_cli.command("rotate-secret")
+def app_rotate_secret(app_key: AppKey,
+                      grace: Annotated[int, typer.Option(
+                          "--grace", help="Seconds the old secret keeps signing (at most 30 days).")] = 0,
+                      data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Give an application a new secret, shown this once.
+
+    The old secret stops signing and its access tokens are revoked; with --grace, both keep working
+    for that many seconds, so an integration can roll its secret with no failed call
+    (docs/credentials.md).
+    """
+    app = run_op(settings_for(data_dir), lambda s: s.accounts.rotate_app_secret(app_key, grace_s=grace))
+    row = {**_app_row(app), "secret": app.secret}
+    if as_json:
+        emit([row], as_json, [])
+        return
+    emit([row], False, ["app_key", "org_id", "name", "previous_until"])
+    typer.echo(f"app secret: {app.secret}  (shown only this once: store it now)")
 
 
 @app_cli.command("disable")

@@ -21,13 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto import ca as cacrypto
 from thingport.crypto.ca import Authority, CertificateError, Request
-from thingport.domain import limits
+from thingport.domain import limits, validate
 from thingport.domain.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
 from thingport.domain.models import Device, Permission, now_ms
 from thingport.services import events
 from thingport.services.context import Caller, Core, Tx
 from thingport.services.credentials import Credentials
-from thingport.services.devices import DeviceRef, DeviceService, check_grace
+from thingport.services.devices import DeviceRef, DeviceService
 from thingport.store.certificates import CertRecord, DeviceCa
 
 DAY_MS = 86_400_000
@@ -214,7 +214,7 @@ class CertificateService:
         refused and the session using it ends. A certificate can be superseded once.
         """
         caller.require(Permission.DEVICE_FULL)
-        check_grace(grace_s, "gracePeriod")
+        validate.grace(grace_s, field="gracePeriod")
         async with self.core.write(caller.org_id) as tx:
             device = await self._certifiable(tx.conn, caller, ref)
             old = await self._own(tx.conn, caller, device, cert_sn, for_update=True)

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto import ids
-from thingport.domain import limits, validate
+from thingport.domain import validate
 from thingport.domain.errors import (
     DeviceKeyExists,
     DeviceKeyGenerationFailed,
@@ -277,7 +277,7 @@ class DeviceService:
         """
         caller.require(Permission.DEVICE_FULL)
         new_key = validate.device_key(new_device_key, version=key_version, field="newDeviceKey")
-        check_grace(grace_s, grace_field)
+        validate.grace(grace_s, field=grace_field)
         async with self.core.write(caller.org_id) as tx:
             device = await self.load(tx.conn, caller, ref, for_update=True)
             if new_key == device.device_key:
@@ -297,7 +297,7 @@ class DeviceService:
         never activated again (EnOS); OceanConnect keeps the activation, which its bind decides.
         Another device of the product with ``new_key``: DeviceKeyExists on ``field``.
 
-        ``grace_s`` (checked by the caller, :func:`check_grace`): the old key and secret keep logging
+        ``grace_s`` (checked by the caller, :func:`validate.grace`): the old key and secret keep logging
         in, and a session on them goes on, until that many seconds after the commit; the previous
         credential, with its end, is on the device's row so every node honours it. A rotation during
         a grace period ends the one before at once: there is never more than one previous credential.
@@ -381,14 +381,6 @@ class DeviceService:
         """At start-up: nobody is connected yet, so devices recorded online become offline."""
         async with self.core.write() as tx:
             return await self.core.devices.mark_all_offline(tx.conn, tx.now)
-
-
-def check_grace(grace_s: int, field: str = "grace") -> None:
-    """A rotation's grace period: 0 (the vendors' behaviour: the old credential ends at once) up to
-    :data:`limits.MAX_GRACE_S`."""
-    if not 0 <= grace_s <= limits.MAX_GRACE_S:
-        raise InvalidArgument(f"{field}: must be between 0 and {limits.MAX_GRACE_S} seconds, not {grace_s}",
-                              field=field)
 
 
 def actor_of(caller: Caller | None) -> str:

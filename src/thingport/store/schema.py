@@ -44,6 +44,9 @@ applications = Table(
     Column("rsa_public_key", Text, nullable=True),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("create_time", BigInteger, nullable=False),
+    #: The secret a rotation with a grace period replaced (ciphertext) and when it stops signing.
+    Column("prev_secret_enc", Text, nullable=True),
+    Column("prev_until", BigInteger, nullable=True),
 )
 
 thing_models = Table(

@@ -307,6 +307,26 @@ async def device_certificates(request: Req, org_id: FromPath[str], asset_id: Fro
     now = now_ms()
     found = await svc(request).certificates.list(Caller.operator(org_id), DeviceRef(asset_id))
     return [cert_out(r, now) for r in found]
+class RotateSecretIn(msgspec.Struct):
+    #: Seconds the old secret keeps signing, and its access tokens working (0: both end at once).
+    grace: int = 0
+
+
+class RotatedSecretOut(msgspec.Struct):
+    appKey: str
+    appSecret: str
+    #: When the old secret stops signing (ms); None without a grace period.
+    previousUntil: int | None
+
+
+@post("/apps/{app_key:str}/rotate-secret", status_code=200,
+      summary="Give an application a new secret (shown only in this answer); with grace, the old one keeps "
+              "signing for that many seconds")
+async def rotate_app_secret(request: Req, app_key: FromPath[str], data: JSONBody[RotateSecretIn]) -> RotatedSecretOut:
+    app = await svc(request).accounts.rotate_app_secret(app_key, grace_s=data.grace)
+    return RotatedSecretOut(app.app_key, app.secret, app.previous_until)
+
+
 class ReplaceKeyIn(msgspec.Struct):
     newDeviceKey: str
     #: Seconds the old key and secret keep logging in (0: they stop at once, EnOS's behaviour).
@@ -417,7 +437,8 @@ router = Router(
     path="/admin/v1",
     route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
                     set_permissions, create_model, list_models, list_cas, ca_bundle, rotate_ca, import_ca,
-                    device_certificates, replace_device_key, device_credentials, rotate, read_audit],
+                    device_certificates, replace_device_key, device_credentials, rotate_app_secret, rotate,
+                    read_audit],
     guards=[operator_guard],
     before_request=screen_request,
     exception_handlers=admin_errors.map,

@@ -34,6 +34,7 @@ from thingport.dialects.console.forms import Form
 from thingport.dialects.console.session import COOKIE, CSRF_FIELD, CSRF_HEADER, LIFETIME_MS, ConsoleSession, Sessions
 from thingport.domain import expression, validate
 from thingport.domain.errors import DomainError, InvalidArgument, PermissionDenied
+from thingport.domain.limits import MAX_GRACE_S
 from thingport.domain.models import DeviceStatus, Organization, Page, Permission, ProductType, now_ms
 from thingport.services import audit
 from thingport.services.container import Services
@@ -252,9 +253,13 @@ async def enable_app(request: Req, app_key: FromPath[str]) -> Response[str]:
 
 @post("/apps/{app_key:str}/rotate-secret", status_code=200)
 async def rotate_app_secret(request: Req, app_key: FromPath[str]) -> Response[str]:
-    app = await svc(request).accounts.rotate_app_secret(app_key)
-    return await orgs_page(request, notice=f"Application {app.name} has a new secret; the old one no longer works "
-                                           "and its access tokens are revoked.", shown_secret=(app.app_key, app.secret))
+    grace = form_of(request).number("grace", 0, MAX_GRACE_S) or 0
+    app = await svc(request).accounts.rotate_app_secret(app_key, grace_s=grace)
+    notice = (f"Application {app.name} has a new secret; the old one keeps signing, and its access tokens "
+              f"working, for {grace} s more." if grace else
+              f"Application {app.name} has a new secret; the old one no longer works and its access tokens are "
+              "revoked.")
+    return await orgs_page(request, notice=notice, shown_secret=(app.app_key, app.secret))
 
 
 @post("/apps/{app_key:str}/public-key", status_code=200)

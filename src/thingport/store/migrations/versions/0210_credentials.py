@@ -1,4 +1,5 @@
-"""rotation with overlap: a device's previous credential during a grace period, and credential history
+"""rotation with overlap: a device's and an application's previous secret during a grace period, and
+each device's credential history
 
 Revision ID: credentials_0210
 Revises: 0001
@@ -20,6 +21,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("prev_device_key", sa.String(64), nullable=True))
         batch_op.add_column(sa.Column("prev_secret_enc", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("prev_until", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("applications", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("prev_secret_enc", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("prev_until", sa.BigInteger(), nullable=True))
     op.create_table(
         "device_credentials",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -39,6 +43,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_device_credentials_asset_id", table_name="device_credentials")
     op.drop_table("device_credentials")
+    with op.batch_alter_table("applications", schema=None) as batch_op:
+        batch_op.drop_column("prev_until")
+        batch_op.drop_column("prev_secret_enc")
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.drop_column("prev_until")
         batch_op.drop_column("prev_secret_enc")
