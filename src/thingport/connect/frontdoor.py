@@ -123,8 +123,6 @@ class FrontDoor:
         self.counts[("accepted", session.family.name)] += 1
         if session.grace_end is not None:
             self.downlinks.watch(session)
-        if session.cert_sn is None and not session.handoff_only:  # a secret's login: its history's last use
-            self.services.connectivity.presence.used(session.asset_id, session.grace_end is not None)
         self.services.activity.accepted()
         if access.isEnabledFor(logging.INFO):
             access.info("mqtt connect", extra={"fields": {

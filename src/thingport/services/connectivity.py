@@ -96,6 +96,7 @@ class ConnectivityService:
             raise _not_found(cred.product_key, cred.device_key)
         login = self._verify(record, cred, dynamic=dynamic)
         _require_certificate(record, cred)
+        self._used(login)
         if await self._activate(record, online):
             return replace(login, online=True)
         return login
@@ -121,7 +122,14 @@ class ConnectivityService:
             return None
         login = self._verify(record, cred, dynamic=dynamic)
         _require_certificate(record, cred)
+        self._used(login)
         return login
+
+    def _used(self, login: DeviceLogin) -> None:
+        """A rotated device's credential history notes the last use of the secret that logged in (with
+        the next presence batch); a device never rotated has no history, and costs nothing."""
+        if login.device.rotated and not login.activating:
+            self.presence.used(login.device.asset_id, login.grace_end is not None)
 
     async def activate(self, product_key: str, device_key: str, *, online: bool = False) -> bool:
         """Record a device's first login (any scheme) before the device is told it got in; True when

@@ -76,7 +76,7 @@ class ProductLogin:
 class LoginRecord:
     """What a device's login is checked against; ``family``: the signature family it last used."""
 
-    __slots__ = ("active", "asset_id", "device_key", "enabled", "family", "previous", "product", "secret")
+    __slots__ = ("active", "asset_id", "device_key", "enabled", "family", "previous", "product", "rotated", "secret")
 
     def __init__(self, row: DeviceLoginRow, product: ProductLogin) -> None:
         self.asset_id = row.asset_id
@@ -88,6 +88,8 @@ class LoginRecord:
         self.product = product
         #: The credential a rotation with a grace period replaced: (key, secret, end in ms).
         self.previous = row.previous
+        #: It has a credential history (rotated once at least): a login notes its last use.
+        self.rotated = row.rotated
 
     def previous_secret(self, device_key: str, now: int | None = None) -> tuple[str, int] | None:
         """The previous secret and its end, when ``device_key`` is its key and its grace period runs."""

@@ -323,8 +323,9 @@ class DeviceService:
                 await self.core.devices.save(tx.conn, device, labels=False)
         except IntegrityError as exc:
             raise taken from exc
+        # without a grace period only its end is kept (now): the device has a history whose last use logins note
         await self.core.devices.set_previous(tx.conn, device.asset_id, old.device_key if grace_s else None,
-                                             old.secret if grace_s else None, until if grace_s else None)
+                                             old.secret if grace_s else None, until)
         await self.core.credentials.rotate(tx.conn, device.org_id, device.asset_id, old.device_key, new_key, tx.now,
                                            until, actor_of(caller))
         await tx.emit(events.DeviceReplaced(product_key=old.product_key, device_key=old.device_key,

@@ -78,20 +78,11 @@ class DeviceStore:
 
     async def set_previous(self, conn: AsyncConnection, asset_id: str, device_key: str | None, secret: str | None,
                            until: int | None) -> None:
-        """Keep (or, with None, forget) the credential a rotation replaced, valid until ``until``."""
+        """Keep the credential a rotation replaced, valid until ``until`` (with None for the key and
+        secret, none is kept, and ``until`` says when the last rotation ended it)."""
         enc = None if secret is None else self.keyring.encrypt(secret, context=self.prev_ctx(asset_id))
         await conn.execute(update(devices).where(devices.c.asset_id == asset_id)
                            .values(prev_device_key=device_key, prev_secret_enc=enc, prev_until=until))
-
-    async def previous(self, conn: AsyncConnection, asset_id: str) -> tuple[str, str, int] | None:
-        """The previous credential (key, secret, end) if one is kept, ended or not."""
-        c = devices.c
-        row = (await conn.execute(select(c.prev_device_key, c.prev_secret_enc, c.prev_until)
-                                  .where(c.asset_id == asset_id))).first()
-        if row is None or row.prev_secret_enc is None:
-            return None
-        return (row.prev_device_key, self.keyring.decrypt(row.prev_secret_enc, context=self.prev_ctx(asset_id)),
-                int(row.prev_until))
 
     def _row(self, d: Device) -> dict[str, Any]:
         return {

@@ -41,6 +41,8 @@ class DeviceLoginRow:
     active: bool
     #: The credential a rotation with a grace period replaced: key, secret, end (ms); None if none.
     previous: tuple[str, str, int] | None = None
+    #: Rotated at least once, so it has a credential history whose last use a login updates.
+    rotated: bool = False
 
 
 def _context(table: Table, key: str, column: str = "secret_enc") -> str:
@@ -84,7 +86,7 @@ async def device_logins(conn: AsyncConnection, keyring: Keyring, *, after: str =
             c.product_key == login[0], c.prev_device_key == login[1], c.prev_until.is_not(None)))).all()
     return [DeviceLoginRow(r.asset_id, r.org_id, r.product_key, r.device_key,
                            _decrypt(keyring, r.secret_enc, _context(devices, r.asset_id), unreadable), bool(r.enabled),
-                           r.active_time is not None, _previous(keyring, r, unreadable))
+                           r.active_time is not None, _previous(keyring, r, unreadable), r.prev_until is not None)
             for r in rows]
 
 
