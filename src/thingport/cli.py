@@ -705,10 +705,10 @@ def device_certificates(org: Org, device: DeviceArg, data_dir: DataDir = None, a
 
 @device_cli.command("credentials")
 def device_credentials(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """A device's credential history: each secret and certificate, issued when and by whom, last used,
-    ended when and why (never a secret).
+    """A device's credential history.
 
-    The history the admin API gives too (docs/credentials.md).
+    Each secret and certificate: issued when and by whom, last used, ended when and why; never a
+    secret. The history the admin API gives too (docs/credentials.md).
     """
     found = run_op(settings_for(data_dir), lambda s: s.devices.credentials(_operator(org), device_ref(device)))
     rows = [{"kind": e.kind, "id": e.id, "device_key": e.device_key, "issue_time": e.issue_time,
