@@ -113,6 +113,16 @@ def test_apps(data_dir: Path, rsa_key: tuple[Path, Path]) -> None:
     [keyed] = run_json("app", "set-public-key", app["app_key"], str(rsa_key[1]), "--data-dir", d)
     assert keyed["rsa_public_key"] is True
 
+    # rotating the secret with a grace period (docs/credentials.md): the new one shown once, the old never
+    [rolled] = run_json("app", "rotate-secret", app["app_key"], "--grace", "3600", "--data-dir", d)
+    assert rolled["secret"] != app["secret"] and rolled["previous_until"] and "previous_secret" not in rolled
+    listed = run("app", "list", "--json", "--data-dir", d).stdout
+    assert app["secret"] not in listed and rolled["secret"] not in listed and "previous_secret" not in listed
+    shown = run("app", "rotate-secret", app["app_key"], "--data-dir", d).stdout
+    assert "app secret:" in shown and rolled["secret"] not in shown
+    late = run("app", "rotate-secret", app["app_key"], "--grace", "-1", "--data-dir", d, ok=False)
+    assert late.exit_code == 2 and "grace" in late.stderr
+
     bad = run("app", "create", "--org", "o-acme", "--name", "x", "--permission", "root", "--data-dir", d, ok=False)
     assert bad.exit_code == 2 and "permission" in bad.stderr
     bad_pem = rsa_key[1].with_name("bad.pub")
@@ -356,6 +366,20 @@ def test_devices(data_dir: Path) -> None:
     assert replaced["secret"] != dev["secret"] and replaced["tags"] == {"site": "north"}
     old = run("device", "get", "--org", "o-acme", f"{pk}/meter-0001", "--data-dir", d, ok=False)
     assert old.exit_code == 2 and "meter-0001" in old.stderr
+    # with a grace period (docs/credentials.md), and the history that records both
+    [graced] = run_json("device", "replace-key", "--org", "o-acme", dev["asset_id"], "meter-0001-c", "--grace", "60",
+                        "--data-dir", d)
+    assert graced["device_key"] == "meter-0001-c" and graced["secret"] != replaced["secret"]
+    too_long = run("device", "replace-key", "--org", "o-acme", dev["asset_id"], "meter-0001-d", "--grace",
+                   str(31 * 86_400), "--data-dir", d, ok=False)
+    assert too_long.exit_code == 2 and "grace" in too_long.stderr
+    history = run_json("device", "credentials", "--org", "o-acme", dev["asset_id"], "--data-dir", d)
+    assert [(h["device_key"], h["end_reason"]) for h in history] == [
+        ("meter-0001", "replaced"), ("meter-0001-b", "replaced"), ("meter-0001-c", None)]
+    assert history[1]["end_time"] - history[2]["issue_time"] == 60_000
+    assert all(h["issued_by"].startswith("operator:") for h in history[1:])  # the audit trail's actor
+    assert replaced["secret"] not in run("device", "credentials", "--org", "o-acme", dev["asset_id"],
+                                         "--data-dir", d).stdout
 
     [disabled] = run_json("device", "disable", "--org", "o-acme", dev["asset_id"], "--data-dir", d)
     assert disabled["status"] == "disabled"

@@ -299,7 +299,7 @@ def app_create(
     pem = public_key.read_text() if public_key else None
     app = run_op(settings_for(data_dir), lambda s: s.accounts.create_app(
         org, name, parse_permissions(permission) if permission else None, pem))
-    row = plain(app)
+    row = {**_app_row(app), "secret": app.secret}
     row["rsa_public_key"] = bool(pem)
     if as_json:
         emit([row], as_json, [])
@@ -315,19 +315,44 @@ def app_list(org: Annotated[str | None, typer.Option("--org", help="Only this or
              data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List applications (never their secrets)."""
     apps = run_op(settings_for(data_dir), lambda s: s.accounts.list_apps(org))
-    rows = [{**{k: v for k, v in plain(a).items() if k != "secret"}, "rsa_public_key": bool(a.rsa_public_key)}
-            for a in apps]
+    rows = [{**_app_row(a), "rsa_public_key": bool(a.rsa_public_key)} for a in apps]
     emit(rows, as_json, ["app_key", "org_id", "name", "permissions", "disabled", "rsa_public_key"])
 
 
 def _app_change(app_key: str, data_dir: Path | None, as_json: bool, op: Callable[[Any], Awaitable[Any]]) -> None:
     app = run_op(settings_for(data_dir), op)
-    row = {k: v for k, v in plain(app).items() if k != "secret"}
+    row = _app_row(app)
     row["rsa_public_key"] = bool(app.rsa_public_key)
     emit([row], as_json, ["app_key", "org_id", "name", "permissions", "disabled", "rsa_public_key"])
 
 
+def _app_row(app: Any) -> dict[str, Any]:
+    """An application as the CLI shows it: never a secret (the current one, or the previous one of a
+    rotation's grace period), only when the previous one stops signing."""
+    return {k: v for k, v in plain(app).items() if k not in ("secret", "previous_secret")}
+
+
 AppKey = Annotated[str, typer.Argument(help="The application's app key.", show_default=False)]
+
+
+@app_cli.command("rotate-secret")
+def app_rotate_secret(app_key: AppKey,
+                      grace: Annotated[int, typer.Option(
+                          "--grace", help="Seconds the old secret keeps signing (at most 30 days).")] = 0,
+                      data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Give an application a new secret, shown this once.
+
+    The old secret stops signing and its access tokens are revoked; with --grace, both keep working
+    for that many seconds, so an integration can roll its secret with no failed call
+    (docs/credentials.md).
+    """
+    app = run_op(settings_for(data_dir), lambda s: s.accounts.rotate_app_secret(app_key, grace_s=grace))
+    row = {**_app_row(app), "secret": app.secret}
+    if as_json:
+        emit([row], as_json, [])
+        return
+    emit([row], False, ["app_key", "org_id", "name", "previous_until"])
+    typer.echo(f"app secret: {app.secret}  (shown only this once: store it now)")
 
 
 @app_cli.command("disable")
@@ -602,14 +627,17 @@ def device_create(
 @device_cli.command("replace-key")
 def device_replace_key(org: Org, device: DeviceArg,
                        new_key: Annotated[str, typer.Argument(help="The new device key.", show_default=False)],
+                       grace: Annotated[int, typer.Option(
+                           "--grace", help="Seconds the old key and secret keep logging in (at most 30 days).")] = 0,
                        data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Give a device a new key and secret (EnOS Replace Device).
 
     The asset id, tags and topology stay; the old key and secret stop working; the device is
-    inactive until it logs in again.
+    inactive until it logs in again. With --grace, the old ones keep logging in (and a session on
+    them goes on) for that many seconds, and the device stays active (docs/credentials.md).
     """
     settings = settings_for(data_dir)
-    v = run_op(settings, lambda s: s.devices.replace_key(_operator(org), device_ref(device), new_key))
+    v = run_op(settings, lambda s: s.devices.replace_key(_operator(org), device_ref(device), new_key, grace_s=grace))
     _tell_running_server(settings)
     _show_device_secret(v, as_json)
 
@@ -808,6 +836,21 @@ def device_certificates(org: Org, device: DeviceArg, data_dir: DataDir = None, a
              "issue_time": r.issue_time, "issued_by": r.issue_by or "operator", "expire_time": r.expire_time,
              "revoke_time": r.revoke_time, "revoke_reason": r.revoke_reason, "subject": r.subject} for r in found]
     emit(rows, as_json, ["cert_sn", "authority", "status", "issue_time", "issued_by", "expire_time", "revoke_time"])
+
+
+@device_cli.command("credentials")
+def device_credentials(org: Org, device: DeviceArg, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """A device's credential history.
+
+    Each secret and certificate: issued when and by whom, last used, ended when and why; never a
+    secret. The history the admin API gives too (docs/credentials.md).
+    """
+    found = run_op(settings_for(data_dir), lambda s: s.devices.credentials(_operator(org), device_ref(device)))
+    rows = [{"kind": e.kind, "id": e.id, "device_key": e.device_key, "issue_time": e.issue_time,
+             "issued_by": e.issued_by, "last_used": e.last_used, "end_time": e.end_time, "end_reason": e.end_reason}
+            for e in found]
+    emit(rows, as_json, ["kind", "id", "device_key", "issue_time", "issued_by", "last_used", "end_time",
+                         "end_reason"])
 
 
 CA_COLUMNS = ["ca_id", "authority", "signing", "imported", "not_after"]

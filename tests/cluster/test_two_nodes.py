@@ -173,6 +173,34 @@ def test_a_replace_through_a_is_in_force_on_b_within_a_second(cluster: Cluster) 
           f"old secret refused through B {refused * 1000:.0f} ms after the call")
 
 
+def test_a_grace_period_given_through_a_is_honoured_on_b(cluster: Cluster) -> None:
+    """EnOS Replace Device with Thingport's ``gracePeriod`` through A: the session on B goes on, and the old
+    key and secret log in through B, until the period ends; then B ends the session and refuses them."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    device = a.server.create_device(device_key="rolling-1")
+    live = Session(b.server.mqtt_port, device)
+    assert live.connack == 0
+    try:
+        answer = a.server.enos().data("POST", DEVICES, {"action": "replaceDevice", "assetId": device.asset_id},
+                                      {"newDeviceKey": "rolled-1", "gracePeriod": 3})
+        started = time.monotonic()
+        time.sleep(0.5)  # the event has reached B (within a second, the test above)
+        assert live.closed_at is None
+    finally:
+        live.close()  # (paho would connect again once kicked)
+    second = Session(b.server.mqtt_port, device)  # the old pair through B
+    try:
+        assert second.connack == 0
+        ended = until(lambda: second.closed_at is not None, 6.0, "the old pair's session on B ended")
+    finally:
+        second.close()
+    assert time.monotonic() - started >= 2.5
+    assert login(b.server.mqtt_port, device) != 0
+    moved = Device(device.org_id, device.asset_id, device.product_key, "rolled-1", answer["deviceSecret"])
+    assert login(b.server.mqtt_port, moved) == 0
+    print(f"\ngrace period of 3 s through A: the old pair's session on B ended {ended:.1f} s after it began")
+
+
 def test_an_application_disabled_through_a_is_refused_by_b_within_a_second(cluster: Cluster) -> None:
     a, b = cluster.nodes["A"], cluster.nodes["B"]
     app = a.server.create_app()

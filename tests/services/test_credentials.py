@@ -8,14 +8,14 @@ import hashlib
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.services.conftest import statements
 from thingport.app import ensure_initialised
 from thingport.cluster.feed import EventFeed
 from thingport.crypto import device_sign
 from thingport.crypto.keyring import KeyringError
-from thingport.domain.errors import DeviceNotFound, DeviceStatusInvalid, Unauthenticated
+from thingport.domain.errors import DeviceNotFound, DeviceStatusInvalid, InvalidArgument, Unauthenticated
 from thingport.domain.models import Device, I18nText, ProductType
 from thingport.services import credentials as credentials_module
 from thingport.services.connectivity import Credential
@@ -256,3 +256,94 @@ async def test_while_other_writers_cannot_be_seen_every_login_reads_its_device(
     with statements(services) as sql:
         await conn.login(signed(d, "changed-elsewhere"), dynamic=True)
     assert sql == []
+
+
+# --- rotation with a grace period (docs/credentials.md) --------------------------------------------
+
+async def test_a_grace_period_keeps_the_old_credential_until_its_end(services: Services, caller: Caller,
+                                                                     service_product: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both credentials log in until the old one's end, not a millisecond after; from memory as from
+    the database (another node's view: nothing kept)."""
+    conn = services.connectivity
+    old = await device(services, caller, service_product)
+    await conn.credentials.load()
+    await conn.login(signed(old), dynamic=True)
+    new = (await services.devices.replace_key(caller, DeviceRef(old.asset_id), "rolled-1", grace_s=60)).device
+    end = new.update_time + 60_000
+    clock = [end - 1]
+    monkeypatch.setattr(credentials_module, "now_ms", lambda: clock[0])
+    for fresh in (False, True):
+        if fresh:
+            conn.credentials.forget_all()
+        clock[0] = end - 1
+        login = await conn.login(signed(old), dynamic=True)  # just before: the old key and secret
+        assert login.grace_end == end and login.device.asset_id == old.asset_id
+        assert (await conn.login(signed(new), dynamic=True)).grace_end is None
+        with pytest.raises(Unauthenticated):  # never mixed: the new key with the old secret, and back
+            await conn.login(signed(new, old.secret), dynamic=True)
+        with pytest.raises(Unauthenticated):
+            await conn.login(signed(old, new.secret), dynamic=True)
+        clock[0] = end  # at the end: refused
+        with pytest.raises(Unauthenticated):
+            await conn.login(signed(old), dynamic=True)
+        await conn.login(signed(new), dynamic=True)
+    assert (await services.devices.get(caller, DeviceRef(old.asset_id))).device.active_time is not None
+
+
+async def test_a_rotation_ends_the_grace_period_before_it(services: Services, caller: Caller,
+                                                          service_product: str) -> None:
+    """Never more than one previous credential: a second rotation ends the first one's period at once,
+    and a rotation without one ends any."""
+    conn = services.connectivity
+    first = await device(services, caller, service_product)
+    ref = DeviceRef(first.asset_id)
+    second = (await services.devices.replace_key(caller, ref, "second", grace_s=3600)).device
+    third = (await services.devices.replace_key(caller, ref, "third", grace_s=3600)).device
+    with pytest.raises((Unauthenticated, DeviceNotFound)):
+        await conn.login(signed(first), dynamic=True)
+    assert (await conn.login(signed(second), dynamic=True)).grace_end is not None
+    await conn.login(signed(third), dynamic=True)
+    fourth = (await services.devices.replace_key(caller, ref, "fourth")).device
+    for gone in (second, third):
+        with pytest.raises(DeviceNotFound):
+            await conn.login(signed(gone), dynamic=True)
+    await conn.login(signed(fourth), dynamic=True)
+
+
+async def test_a_refresh_keeping_the_key_overlaps_too(services: Services, caller: Caller,
+                                                      service_product: str) -> None:
+    """A rotation that keeps the key (OceanConnect's refresh may): the key logs in with either secret."""
+    conn = services.connectivity
+    old = await device(services, caller, service_product)
+    async with services.core.write(caller.org_id) as tx:
+        loaded = await services.devices.load(tx.conn, caller, DeviceRef(old.asset_id), for_update=True)
+        await services.devices.replace_key_in(tx, loaded, old.device_key, field="nodeId", grace_s=60)
+    new = (await services.devices.get(caller, DeviceRef(old.asset_id))).device
+    assert new.device_key == old.device_key and new.secret != old.secret
+    assert (await conn.login(signed(old), dynamic=True)).grace_end is not None
+    assert (await conn.login(signed(new), dynamic=True)).grace_end is None
+
+
+async def test_the_previous_secret_survives_a_master_key_rotation(services: Services, caller: Caller,
+                                                                  service_product: str) -> None:
+    conn = services.connectivity
+    old = await device(services, caller, service_product)
+    await services.devices.replace_key(caller, DeviceRef(old.asset_id), "rekeyed", grace_s=60)
+    async with services.core.read() as c:
+        before = (await c.execute(select(devices_table.c.prev_secret_enc))).scalar_one()
+    await rotate_master_key(services.core)
+    async with services.core.read() as c:
+        after = (await c.execute(select(devices_table.c.prev_secret_enc))).scalar_one()
+    assert before != after and services.core.keyring.key_id_of(after) == services.core.keyring.primary
+    assert old.secret not in before and old.secret not in after
+    conn.credentials.forget_all()
+    assert (await conn.login(signed(old), dynamic=True)).grace_end is not None
+
+
+async def test_grace_is_bounded(services: Services, caller: Caller, service_product: str) -> None:
+    d = await device(services, caller, service_product)
+    for bad in (-1, 30 * 86_400 + 1):
+        with pytest.raises(InvalidArgument, match="grace"):
+            await services.devices.replace_key(caller, DeviceRef(d.asset_id), "bounded", grace_s=bad)
+    await services.devices.replace_key(caller, DeviceRef(d.asset_id), "bounded", grace_s=30 * 86_400)

@@ -132,3 +132,67 @@ async def test_other_tenant_sees_nothing(services: Services, caller: Caller, ser
         await services.devices.get(other, DeviceRef(d.asset_id))
     _, total = await services.devices.search(other, None, Page(1, 10))
     assert total == 0
+
+
+async def test_concurrent_rotations_with_a_grace_period_have_one_winner(services: Services, caller: Caller,
+                                                                         service_product: str) -> None:
+    """Four rotations of one device to one key: one wins; the old credential is the one previous, the
+    history says so once, and the pair that logs in is never mixed."""
+    from tests.services.test_credentials import signed
+
+    d = (await services.devices.create(caller, spec(service_product, "rot-a"))).device
+    ref = DeviceRef(d.asset_id)
+    results = await asyncio.gather(*(services.devices.replace_key(caller, ref, "rot-b", grace_s=600)
+                                     for _ in range(4)), return_exceptions=True)
+    won = [r for r in results if not isinstance(r, BaseException)]
+    assert len(won) == 1 and sorted(type(r).__name__ for r in results if r not in won) == ["DeviceKeyUnchanged"] * 3
+    new = won[0].device
+    history = await services.devices.credentials(caller, ref)
+    assert [(e.kind, e.device_key, e.end_reason) for e in history] == [
+        ("secret", "rot-a", "replaced"), ("secret", "rot-b", None)]
+    assert history[0].end_time == new.update_time + 600_000 and history[1].issued_by == "operator"
+    conn = services.connectivity
+    assert (await conn.login(signed(d), dynamic=True)).grace_end == history[0].end_time
+    await conn.login(signed(new), dynamic=True)
+
+
+async def test_concurrent_rotations_to_different_keys_leave_one_consistent_pair(
+        services: Services, caller: Caller, service_product: str) -> None:
+    """Rotations of one device queue on its row: the one previous credential is the one the last rotation
+    replaced, the earlier ones ended (``superseded``), and exactly the current and previous pairs log in."""
+    from tests.services.test_credentials import signed
+
+    d = (await services.devices.create(caller, spec(service_product, "rot-0"))).device
+    ref = DeviceRef(d.asset_id)
+    results = await asyncio.gather(*(services.devices.replace_key(caller, ref, f"rot-{i}", grace_s=600)
+                                     for i in range(1, 5)))
+    history = await services.devices.credentials(caller, ref)
+    assert [e.end_reason for e in history] == ["superseded"] * 3 + ["replaced", None]
+    order = [e.device_key for e in history]
+    assert order[0] == "rot-0" and sorted(order[1:]) == ["rot-1", "rot-2", "rot-3", "rot-4"]
+    by_key = {r.device.device_key: r.device for r in results}
+    conn = services.connectivity
+    assert (await conn.login(signed(by_key[order[-1]]), dynamic=True)).grace_end is None
+    assert (await conn.login(signed(by_key[order[-2]]), dynamic=True)).grace_end is not None
+    for gone in order[1:-2]:
+        with pytest.raises(DomainError):
+            await conn.login(signed(by_key[gone]), dynamic=True)
+
+
+async def test_credential_history_names_who_and_never_a_secret(services: Services, caller: Caller,
+                                                                service_product: str) -> None:
+    d = (await services.devices.create(caller, spec(service_product, "hist-a"))).device
+    ref = DeviceRef(d.asset_id)
+    first = await services.devices.credentials(caller, ref)
+    assert [(e.kind, e.device_key, e.issue_time, e.end_time) for e in first] == [
+        ("secret", "hist-a", d.create_time, None)]
+    app = Caller(caller.org_id, "app-key-1", caller.permissions)
+    new = (await services.devices.replace_key(app, ref, "hist-b")).device
+    history = await services.devices.credentials(caller, ref)
+    assert [(e.device_key, e.issue_time, e.issued_by, e.end_reason) for e in history] == [
+        ("hist-a", None, None, "replaced"), ("hist-b", new.update_time, "app:app-key-1", None)]
+    assert history[0].end_time == new.update_time  # no grace: ended at once
+    assert all(d.secret not in repr(e) and new.secret not in repr(e) for e in history)
+    await services.accounts.create_org("Other", "o-other-h")
+    with pytest.raises(DomainError):
+        await services.devices.credentials(Caller.operator("o-other-h"), ref)

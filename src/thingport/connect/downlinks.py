@@ -17,14 +17,24 @@ Behind an external broker, what goes by topic or user name is done by the node t
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 from collections import Counter
 from typing import Protocol, runtime_checkable
 
 from thingport.connect import family, living, messages
 from thingport.connect.family import TopicFamily
 from thingport.connect.session import DeviceSession
+from thingport.domain.models import now_ms
 from thingport.services import events
 from thingport.services.connectivity import ConnectivityService
+
+log = logging.getLogger(__name__)
+
+#: How often the sessions on a credential in a rotation's grace period are looked at (as the
+#: certificate renewals' sweep, ``connect/embedded.py``): one ends at most this late.
+GRACE_SWEEP_S = 1.0
 
 
 class Downlink(Protocol):
@@ -74,17 +84,77 @@ class DownlinkRouter:
         self.sessions = sessions
         #: Sessions this node closed, by the event that ended them (``/metrics``).
         self.kicks: Counter[str] = Counter()
+        #: Sessions on a credential in a rotation's grace period, by asset id, until it ends.
+        self._graced: dict[str, DeviceSession] = {}
+        self._sweeping: asyncio.Task[None] | None = None
         self._unsubscribe = bus.subscribe(self.on_event)
 
     def close(self) -> None:
         self._unsubscribe()
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+
+    # --- rotations with a grace period ------------------------------------------------------------
+
+    def watch(self, session: DeviceSession) -> None:
+        """End ``session`` when its credential's grace period does (a sweep runs while any is watched)."""
+        if session.grace_end is None:
+            return
+        self._graced[session.asset_id] = session
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.get_running_loop().create_task(self._sweep_loop(), context=contextvars.Context())
+
+    async def _sweep_loop(self) -> None:
+        while self._graced:
+            await asyncio.sleep(GRACE_SWEEP_S)
+            try:
+                await self.sweep(now_ms())
+            except Exception:  # a broker that went away: the next sweep tries again
+                log.warning("ending sessions whose grace period ended failed", exc_info=True)
+
+    async def sweep(self, now: int) -> int:
+        """End the watched sessions whose grace period ended by ``now``; how many were ended."""
+        ended = 0
+        for asset_id, session in list(self._graced.items()):
+            if self.sessions.live(asset_id) is not session:
+                del self._graced[asset_id]  # gone, or replaced by a newer login
+            elif session.grace_end is not None and session.grace_end <= now:
+                del self._graced[asset_id]
+                ended += await self._end_graced(session, "grace period of the replaced credential ended")
+        return ended
+
+    async def _end_graced(self, session: DeviceSession, reason: str) -> int:
+        downlink = self.sessions.downlink
+        if downlink is None:
+            return 0
+        self.kicks["device.grace_ended"] += 1
+        await downlink.disconnect_client(session.client_id, reason)
+        return 1
+
+    async def _overlap(self, ev: events.Event, p: events.DeviceReplaced) -> None:
+        """A rotation with a grace period: a session older than it (on the credential it replaced)
+        goes on until ``grace_until``; one on a credential an earlier rotation replaced ends now (a
+        rotation ends the grace period before it). Behind an external broker, whose sessions this
+        node does not hold, nothing is closed (docs/credentials.md)."""
+        assert ev.asset_id is not None and p.grace_until is not None
+        session = self.sessions.live(ev.asset_id)
+        if session is None:
+            return
+        if session.grace_end is not None:
+            self._graced.pop(ev.asset_id, None)
+            await self._end_graced(session, "a newer rotation ended the grace period of its credential")
+        elif session.since <= ev.time:
+            session.grace_end = p.grace_until
+            self.watch(session)
 
     async def on_event(self, ev: events.Event) -> None:
         p = ev.payload
         if ev.asset_id is None:
             return
         routes = not (ev.foreign and ev.node_id is not None)  # that node routed it by topic already
-        if isinstance(p, events.SESSION_ENDING):
+        if isinstance(p, events.DeviceReplaced) and p.grace_until is not None:
+            await self._overlap(ev, p)
+        elif isinstance(p, events.SESSION_ENDING):
             await self._end_sessions(ev.asset_id, p, routes)
         elif isinstance(p, events.CertificateRevoked):
             await self._end_certified(ev.asset_id, p)

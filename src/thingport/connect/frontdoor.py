@@ -121,6 +121,8 @@ class FrontDoor:
 
     def _accepted(self, conn: ConnectInfo, session: DeviceSession) -> None:
         self.counts[("accepted", session.family.name)] += 1
+        if session.grace_end is not None:
+            self.downlinks.watch(session)
         self.services.activity.accepted()
         if access.isEnabledFor(logging.INFO):
             access.info("mqtt connect", extra={"fields": {

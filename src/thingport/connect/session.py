@@ -15,7 +15,7 @@ from typing import Protocol
 
 from thingport.connect.family import TopicFamily
 from thingport.connect.mqtt.broker import Action
-from thingport.domain.models import Device
+from thingport.domain.models import Device, now_ms
 from thingport.services.connectivity import ConnectivityService
 
 
@@ -80,6 +80,12 @@ class DeviceSession:
     announced: bool = False
     #: The certificate the device logged in with (X.509 scheme): its revocation ends this session.
     cert_sn: str | None = None
+    #: The session is on a credential a rotation replaced: when its grace period ends (ms), and the
+    #: session with it (:class:`thingport.connect.downlinks.DownlinkRouter` sweeps).
+    grace_end: int | None = None
+    #: When the login was accepted (ms): a rotation's event tells a session older than itself (on
+    #: the credential it replaced) from one that logged in with the new credential meanwhile.
+    since: int = field(default_factory=now_ms)
     #: Sub-devices in the gateway's topology: asset id → (productKey, deviceKey).
     subs: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Sub-devices the gateway has logged in (combine/login): asset id → (productKey, deviceKey).

@@ -14,6 +14,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+#: The longest grace period a rotation may give the credential it replaces (a certificate renewal's
+#: ``gracePeriod``, a device secret's or application secret's ``grace``), seconds: 30 days.
+MAX_GRACE_S = 30 * 86_400
 #: Arrays and objects nested deeper than this are refused before decoding. msgspec recurses once
 #: per level and fails with RecursionError near Python's limit (~1,000: a 2 KB body); values stored
 #: in the database are read back recursively too. No vendor body nests more than 5 levels.

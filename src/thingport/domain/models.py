@@ -69,6 +69,16 @@ class Application:
     rsa_public_key: str | None
     disabled: bool
     create_time: int
+    #: The secret a rotation with a grace period replaced, and when it stops signing (ms).
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_until: int | None = None
+
+    def secrets_at(self, now: int) -> tuple[str, ...]:
+        """The secrets a signature may be made with at ``now``: the current one, and the previous one
+        during its grace period (so an integration can roll its secret with no failed call)."""
+        if self.previous_secret is not None and self.previous_until is not None and now < self.previous_until:
+            return self.secret, self.previous_secret
+        return (self.secret,)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ import zoneinfo
 from functools import lru_cache
 from typing import Any
 
+from thingport.domain import limits
 from thingport.domain.errors import InvalidArgument
 from thingport.domain.models import I18nText, Page
 
@@ -46,6 +47,15 @@ def device_secret(value: Any, *, field: str = "secret") -> str:
     if not isinstance(value, str) or not _SECRET.fullmatch(value):
         raise InvalidArgument(f"{field}: must be 8-128 printable ASCII characters without spaces", field=field)
     return value
+
+
+def grace(seconds: int, *, field: str = "grace") -> int:
+    """A rotation's grace period: 0 (the vendors' behaviour: the old credential ends at once) up to
+    :data:`limits.MAX_GRACE_S` (a device key, an application secret, a certificate renewal)."""
+    if not 0 <= seconds <= limits.MAX_GRACE_S:
+        raise InvalidArgument(f"{field}: must be between 0 and {limits.MAX_GRACE_S} seconds, not {seconds}",
+                              field=field)
+    return seconds
 
 
 def org_id(value: Any, *, field: str = "orgId") -> str:

@@ -104,19 +104,29 @@ class AccountService:
         self._forget()
         return replace(app, disabled=disabled)
 
-    async def rotate_app_secret(self, app_key: str) -> Application:
+    async def rotate_app_secret(self, app_key: str, *, grace_s: int = 0) -> Application:
         """Give the application a new secret; the returned object is the only time it is shown.
 
         The old secret stops signing at once, and the access tokens it obtained are revoked with it
-        (a token outliving the secret that proved the caller would defeat the rotation).
+        (a token outliving the secret that proved the caller would defeat the rotation). With
+        ``grace_s`` (at most 30 days) the old secret keeps signing, and its tokens keep working, until
+        that many seconds from now, so an integration can roll its secret with no failed call; a
+        rotation during the period ends the one before (one previous secret at most).
         """
+        validate.grace(grace_s)
         async with self.core.write() as tx:
             app = await self.core.accounts.get_app(tx.conn, app_key)
             if app is None:
                 raise NotFound(f"appKey: application {app_key} does not exist", field="appKey")
-            app = replace(app, secret=ids.app_secret())
-            await self.core.accounts.set_app_secret(tx.conn, app_key, app.secret)
-            await self.core.accounts.revoke_tokens(tx.conn, app_key)
+            until = tx.now + grace_s * 1000
+            app = replace(app, secret=ids.app_secret(), previous_secret=app.secret if grace_s else None,
+                          previous_until=until if grace_s else None)
+            await self.core.accounts.set_app_secret(tx.conn, app_key, app.secret, previous=app.previous_secret,
+                                                    until=app.previous_until)
+            if grace_s:
+                await self.core.accounts.cap_tokens(tx.conn, app_key, until)
+            else:
+                await self.core.accounts.revoke_tokens(tx.conn, app_key)
             await tx.emit(events.ApplicationChanged(app_key=app_key), org_id=app.org_id)
         self._forget()
         return app

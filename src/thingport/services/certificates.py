@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto import ca as cacrypto
 from thingport.crypto.ca import Authority, CertificateError, Request
+from thingport.domain import limits, validate
 from thingport.domain.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
 from thingport.domain.models import Device, Permission, now_ms
 from thingport.services import events
@@ -36,7 +37,7 @@ DEFAULT_VALID_DAY = 730
 REVOKE_REASONS = frozenset({0, 1, 3, 4, 5, 6, 9})
 SUPERSEDED = 4
 #: The longest grace period a renewal may give the old certificate (Thingport's ``gracePeriod``), seconds.
-MAX_GRACE_S = 30 * 86_400
+MAX_GRACE_S = limits.MAX_GRACE_S
 
 
 class CertStatus:
@@ -213,9 +214,7 @@ class CertificateService:
         refused and the session using it ends. A certificate can be superseded once.
         """
         caller.require(Permission.DEVICE_FULL)
-        if not 0 <= grace_s <= MAX_GRACE_S:
-            raise InvalidArgument(f"gracePeriod: must be between 0 and {MAX_GRACE_S} seconds, not {grace_s}",
-                                  field="gracePeriod")
+        validate.grace(grace_s, field="gracePeriod")
         async with self.core.write(caller.org_id) as tx:
             device = await self._certifiable(tx.conn, caller, ref)
             old = await self._own(tx.conn, caller, device, cert_sn, for_update=True)

@@ -63,6 +63,9 @@ class DeviceLogin:
     activating: bool = False
     #: The login activated the device and wrote it online with the activation (``online=True``).
     online: bool = False
+    #: Logged in with the credential a rotation replaced: when its grace period ends (ms), and the
+    #: session with it.
+    grace_end: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class ConnectivityService:
             raise _not_found(cred.product_key, cred.device_key)
         login = self._verify(record, cred, dynamic=dynamic)
         _require_certificate(record, cred)
+        self._used(login)
         if await self._activate(record, online):
             return replace(login, online=True)
         return login
@@ -118,7 +122,14 @@ class ConnectivityService:
             return None
         login = self._verify(record, cred, dynamic=dynamic)
         _require_certificate(record, cred)
+        self._used(login)
         return login
+
+    def _used(self, login: DeviceLogin) -> None:
+        """A rotated device's credential history notes the last use of the secret that logged in (with
+        the next presence batch); a device never rotated has no history, and costs nothing."""
+        if login.device.rotated and not login.activating:
+            self.presence.used(login.device.asset_id, login.grace_end is not None)
 
     async def activate(self, product_key: str, device_key: str, *, online: bool = False) -> bool:
         """Record a device's first login (any scheme) before the device is told it got in; True when
@@ -185,11 +196,19 @@ class ConnectivityService:
         if not device.enabled:
             raise DeviceStatusInvalid(f"deviceKey: {device.device_key} is disabled", field="deviceKey")
         product = device.product
-        family = device_sign.verify(device.secret, cred.fields, device.device_key, cred.method, cred.sign,
-                                    device.family)
+        family = None
+        if cred.device_key == device.device_key:
+            family = device_sign.verify(device.secret, cred.fields, device.device_key, cred.method, cred.sign,
+                                        device.family)
         if family is not None:
             device.family = family
             return DeviceLogin(device, product, family)
+        previous = device.previous_secret(cred.device_key)
+        if previous is not None:
+            family = device_sign.verify(previous[0], cred.fields, cred.device_key, cred.method, cred.sign,
+                                        device.family)
+            if family is not None:
+                return DeviceLogin(device, product, family, grace_end=previous[1])
         if dynamic and cred.secure_mode == "3" and product.dynamic_activate_enabled:
             family = device_sign.verify(product.secret, cred.fields, device.device_key, cred.method, cred.sign,
                                         device.family)

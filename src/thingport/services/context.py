@@ -22,6 +22,7 @@ from thingport.store.audit import AuditStore
 from thingport.store.bulk import BulkStore
 from thingport.store.certificates import CertificateStore
 from thingport.store.cluster import ClusterStore
+from thingport.store.credentials import CredentialStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
 from thingport.store.events import EventStore
@@ -119,6 +120,7 @@ class Core:
         self.living_accounts = LivingAccountStore()
         self.provisioning = ProvisioningStore()
         self.certificates = CertificateStore(keyring)
+        self.credentials = CredentialStore()
         self.audit = AuditStore()
 
     @asynccontextmanager

@@ -18,6 +18,11 @@ and ``event_poll_ms`` on SQLite. While the feed cannot read (``feed.lost``: the 
 reach, so another node may change a device unseen) nothing is kept and every login reads its
 device, until the feed has caught up (``feed.resumed``).
 
+A rotation with a grace period (``device.replaced`` with ``grace_until``) leaves the previous key
+and secret on the device's row until then: a record carries them, and answers a login by the old
+key too while no other device has taken it. Their end is checked at each login against the clock,
+so no event is needed when it comes.
+
 Plain secrets stay in this process's memory only, as the keyring's key does; at rest they are
 ciphertexts, as ever.
 """
@@ -32,7 +37,7 @@ from typing import TypeVar
 
 from thingport.crypto.device_sign import Family
 from thingport.crypto.keyring import KeyringError
-from thingport.domain.models import Device, Product
+from thingport.domain.models import Device, Product, now_ms
 from thingport.services import events
 from thingport.services.context import Core
 from thingport.store.logins import DeviceLoginRow, ProductLoginRow, device_logins, product_logins
@@ -71,7 +76,7 @@ class ProductLogin:
 class LoginRecord:
     """What a device's login is checked against; ``family``: the signature family it last used."""
 
-    __slots__ = ("active", "asset_id", "device_key", "enabled", "family", "product", "secret")
+    __slots__ = ("active", "asset_id", "device_key", "enabled", "family", "previous", "product", "rotated", "secret")
 
     def __init__(self, row: DeviceLoginRow, product: ProductLogin) -> None:
         self.asset_id = row.asset_id
@@ -81,6 +86,17 @@ class LoginRecord:
         self.active = row.active
         self.family: Family | None = None
         self.product = product
+        #: The credential a rotation with a grace period replaced: (key, secret, end in ms).
+        self.previous = row.previous
+        #: It has a credential history (rotated once at least): a login notes its last use.
+        self.rotated = row.rotated
+
+    def previous_secret(self, device_key: str, now: int | None = None) -> tuple[str, int] | None:
+        """The previous secret and its end, when ``device_key`` is its key and its grace period runs."""
+        prev = self.previous
+        if prev is None or prev[0] != device_key or (now_ms() if now is None else now) >= prev[2]:
+            return None
+        return prev[1], prev[2]
 
     @classmethod
     def of(cls, device: Device, product: Product) -> LoginRecord:
@@ -247,7 +263,10 @@ class Credentials:
         if old is not None:
             self._drop(old)
         self._by_id[row.asset_id] = record
-        self._by_key.setdefault(product.product_key, {})[row.device_key] = record
+        keys = self._by_key.setdefault(product.product_key, {})
+        keys[row.device_key] = record
+        if row.previous is not None and row.previous[0] not in keys:  # its old key, in its grace period
+            keys[row.previous[0]] = record
         return record
 
     def _read_done(self) -> None:
@@ -308,5 +327,8 @@ class Credentials:
 
     def _drop(self, record: LoginRecord) -> None:
         devices = self._by_key.get(record.product_key)
-        if devices is not None and devices.get(record.device_key) is record:
-            del devices[record.device_key]
+        if devices is None:
+            return
+        for key in (record.device_key, record.previous[0] if record.previous else None):
+            if key is not None and devices.get(key) is record:
+                del devices[key]

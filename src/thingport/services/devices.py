@@ -23,7 +23,7 @@ from thingport.domain.errors import (
 )
 from thingport.domain.expression import Expr
 from thingport.domain.models import Device, DeviceStats, I18nText, Page, Permission, Product
-from thingport.services import events
+from thingport.services import audit, events
 from thingport.services.context import Caller, Core, Tx
 from thingport.services.products import ProductService
 
@@ -67,6 +67,22 @@ class DevicePatch:
     attributes: dict[str, Any] | None = None
     tags: dict[str, str] | None = None
     description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialEntry:
+    """One credential of a device's history: a secret (``id``: its history row; "" for a device never
+    rotated) or a certificate (``id``: its serial number)."""
+
+    kind: str
+    id: str
+    device_key: str
+    issue_time: int | None
+    issued_by: str | None
+    last_used: int | None
+    #: When it ended or ends (a secret's grace period, a certificate's revocation or expiry); None: current.
+    end_time: int | None
+    end_reason: str | None
 
 
 @dataclass(slots=True)
@@ -252,24 +268,26 @@ class DeviceService:
                       org_id=device.org_id)
 
     async def replace_key(self, caller: Caller, ref: DeviceRef, new_device_key: str, *,
-                          key_version: str = "v2.1") -> DeviceView:
+                          key_version: str = "v2.1", grace_s: int = 0, grace_field: str = "grace") -> DeviceView:
         """Give the device a new key and secret; its identity and everything attached stay.
 
-        The old key and secret stop working when this commits; the device is inactive again and
-        a live session of it is closed (the ``device.replaced`` event).
+        The old key and secret stop working when this commits (``grace_s`` later with a grace
+        period); the device is inactive again and a live session of it is closed (the
+        ``device.replaced`` event; with a grace period when it ends).
         """
         caller.require(Permission.DEVICE_FULL)
         new_key = validate.device_key(new_device_key, version=key_version, field="newDeviceKey")
+        validate.grace(grace_s, field=grace_field)
         async with self.core.write(caller.org_id) as tx:
             device = await self.load(tx.conn, caller, ref, for_update=True)
             if new_key == device.device_key:
                 raise DeviceKeyUnchanged(f"newDeviceKey: {new_key} is the device's current key",
                                          field="newDeviceKey")
-            await self.replace_key_in(tx, device, new_key, field="newDeviceKey")
+            await self.replace_key_in(tx, device, new_key, field="newDeviceKey", grace_s=grace_s, caller=caller)
             return await self.view_of(tx.conn, caller, device)
 
     async def replace_key_in(self, tx: Tx, device: Device, new_key: str, *, field: str,
-                             deactivate: bool = True) -> None:
+                             deactivate: bool = True, grace_s: int = 0, caller: Caller | None = None) -> None:
         """The key-replacement rule every dialect applies (EnOS replace, OceanConnect refresh device
         key), inside the caller's transaction, so they cannot drift apart.
 
@@ -278,6 +296,13 @@ class DeviceService:
         commits, and ``device.replaced`` closes a live session. ``deactivate``: the device counts as
         never activated again (EnOS); OceanConnect keeps the activation, which its bind decides.
         Another device of the product with ``new_key``: DeviceKeyExists on ``field``.
+
+        ``grace_s`` (checked by the caller, :func:`validate.grace`): the old key and secret keep logging
+        in, and a session on them goes on, until that many seconds after the commit; the previous
+        credential, with its end, is on the device's row so every node honours it. A rotation during
+        a grace period ends the one before at once: there is never more than one previous credential.
+        The device stays active then (its old credential is still in use). The history records who
+        (``caller``) rotated it.
         """
         old = replace(device)
         taken = DeviceKeyExists(f"{field}: {new_key} exists in product {device.product_key}", field=field)
@@ -285,19 +310,47 @@ class DeviceService:
             raise taken
         device.device_key = new_key
         device.secret = ids.device_secret()
-        if deactivate:
-            device.active_time = None
-        device.online = False
-        if old.online:
-            device.last_offline_time = tx.now
+        if grace_s == 0:
+            if deactivate:
+                device.active_time = None
+            device.online = False
+            if old.online:
+                device.last_offline_time = tx.now
         device.update_time = tx.now
+        until = tx.now + grace_s * 1000
         try:  # the unique (product, deviceKey) index decides a race with another writer
             async with tx.conn.begin_nested():
                 await self.core.devices.save(tx.conn, device, labels=False)
         except IntegrityError as exc:
             raise taken from exc
+        # without a grace period only its end is kept (now): the device has a history whose last use logins note
+        await self.core.devices.set_previous(tx.conn, device.asset_id, old.device_key if grace_s else None,
+                                             old.secret if grace_s else None, until)
+        await self.core.credentials.rotate(tx.conn, device.org_id, device.asset_id, old.device_key, new_key, tx.now,
+                                           until, actor_of(caller))
         await tx.emit(events.DeviceReplaced(product_key=old.product_key, device_key=old.device_key,
-                                            new_device_key=new_key), device.asset_id, org_id=device.org_id)
+                                            new_device_key=new_key, grace_until=until if grace_s else None),
+                      device.asset_id, org_id=device.org_id)
+
+    async def credentials(self, caller: Caller, ref: DeviceRef) -> list[CredentialEntry]:
+        """The device's credential history, oldest first: its secrets (which key each went with) and
+        its certificates. Never a secret. A device never rotated shows its one secret, issued when
+        it was created; a credential from before history was kept has no issue time or issuer."""
+        caller.require(Permission.DEVICE_READ)
+        async with self.core.read() as conn:
+            device = await self.load(conn, caller, ref)
+            rows = await self.core.credentials.list(conn, caller.org_id, device.asset_id)
+            certs = await self.core.certificates.of_device(conn, caller.org_id, device.asset_id)
+        out = [CredentialEntry("secret", str(r.id), r.device_key, r.issue_time, r.issued_by, r.last_used,
+                               r.end_time, r.end_reason) for r in rows]
+        if not rows:
+            out.append(CredentialEntry("secret", "", device.device_key, device.create_time, None,
+                                       device.last_online_time, None, None))
+        out += [CredentialEntry("certificate", c.cert_sn, device.device_key, c.issue_time, c.issue_by, None,
+                                c.revoke_time if c.revoke_time is not None else c.expire_time,
+                                ("revoked" if c.revoke_time is not None else "expires"))
+                for c in certs]
+        return sorted(out, key=lambda e: e.issue_time or 0)
 
     # connectivity (called by the MQTT front door) -----------------------------------------
     async def mark_connected(self, asset_id: str) -> Device | None:
@@ -329,6 +382,16 @@ class DeviceService:
         """At start-up: nobody is connected yet, so devices recorded online become offline."""
         async with self.core.write() as tx:
             return await self.core.devices.mark_all_offline(tx.conn, tx.now)
+
+
+def actor_of(caller: Caller | None) -> str:
+    """Who a change is recorded as made by: the audit trail's actor of the request, else the caller."""
+    attempt = audit.ATTEMPT.get()
+    if attempt is not None and attempt.actor:
+        return attempt.actor
+    if caller is not None and caller.app_key:
+        return f"app:{caller.app_key}"
+    return "operator"
 
 
 def require_gateway(view: DeviceView) -> None:

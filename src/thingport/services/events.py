@@ -96,6 +96,9 @@ class DeviceReplaced(DeviceEvent):
 
     KIND = "device.replaced"
     new_device_key: str
+    #: A grace period (Thingport's ``grace``): the old credential logs in until then, and its session
+    #: goes on until then; absent (the vendors' behaviour) it ends at once.
+    grace_until: int | None = None
 
 
 class DeviceDeleted(DeviceEvent, omit_defaults=False):

@@ -39,6 +39,7 @@ _ONLINE: Final = 1
 _OFFLINE: Final = 2
 _FLUSH: Final = 3
 _ACTIVATE_ONLINE: Final = 4
+_USED: Final = 5
 
 
 class _Change:
@@ -64,6 +65,9 @@ class Presence:
         #: Batches and changes written, for the benchmarks and the logs.
         self.batches = 0
         self.written = 0
+        #: Successful logins since the last batch, for the credential history's ``last_used``:
+        #: (asset id, with the previous credential) → when.
+        self._used: dict[tuple[str, bool], int] = {}
 
     def connected(self, asset_id: str) -> None:
         """The device logged in (online, activated if it was not): written with the next batch."""
@@ -71,6 +75,14 @@ class Presence:
 
     def disconnected(self, asset_id: str) -> None:
         self._put(_Change(asset_id, _OFFLINE))
+
+    def used(self, asset_id: str, previous: bool) -> None:
+        """A login succeeded with the device's current secret (or, ``previous``, the one a rotation
+        replaced): the history's ``last_used``, written with the next batch, once per device."""
+        fresh = not self._used
+        self._used[(asset_id, previous)] = now_ms()
+        if fresh:
+            self._put(_Change("", _USED))
 
     async def activate(self, asset_id: str, *, online: bool = False) -> bool:
         """Record the device's activation, returning once it is committed (batched with the others);
@@ -121,7 +133,8 @@ class Presence:
         self.written += len(batch)
 
     async def _apply(self, batch: list[_Change]) -> None:
-        ids = list(dict.fromkeys(c.asset_id for c in batch if c.kind != _FLUSH))
+        ids = list(dict.fromkeys(c.asset_id for c in batch if c.kind not in (_FLUSH, _USED)))
+        used, self._used = self._used, {}
         results: list[tuple[asyncio.Future[bool], bool]] = []
         async with self.core.write(audited=False) as tx:
             rows = await store.load(tx.conn, ids, for_update=True) if ids else {}
@@ -140,6 +153,8 @@ class Presence:
                     if not ok or kind == _ACTIVATE:
                         continue
                     kind = _ONLINE  # and go on as a login
+                if kind == _USED:
+                    continue
                 if kind == _FLUSH:
                     assert change.done is not None
                     results.append((change.done, True))
@@ -161,6 +176,8 @@ class Presence:
                     emitted.append((row, events.DeviceDisconnected(product_key=row.product_key,
                                                                    device_key=row.device_key), change.at))
             await store.save(tx.conn, list(changed.values()), self.owner)
+            if used:
+                await self.core.credentials.used(tx.conn, used)
             ids_written = await self.core.events.append_many(
                 tx.conn, [(row.org_id, payload.KIND, row.asset_id, payload, at) for row, payload, at in emitted])
             tx.pending.extend(events.Event(payload, row.org_id, row.asset_id, eid, at, self.core.node_id)

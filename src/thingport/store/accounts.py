@@ -42,6 +42,9 @@ class AccountStore:
             secret=self.keyring.decrypt(r["secret_enc"], context=f"app:{r['app_key']}"),
             permissions=perms, rsa_public_key=r["rsa_public_key"], disabled=bool(r["disabled"]),
             create_time=r["create_time"],
+            previous_secret=(None if r["prev_secret_enc"] is None else
+                             self.keyring.decrypt(r["prev_secret_enc"], context=f"app-prev:{r['app_key']}")),
+            previous_until=r["prev_until"],
         )
 
     async def insert_app(self, conn: AsyncConnection, app: Application) -> None:
@@ -62,9 +65,13 @@ class AccountStore:
             q = q.where(applications.c.org_id == org_id)
         return [self._app(r) for r in (await conn.execute(q)).mappings()]
 
-    async def set_app_secret(self, conn: AsyncConnection, app_key: str, secret: str) -> None:
-        """Store a new secret, encrypted under the master key like :meth:`insert_app`'s."""
-        await self.update_app(conn, app_key, secret_enc=self.keyring.encrypt(secret, context=f"app:{app_key}"))
+    async def set_app_secret(self, conn: AsyncConnection, app_key: str, secret: str, *, previous: str | None = None,
+                             until: int | None = None) -> None:
+        """Store a new secret, encrypted under the master key like :meth:`insert_app`'s, and the one it
+        replaces while its grace period runs (``until``; None: none is kept)."""
+        prev = None if previous is None else self.keyring.encrypt(previous, context=f"app-prev:{app_key}")
+        await self.update_app(conn, app_key, secret_enc=self.keyring.encrypt(secret, context=f"app:{app_key}"),
+                              prev_secret_enc=prev, prev_until=until if previous is not None else None)
 
     async def update_app(self, conn: AsyncConnection, app_key: str, **values: object) -> None:
         await conn.execute(update(applications).where(applications.c.app_key == app_key).values(**values))
@@ -94,6 +101,12 @@ class AccountStore:
 
     async def revoke_tokens(self, conn: AsyncConnection, app_key: str) -> None:
         await conn.execute(delete(access_tokens).where(access_tokens.c.app_key == app_key))
+
+    async def cap_tokens(self, conn: AsyncConnection, app_key: str, until: int) -> None:
+        """The application's access tokens end by ``until`` at the latest (a secret's grace period)."""
+        t = access_tokens.c
+        await conn.execute(update(access_tokens).where(t.app_key == app_key, t.expire_time > until)
+                           .values(expire_time=until))
 
     # nonces --------------------------------------------------------------------------------
     async def use_nonce(self, conn: AsyncConnection, key: str, now: int, expire: int) -> bool:

@@ -53,9 +53,11 @@ _COUNT = (update(products).where(products.c.product_key == bindparam("pk"))
 # The create's statements, written out for the driver (store/driver.py).
 _COLUMNS = [c.name for c in devices.c]
 _RAW_COUNT = "UPDATE products SET device_count = device_count + ? WHERE product_key = ? RETURNING device_count"
+#: The previous credential a rotation with a grace period keeps (:meth:`DeviceStore.set_previous`).
+PREVIOUS = ("prev_device_key", "prev_secret_enc", "prev_until")
 #: What a create writes: every column but ``online_node``, which presence owns (a new device is held
-#: by no node).
-_INSERTED = [c for c in _COLUMNS if c != "online_node"]
+#: by no node), and the previous credential, which a new device has not.
+_INSERTED = [c for c in _COLUMNS if c != "online_node" and c not in PREVIOUS]
 _RAW_INSERT = (f"INSERT INTO devices ({', '.join(_INSERTED)}) "
                f"VALUES ({', '.join('?' for _ in _INSERTED)})")
 _RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
@@ -68,6 +70,19 @@ class DeviceStore:
 
     def _ctx(self, asset_id: str) -> str:
         return f"device:{asset_id}"
+
+    @staticmethod
+    def prev_ctx(asset_id: str) -> str:
+        """The previous secret's context: never interchangeable with the current one's ciphertext."""
+        return f"device-prev:{asset_id}"
+
+    async def set_previous(self, conn: AsyncConnection, asset_id: str, device_key: str | None, secret: str | None,
+                           until: int | None) -> None:
+        """Keep the credential a rotation replaced, valid until ``until`` (with None for the key and
+        secret, none is kept, and ``until`` says when the last rotation ended it)."""
+        enc = None if secret is None else self.keyring.encrypt(secret, context=self.prev_ctx(asset_id))
+        await conn.execute(update(devices).where(devices.c.asset_id == asset_id)
+                           .values(prev_device_key=device_key, prev_secret_enc=enc, prev_until=until))
 
     def _row(self, d: Device) -> dict[str, Any]:
         return {

@@ -8,6 +8,7 @@ contexts of :data:`thingport.store.rekey.SECRET_COLUMNS`, the catalogue every ci
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,10 +39,14 @@ class DeviceLoginRow:
     secret: str | None  # as ProductLoginRow's
     enabled: bool
     active: bool
+    #: The credential a rotation with a grace period replaced: key, secret, end (ms); None if none.
+    previous: tuple[str, str, int] | None = None
+    #: Rotated at least once, so it has a credential history whose last use a login updates.
+    rotated: bool = False
 
 
-def _context(table: Table, key: str) -> str:
-    prefix = next(p for t, _, col, p in SECRET_COLUMNS if t is table and col == "secret_enc")
+def _context(table: Table, key: str, column: str = "secret_enc") -> str:
+    prefix = next(p for t, _, col, p in SECRET_COLUMNS if t is table and col == column)
     return prefix + key
 
 
@@ -67,17 +72,29 @@ async def device_logins(conn: AsyncConnection, keyring: Keyring, *, after: str =
     """Devices as logins see them: a page in asset-id order after ``after``, or the one device named by
     ``asset_id`` or by ``login`` (its product and key). ``unreadable`` as for :func:`product_logins`."""
     c = devices.c
-    q = select(c.asset_id, c.org_id, c.product_key, c.device_key, c.secret_enc, c.enabled, c.active_time)
+    q = select(c.asset_id, c.org_id, c.product_key, c.device_key, c.secret_enc, c.enabled, c.active_time,
+               c.prev_device_key, c.prev_secret_enc, c.prev_until)
     if asset_id is not None:
         q = q.where(c.asset_id == asset_id)
     elif login is not None:
         q = q.where(c.product_key == login[0], c.device_key == login[1])
     else:
         q = q.where(c.asset_id > after).order_by(c.asset_id).limit(limit)
+    rows = (await conn.execute(q)).all()
+    if not rows and login is not None:  # the key a rotation replaced, in its grace period (no other has it)
+        rows = (await conn.execute(select(*q.selected_columns).where(
+            c.product_key == login[0], c.prev_device_key == login[1], c.prev_until.is_not(None)))).all()
     return [DeviceLoginRow(r.asset_id, r.org_id, r.product_key, r.device_key,
                            _decrypt(keyring, r.secret_enc, _context(devices, r.asset_id), unreadable), bool(r.enabled),
-                           r.active_time is not None)
-            for r in await conn.execute(q)]
+                           r.active_time is not None, _previous(keyring, r, unreadable), r.prev_until is not None)
+            for r in rows]
+
+
+def _previous(keyring: Keyring, r: Any, unreadable: bool) -> tuple[str, str, int] | None:
+    if r.prev_secret_enc is None or r.prev_until is None:
+        return None
+    secret = _decrypt(keyring, r.prev_secret_enc, _context(devices, r.asset_id, "prev_secret_enc"), unreadable)
+    return None if secret is None else (r.prev_device_key, secret, int(r.prev_until))
 
 
 def _decrypt(keyring: Keyring, token: str, context: str, unreadable: bool) -> str | None:

@@ -17,8 +17,10 @@ from thingport.store.schema import access_tokens, applications, device_cas, devi
 #: ``tests/store/test_secrets_at_rest.py`` checks against the schema's ``*_enc`` columns.
 SECRET_COLUMNS: list[tuple[Table, str, str, str]] = [
     (applications, "app_key", "secret_enc", "app:"),
+    (applications, "app_key", "prev_secret_enc", "app-prev:"),
     (products, "product_key", "secret_enc", "product:"),
     (devices, "asset_id", "secret_enc", "device:"),
+    (devices, "asset_id", "prev_secret_enc", "device-prev:"),
     (access_tokens, "token_hash", "token_enc", ""),
     (oc_devices, "asset_id", "verify_code_enc", "oc-verify:"),
     (oc_devices, "asset_id", "psk_enc", "oc-psk:"),

@@ -44,6 +44,9 @@ applications = Table(
     Column("rsa_public_key", Text, nullable=True),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("create_time", BigInteger, nullable=False),
+    #: The secret a rotation with a grace period replaced (ciphertext) and when it stops signing.
+    Column("prev_secret_enc", Text, nullable=True),
+    Column("prev_until", BigInteger, nullable=True),
 )
 
 thing_models = Table(
@@ -103,6 +106,11 @@ devices = Table(
     Column("gateway_asset_id", String(32), ForeignKey("devices.asset_id"), nullable=True, index=True),
     #: The node whose broker holds the device's session while ``online`` (NULL: an external broker's).
     Column("online_node", String(64), nullable=True),
+    #: The credential a rotation with a grace period replaced (services/devices.py ``replace_key_in``):
+    #: its key, its secret (ciphertext) and when it stops logging in; NULL when there is none.
+    Column("prev_device_key", String(64), nullable=True),
+    Column("prev_secret_enc", Text, nullable=True),
+    Column("prev_until", BigInteger, nullable=True),
     UniqueConstraint("product_key", "device_key"),
     Index("ix_devices_org_create", "org_id", "create_time"),
     Index("ix_devices_product_create", "product_key", "create_time"),
@@ -395,6 +403,22 @@ device_certificates = Table(
     Column("revoke_time", BigInteger, nullable=True),
     Column("revoke_reason", Integer, nullable=True),
     Column("revoke_by", String(64), nullable=True),
+)
+
+#: Each device's credential history (store/credentials.py): when a secret was issued, by whom,
+#: last used, ended when and why. Never a secret: only which key it went with.
+device_credentials = Table(
+    "device_credentials",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("org_id", String(64), nullable=False),
+    Column("asset_id", String(32), nullable=False, index=True),
+    Column("device_key", String(64), nullable=False),
+    Column("issue_time", BigInteger, nullable=True),  # None: issued before history was kept
+    Column("issued_by", String(160), nullable=True),  # the audit actor (None: before history was kept)
+    Column("last_used", BigInteger, nullable=True),
+    Column("end_time", BigInteger, nullable=True),
+    Column("end_reason", String(32), nullable=True),
 )
 
 

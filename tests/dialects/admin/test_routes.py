@@ -221,3 +221,29 @@ async def test_device_cas_bundle_rotate_import_and_history(http: httpx.AsyncClie
     assert wrong["field"] == "authority"
     missing = await admin(http, "POST", "/orgs/o-nobody/device-cas/RSA/rotate", expect=404)
     assert missing["field"] == "orgId"
+
+
+async def test_replace_key_with_grace_and_the_credential_history(http: httpx.AsyncClient, enos: EnosClient) -> None:
+    """docs/credentials.md: the new secret only in the answer, ``graceUntil``; the history never shows a secret."""
+    org = enos.org_id
+    pk = await enos.create_product()
+    dev = await enos.create_device(pk, "adm-old")
+    asset = dev["assetId"]
+    path = f"/orgs/{org}/devices/{asset}"
+    assert [(h["kind"], h["deviceKey"], h["endTime"]) for h in await admin(http, "GET", f"{path}/credentials")] == [
+        ("secret", "adm-old", None)]
+    bad = await admin(http, "POST", f"{path}/replace-key", {"newDeviceKey": "adm-new", "grace": -5}, expect=400)
+    assert bad["field"] == "grace"
+    out = await admin(http, "POST", f"{path}/replace-key", {"newDeviceKey": "adm-new", "grace": 120})
+    assert out["deviceKey"] == "adm-new" and out["deviceSecret"] != dev["deviceSecret"] and out["graceUntil"]
+    history = await admin(http, "GET", f"{path}/credentials")
+    assert [(h["deviceKey"], h["issuedBy"], h["endReason"]) for h in history] == [
+        ("adm-old", None, "replaced"), ("adm-new", "operator", None)]
+    assert history[0]["endTime"] == out["graceUntil"]
+    text = json.dumps(history)
+    assert dev["deviceSecret"] not in text and out["deviceSecret"] not in text
+    missing = await admin(http, "GET", f"/orgs/{org}/devices/nobody00/credentials", expect=400)
+    assert (missing["error"], missing["field"]) == ("device_not_found", "assetId")
+    other = await new_org(http, "o-elsewhere")  # another tenant's device is not found either
+    hidden = await admin(http, "GET", f"/orgs/{other}/devices/{asset}/credentials", expect=400)
+    assert hidden["error"] == "device_not_found"

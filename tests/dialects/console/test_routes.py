@@ -163,6 +163,12 @@ async def test_product_and_device_flow(http: httpx.AsyncClient, console: str, se
                                                                           CSRF_FIELD: console})
     replaced = (await services.devices.get(caller, DeviceRef(asset_id=gw.asset_id))).device
     assert replaced.device_key == "gw-0002" and replaced.secret != gw.secret and replaced.secret in r.text
+    r = await http.post(f"{base}/devices/{gw.asset_id}/replace-key", data={"newDeviceKey": "gw-0003", "grace": "600",
+                                                                          CSRF_FIELD: console})
+    assert "for 600 s more" in r.text and 'id="credentials"' in r.text  # the history on the device page
+    for key, why in (("gw-0002", "replaced"), ("gw-0003", "")):
+        assert f"<code>{key}</code>" in r.text and why in r.text
+    assert replaced.secret not in r.text
     r = await http.post(f"{base}/devices/{gw.asset_id}/delete", data={CSRF_FIELD: console})
     assert r.status_code == 200 and "deleted" in r.text
     assert (await http.get(f"{base}/devices/{gw.asset_id}")).status_code == 400  # DEVICE_NOT_FOUND
@@ -178,6 +184,7 @@ async def test_product_and_device_flow(http: httpx.AsyncClient, console: str, se
     ("/devices", {"productKey": "nope", "name": "d"}, 400, "productKey: product nope does not exist"),
     ("/devices/nope/enable", {}, 400, "device nope cannot be found"),
     ("/devices/nope/replace-key", {"newDeviceKey": "a"}, 400, "newDeviceKey: must be 4-64 characters"),
+    ("/devices/nope/replace-key", {"newDeviceKey": "abcd", "grace": "-1"}, 400, "grace: must be a whole number"),
     ("/products/nope/living", {"status": "published", "bindWindowS": "0"}, 400, "bindWindowS: must be a whole number"),
     ("/products/nope/living", {"status": "published", "bindWindowS": "１２"}, 400, "bindWindowS: must be a whole"),
     ("/living/users", {"login": " "}, 400, "login: is required"),

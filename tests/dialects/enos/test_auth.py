@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -182,3 +183,39 @@ async def test_v24_secrets_encrypted_for_the_caller(enos: EnosClient, services: 
     ro = EnosClient(http, ro_app.app_key, ro_app.secret, org.org_id)
     denied = data(await ro.call("GET", D24, {"action": "get", "assetId": created["assetId"], "requireSecret": "true"}))
     assert denied["deviceSecret"] == render.SECRET_DENIED == denied["sessionKey"]
+
+
+async def test_an_app_secret_rolled_with_a_grace_period_signs_until_its_end(
+        enos: EnosClient, http: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/credentials.md: rotated through the admin API with ``grace``, the old secret still gets a token and
+    signs both ways (APIM and accessKey) until the period's end, not a millisecond after; the new one at once."""
+    from tests.dialects.admin.test_routes import admin
+    from thingport.dialects.enos import auth, routes
+
+    path, params = "/connect-service/v2.1/devices", {"action": "getStats"}
+    old_key = EnosClient(http, enos.app_key, enos.app_secret, enos.org_id, scheme="accessKey")
+    await enos.token()  # a token the old secret obtained
+    out = await admin(http, "POST", f"/apps/{enos.app_key}/rotate-secret", {"grace": 60})
+    end = out["previousUntil"]
+    assert out["appSecret"] != enos.app_secret and end is not None
+    new_key = EnosClient(http, enos.app_key, out["appSecret"], enos.org_id, scheme="accessKey")
+    fresh_old = EnosClient(http, enos.app_key, enos.app_secret, enos.org_id)
+    new_apim = EnosClient(http, enos.app_key, out["appSecret"], enos.org_id)
+    clock = [end - 1]
+    for module in (auth, routes):
+        monkeypatch.setattr(module, "now_ms", lambda: clock[0])
+    for i, client in enumerate((enos, old_key, fresh_old, new_key, new_apim)):  # just before the end: all of them
+        data((await client.raw("GET", path, params, timestamp=clock[0] - i)).json())  # (one token: not a replay)
+    clock[0] = end
+    for client in (enos, old_key):  # at the end: the old token and the old secret are refused
+        r = await client.raw("GET", path, params, timestamp=clock[0])
+        assert r.json()["code"] != 0, r.text
+    late_old = EnosClient(http, enos.app_key, enos.app_secret, enos.org_id)
+    ts = clock[0]
+    enc = hashlib.sha256(f"{enos.app_key}{ts}{enos.app_secret}".encode()).hexdigest()
+    r = await http.post("/apim-token-service/v2.0/token/get",
+                        json={"appKey": enos.app_key, "encryption": enc, "timestamp": ts})
+    assert r.json()["status"] == 1003 and late_old.app_secret == enos.app_secret
+    data((await new_key.raw("GET", path, params, timestamp=clock[0])).json())
+    bad = await admin(http, "POST", f"/apps/{enos.app_key}/rotate-secret", {"grace": -1}, expect=400)
+    assert bad["field"] == "grace"

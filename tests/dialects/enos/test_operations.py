@@ -13,6 +13,8 @@ from tests.dialects.conftest import Unexpected
 from tests.support.enos_client import EnosClient
 from thingport.domain.models import Application, Organization, Permission
 from thingport.services.container import Services
+from thingport.services.context import Caller
+from thingport.services.devices import DeviceRef
 
 P21, P24 = "/connect-service/v2.1/products", "/connect-service/v2.4/products"
 D21, D24, D20 = "/connect-service/v2.1/devices", "/connect-service/v2.4/devices", "/connect-service/v2.0/devices"
@@ -362,3 +364,23 @@ async def test_permissions_and_tenants(enos: EnosClient, product_key: str, servi
     assert data(r) == [] and r["pagination"]["totalSize"] == 0
     cross = EnosClient(http, other_app.app_key, other_app.secret, org.org_id)  # claims org A's id
     error(await cross.call("GET", D21, {"action": "get", "assetId": aid}), 99403, "orgId")
+
+
+async def test_replace_with_thingports_grace_period(enos: EnosClient, product_key: str, services: Services) -> None:
+    """Thingport's ``gracePeriod`` on Replace Device: the old pair still logs in, the device stays active;
+    out of range is 99400 naming it, and nothing changed."""
+    from tests.services.test_credentials import signed
+
+    old = await enos.create_device(product_key, "grace-old")
+    aid = old["assetId"]
+    await services.devices.mark_connected(aid)
+    for bad in (-1, 30 * 86_400 + 1, "soon"):
+        error(await enos.call("POST", D24, {"action": "replaceDevice", "assetId": aid},
+                              {"newDeviceKey": "grace-new", "gracePeriod": bad}), 99400, "gracePeriod")
+    assert (await get(enos, aid))["deviceKey"] == "grace-old"
+    new = data(await enos.call("POST", D24, {"action": "replaceDevice", "assetId": aid},
+                               {"newDeviceKey": "grace-new", "gracePeriod": 60}))
+    assert new["deviceKey"] == "grace-new" and (await get(enos, aid))["status"] == "online"
+    before = (await services.devices.get(Caller.operator(enos.org_id), DeviceRef(aid))).device
+    old_device = replace(before, device_key="grace-old", secret=old["deviceSecret"])
+    assert (await services.connectivity.login(signed(old_device), dynamic=True)).grace_end is not None

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.oc_client import OcClient, oc_error
 from thingport.app import create_app
@@ -103,3 +104,18 @@ async def test_throttle(settings: Settings, services: Services, app: Application
         assert r.json() == {"resultcode": "1010009", "resultmsg": "app throttle exceed."}
     assert web.state.oceanconnect_throttle.allow("another-app")
     assert web.state.oceanconnect_throttle.allow(app.app_key, now=10**9)  # the window has passed
+
+
+async def test_login_with_a_secret_in_its_grace_period(http: httpx.AsyncClient, app: Application, services: Services,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/credentials.md: the old secret logs the application in until the rotation's grace period ends."""
+    from thingport.services.oceanconnect import tokens
+
+    login = "/iocm/app/sec/v1.1.0/login"
+    rolled = await services.accounts.rotate_app_secret(app.app_key, grace_s=60)
+    assert rolled.previous_until is not None
+    for secret in (app.secret, rolled.secret):
+        assert (await http.post(login, data={"appId": app.app_key, "secret": secret})).status_code == 200
+    monkeypatch.setattr(tokens, "now_ms", lambda: rolled.previous_until)
+    oc_error(await http.post(login, data={"appId": app.app_key, "secret": app.secret}), 401, "100208")
+    assert (await http.post(login, data={"appId": app.app_key, "secret": rolled.secret})).status_code == 200

@@ -110,7 +110,7 @@ class SignedScheme:
         if claim.auth_type:
             raise Unauthenticated(f"authType: {claim.auth_type} is not supported", field="authType")
         # a first login goes online with its activation, except an external broker's: it may not connect
-        return _session(await conn.login(_credential(claim), dynamic=True, online=not remote))
+        return _session(await conn.login(_credential(claim), dynamic=True, online=not remote), claim)
 
     async def login_certified(self, claim: SignedLogin, services: Services, *, remote: bool) -> DeviceSession:
         """:meth:`login` for a connection whose client certificate was matched to the claimed device
@@ -119,7 +119,7 @@ class SignedScheme:
             raise Unauthenticated(f"authType: {claim.auth_type} is not supported with a certificate",
                                   field="authType")
         return _session(await services.connectivity.login(_credential(claim, certified=True), dynamic=False,
-                                                          online=not remote))
+                                                          online=not remote), claim)
 
     def login_now(self, claim: SignedLogin, services: Services) -> DeviceSession | None:
         """The static login of an active device whose credentials are in memory, decided at once;
@@ -127,7 +127,7 @@ class SignedScheme:
         if claim.auth_type:
             return None
         login = services.connectivity.login_now(_credential(claim), dynamic=True)
-        return _session(login) if login is not None else None
+        return _session(login, claim) if login is not None else None
 
     def names(self, username: str) -> bool:
         return "&" in username
@@ -142,11 +142,13 @@ def _credential(claim: SignedLogin, *, certified: bool = False) -> Credential:
                       claim.secure_mode or "2", certified)
 
 
-def _session(login: DeviceLogin) -> DeviceSession:
+def _session(login: DeviceLogin, claim: SignedLogin) -> DeviceSession:
+    """The session under the key the device logged in with: its old one, on a credential in a
+    rotation's grace period, whose topics the device still uses."""
     rec = login.device
-    return DeviceSession(rec.asset_id, rec.org_id, rec.product_key, rec.device_key, family.of_signature(login.family),
+    return DeviceSession(rec.asset_id, rec.org_id, rec.product_key, claim.device_key, family.of_signature(login.family),
                          is_gateway=login.product.is_gateway, handoff=ACTIVATION if login.activating else None,
-                         announced=login.online)
+                         announced=login.online, grace_end=login.grace_end)
 
 
 def parse(client_id: str, username: str, password: str) -> SignedLogin:

@@ -312,6 +312,73 @@ async def device_certificates(request: Req, org_id: FromPath[str], asset_id: Fro
     now = now_ms()
     found = await svc(request).certificates.list(Caller.operator(org_id), DeviceRef(asset_id))
     return [cert_out(r, now) for r in found]
+class RotateSecretIn(msgspec.Struct):
+    #: Seconds the old secret keeps signing, and its access tokens working (0: both end at once).
+    grace: int = 0
+
+
+class RotatedSecretOut(msgspec.Struct):
+    appKey: str
+    appSecret: str
+    #: When the old secret stops signing (ms); None without a grace period.
+    previousUntil: int | None
+
+
+@post("/apps/{app_key:str}/rotate-secret", status_code=200,
+      summary="Give an application a new secret (shown only in this answer); with grace, the old one keeps "
+              "signing for that many seconds")
+async def rotate_app_secret(request: Req, app_key: FromPath[str], data: JSONBody[RotateSecretIn]) -> RotatedSecretOut:
+    app = await svc(request).accounts.rotate_app_secret(app_key, grace_s=data.grace)
+    return RotatedSecretOut(app.app_key, app.secret, app.previous_until)
+
+
+class ReplaceKeyIn(msgspec.Struct):
+    newDeviceKey: str
+    #: Seconds the old key and secret keep logging in (0: they stop at once, EnOS's behaviour).
+    grace: int = 0
+
+
+class ReplaceKeyOut(msgspec.Struct):
+    assetId: str
+    productKey: str
+    deviceKey: str
+    deviceSecret: str
+    #: When the old credential stops logging in (ms); None without a grace period.
+    graceUntil: int | None
+
+
+class CredentialOut(msgspec.Struct):
+    kind: str
+    id: str
+    deviceKey: str
+    issueTime: int | None
+    issuedBy: str | None
+    lastUsed: int | None
+    endTime: int | None
+    endReason: str | None
+
+
+@post("/orgs/{org_id:str}/devices/{asset_id:str}/replace-key", status_code=200,
+      summary="Give a device a new key and secret (shown only in this answer); with grace, the old ones "
+              "keep logging in for that many seconds")
+async def replace_device_key(request: Req, org_id: FromPath[str], asset_id: FromPath[str],
+                             data: JSONBody[ReplaceKeyIn]) -> ReplaceKeyOut:
+    view = await svc(request).devices.replace_key(Caller.operator(org_id), DeviceRef(asset_id), data.newDeviceKey,
+                                                  grace_s=data.grace)
+    d = view.device
+    return ReplaceKeyOut(d.asset_id, d.product_key, d.device_key, d.secret,
+                         d.update_time + data.grace * 1000 if data.grace else None)
+
+
+@get("/orgs/{org_id:str}/devices/{asset_id:str}/credentials",
+     summary="A device's credential history: each secret and certificate, issued when and by whom, last used, "
+             "ended when and why (never a secret)")
+async def device_credentials(request: Req, org_id: FromPath[str], asset_id: FromPath[str]) -> list[CredentialOut]:
+    found = await svc(request).devices.credentials(Caller.operator(org_id), DeviceRef(asset_id))
+    return [CredentialOut(e.kind, e.id, e.device_key, e.issue_time, e.issued_by, e.last_used, e.end_time,
+                          e.end_reason) for e in found]
+
+
 class AuditOut(msgspec.Struct):
     id: int
     time: int
@@ -429,7 +496,8 @@ router = Router(
     path="/admin/v1",
     route_handlers=[create_org, list_orgs, create_app, list_apps, disable_app, enable_app, set_public_key,
                     set_permissions, create_model, list_models, list_cas, ca_bundle, rotate_ca, import_ca,
-                    device_certificates, rotate, read_audit, import_devices, export_devices],
+                    device_certificates, replace_device_key, device_credentials, rotate_app_secret, rotate,
+                    read_audit, import_devices, export_devices],
     guards=[operator_guard],
     before_request=screen_request,
     exception_handlers=admin_errors.map,

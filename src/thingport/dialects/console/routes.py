@@ -34,6 +34,7 @@ from thingport.dialects.console.forms import Form
 from thingport.dialects.console.session import COOKIE, CSRF_FIELD, CSRF_HEADER, LIFETIME_MS, ConsoleSession, Sessions
 from thingport.domain import expression, validate
 from thingport.domain.errors import DomainError, InvalidArgument, PermissionDenied
+from thingport.domain.limits import MAX_GRACE_S
 from thingport.domain.models import DeviceStatus, Organization, Page, Permission, ProductType, now_ms
 from thingport.services import audit
 from thingport.services.container import Services
@@ -252,9 +253,13 @@ async def enable_app(request: Req, app_key: FromPath[str]) -> Response[str]:
 
 @post("/apps/{app_key:str}/rotate-secret", status_code=200)
 async def rotate_app_secret(request: Req, app_key: FromPath[str]) -> Response[str]:
-    app = await svc(request).accounts.rotate_app_secret(app_key)
-    return await orgs_page(request, notice=f"Application {app.name} has a new secret; the old one no longer works "
-                                           "and its access tokens are revoked.", shown_secret=(app.app_key, app.secret))
+    grace = form_of(request).number("grace", 0, MAX_GRACE_S) or 0
+    app = await svc(request).accounts.rotate_app_secret(app_key, grace_s=grace)
+    notice = (f"Application {app.name} has a new secret; the old one keeps signing, and its access tokens "
+              f"working, for {grace} s more." if grace else
+              f"Application {app.name} has a new secret; the old one no longer works and its access tokens are "
+              "revoked.")
+    return await orgs_page(request, notice=notice, shown_secret=(app.app_key, app.secret))
 
 
 @post("/apps/{app_key:str}/public-key", status_code=200)
@@ -441,7 +446,8 @@ async def device_page(request: Req, org_id: str, asset_id: str, *, notice: str |
     view = await s.devices.get(caller, ref)
     return await render(request, "device.html", org=org, view=view, notice=notice, secret=secret,
                         family=await s.overview.family(caller, ref), timeline=await s.overview.timeline(caller, ref),
-                        audit=await s.audit.search(AuditFilter(org_id=org.org_id, target=asset_id), AUDIT_ROWS))
+                        audit=await s.audit.search(AuditFilter(org_id=org.org_id, target=asset_id), AUDIT_ROWS),
+                        credentials=await s.devices.credentials(caller, ref))
 
 
 @get("/o/{org_id:str}/devices/{asset_id:str}")
@@ -485,11 +491,15 @@ async def disable_device(request: Req, org_id: FromPath[str], asset_id: FromPath
 @post(f"{DEVICE}/replace-key", status_code=200)
 async def replace_key(request: Req, org_id: FromPath[str], asset_id: FromPath[str]) -> Response[str]:
     _, caller = await org_of(request, org_id)
-    new_key = form_of(request).optional("newDeviceKey") or ids.device_key()
-    view = await svc(request).devices.replace_key(caller, DeviceRef(asset_id=asset_id), new_key)
+    f = form_of(request)
+    new_key = f.optional("newDeviceKey") or ids.device_key()
+    grace = f.number("grace", 0, MAX_GRACE_S) or 0
+    view = await svc(request).devices.replace_key(caller, DeviceRef(asset_id=asset_id), new_key, grace_s=grace)
+    then = (f"the old key and secret keep logging in, and a session on them goes on, for {grace} s more." if grace
+            else "its old session has been closed.")
     return await device_page(request, org_id, asset_id, secret=view.device.secret,
                              notice=f"Key replaced: the device now logs in as {view.device.device_key} with the "
-                                    "secret below; its old session has been closed.")
+                                    f"secret below; {then}")
 
 
 @post(f"{DEVICE}/reveal-secret", status_code=200)

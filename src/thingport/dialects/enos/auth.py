@@ -70,20 +70,20 @@ async def authenticate(services: Services, headers: Mapping[str, str], query: li
         if expire <= now_ms():
             raise Unauthenticated("apim-accesstoken: the access token has expired; get a new one")
         check_timestamp(timestamp, window, field="apim-timestamp")
-        expected = signing.apim_signature(token, query, body, timestamp, app.secret)
+        expected = [signing.apim_signature(token, query, body, timestamp, s) for s in app.secrets_at(now_ms())]
         scheme = "apim"
     elif "accessKey" in params and "sign" in params:
         app = await services.accounts.active_app(params["accessKey"])
         signature, timestamp = params["sign"], params.get("requestTimestamp")
         check_timestamp(timestamp, window, field="requestTimestamp")
         signed = [(k, v) for k, v in query if k not in ("accessKey", "sign")]
-        expected = signing.access_key_signature(app.app_key, signed, body, app.secret)
+        expected = [signing.access_key_signature(app.app_key, signed, body, s) for s in app.secrets_at(now_ms())]
         scheme = "accessKey"
     else:
         raise Unauthenticated(
             "no credentials: send apim-accesstoken, apim-timestamp and apim-signature headers, or the "
             "accessKey, requestTimestamp and sign query parameters")
-    if not signing.equal(expected, signature):
+    if not any(signing.equal(e, signature) for e in expected):  # the previous secret too in its grace period
         raise Unauthenticated("the signature does not match the request")
     if not await services.accounts.use_nonce(f"enos:{scheme}:{signature.lower()}", 2 * window * 1000):
         raise Unauthenticated("the signature was used before; a replayed request is refused")

@@ -344,7 +344,8 @@ async def replace_device(c: Call) -> Reply:
     if not b.newDeviceKey:
         raise InvalidArgument("newDeviceKey: is required", field="newDeviceKey")
     secrets = c.secrets(b.requireSecret)
-    view = await c.services.devices.replace_key(c.caller, ref, b.newDeviceKey, key_version=c.version)
+    view = await c.services.devices.replace_key(c.caller, ref, b.newDeviceKey, key_version=c.version,
+                                                grace_s=b.gracePeriod, grace_field="gracePeriod")
     return Reply(render.create_result(view.device, secrets))
 
 
@@ -624,7 +625,8 @@ async def _token(request: Request[Any, Any, Any], refresh: bool) -> Response[byt
         check_timestamp(str(b.timestamp), services.core.settings.signature_window_s, field="timestamp")
     except Unauthenticated as exc:
         raise TokenError(1004, exc.message) from exc
-    if not signing.equal(signing.apim_token_encryption(app.app_key, str(b.timestamp), app.secret), b.encryption):
+    if not any(signing.equal(signing.apim_token_encryption(app.app_key, str(b.timestamp), s), b.encryption)
+               for s in app.secrets_at(now_ms())):  # the previous secret too in its grace period
         raise TokenError(1003)
     ttl = 2 * services.core.settings.signature_window_s * 1000
     if not await services.accounts.use_nonce(f"enos:token:{b.encryption.lower()}", ttl):

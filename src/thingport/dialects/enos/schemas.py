@@ -72,6 +72,8 @@ class DeviceUpdate(msgspec.Struct):
 class ReplaceBody(msgspec.Struct):
     newDeviceKey: str | None = None
     requireSecret: bool = False
+    #: Thingport's extension: seconds the old key and secret keep logging in (default 0, EnOS's behaviour).
+    gracePeriod: int = 0
 
 
 class Identifier(msgspec.Struct):

@@ -69,7 +69,8 @@ async def authenticate(services: Services, method: str, path: str, query: list[t
     if (body or md5) and md5 != apigateway.content_md5(body):
         raise GatewayError(400, "Invalid Content-MD5: it does not match the body")
     text = apigateway.string_to_sign(method, headers, signed, path, query)
-    if not apigateway.equal(apigateway.signature(app.secret, text), given):
+    if not any(apigateway.equal(apigateway.signature(s, text), given)  # the previous one in its grace period
+               for s in app.secrets_at(now_ms())):
         raise GatewayError(400, "Invalid Signature, Server StringToSign:`" + text.replace("\n", "#") + "`")
     window_ms = services.core.settings.living_signature_window_s * 1000
     if abs(now_ms() - request_time_ms(headers)) > window_ms:

@@ -40,7 +40,7 @@ class TokenService:
             if found is not None and found.disabled and equal(found.secret, secret):
                 raise PermissionDenied(f"appId: application {app_id} is disabled") from None
             raise Unauthenticated("appId or secret is not right") from None
-        if not equal(app.secret, secret):
+        if not any(equal(s, secret) for s in app.secrets_at(now_ms())):  # the previous one in its grace period
             raise Unauthenticated("appId or secret is not right")
         return app
 
