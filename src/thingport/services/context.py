@@ -23,6 +23,7 @@ from thingport.store.certificates import CertificateStore
 from thingport.store.cluster import ClusterStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
+from thingport.store.driver import Driver
 from thingport.store.events import EventStore
 from thingport.store.living_accounts import LivingAccountStore
 from thingport.store.oceanconnect import OceanConnectStore
@@ -156,6 +157,15 @@ class Core:
             attempt.record_id = record_id
         if tx.pending:
             await self.bus.publish(tx.pending)
+
+    @asynccontextmanager
+    async def read_driver(self) -> AsyncIterator[Driver]:
+        """A hot read's driver connection, without a transaction (``Database.read_driver``)."""
+        try:
+            async with self.db.read_driver() as raw:
+                yield raw
+        except LOST_DATABASE as exc:
+            raise unavailable(exc) from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

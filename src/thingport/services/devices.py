@@ -163,6 +163,14 @@ class DeviceService:
     # read ----------------------------------------------------------------------------------
     async def get(self, caller: Caller, ref: DeviceRef) -> DeviceView:
         caller.require(Permission.DEVICE_READ)
+        if not ref.asset_id and ref.product_key and ref.device_key:
+            # the hot read (get-device by key): one statement on the driver (store/driver.py)
+            async with self.core.read_driver() as raw:
+                found = await self.core.devices.view_by_key(raw, self.core.products, caller.org_id,
+                                                            ref.product_key, ref.device_key)
+            if found is None:
+                raise DeviceNotFound(f"device {ref.describe()} cannot be found", field="deviceKey")
+            return DeviceView(*found)
         async with self.core.read() as conn:
             return await self.view_of(conn, caller, await self.load(conn, caller, ref))
 

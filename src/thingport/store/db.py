@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -26,9 +27,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from thingport.store import sqlite_inline
+from thingport.store.driver import Driver
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,12 @@ class Database:
         self._group: _Group | None = None
         self._holder: asyncio.Task[Any] | None = None  # the task whose work runs in the turn now
         self._commits: set[asyncio.Task[None]] = set()
+        self.pool_size = pool_size
+        database = make_url(url).database if self.is_sqlite else None
+        self._file = database if database and database != ":memory:" and "mode=memory" not in url else None
+        self._readers: list[sqlite3.Connection] = []  # read_driver's idle SQLite connections
+        self._pg_pool: Any = None  # read_driver's asyncpg pool, made on first use
+        self._pg_pool_lock = asyncio.Lock()
         #: Told each transaction's kind (``read``, ``write``) and seconds (``/metrics``); None: not measured.
         self.on_transaction: Callable[[str, float], None] | None = None
         if self.is_sqlite:
@@ -98,6 +107,58 @@ class Database:
         finally:
             if self.on_transaction is not None:
                 self.on_transaction("read", time.perf_counter() - start)
+
+    @asynccontextmanager
+    async def read_driver(self) -> AsyncIterator[Driver]:
+        """A connection's driver for the hot reads (get-device), without SQLAlchemy's connection,
+        transaction and pool bookkeeping, which cost more than the one select they would wrap.
+
+        No transaction: each statement sees a consistent snapshot by itself, so a hot read is one
+        statement. SQLite: connections of their own, used on the event-loop thread like the
+        engine's (``sqlite_inline``). PostgreSQL: an asyncpg pool of its own (autocommit).
+        """
+        start = time.perf_counter()
+        try:
+            if self.is_sqlite and self._file is None:  # in memory: only the engine's connection sees it
+                async with self.read() as conn:
+                    yield await Driver.of(conn)
+            elif self.is_sqlite:
+                reader = self._readers.pop() if self._readers else self._open_reader()
+                try:
+                    yield Driver(reader)
+                finally:
+                    self._readers.append(reader)
+            else:
+                pool = self._pg_pool or await self._open_pg_pool()
+                try:
+                    conn = await pool.acquire()
+                except Exception as exc:  # the pool could not connect: the database is out of reach
+                    raise OperationalError("connect", None, exc) from exc
+                try:
+                    yield Driver(conn)
+                finally:
+                    await pool.release(conn)
+        finally:
+            if self.on_transaction is not None:
+                self.on_transaction("read", time.perf_counter() - start)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        assert self._file is not None
+        conn = sqlite3.connect(self._file, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    async def _open_pg_pool(self) -> Any:
+        import asyncpg  # type: ignore[import-untyped]  # only on PostgreSQL
+
+        async with self._pg_pool_lock:
+            if self._pg_pool is None:
+                dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+                try:
+                    self._pg_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self.pool_size)
+                except Exception as exc:  # the database is out of reach (or refuses us)
+                    raise OperationalError("connect", None, exc) from exc
+        return self._pg_pool
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -235,6 +296,11 @@ class Database:
     async def close(self) -> None:
         if self._commits:
             await asyncio.gather(*self._commits, return_exceptions=True)
+        while self._readers:
+            self._readers.pop().close()
+        if self._pg_pool is not None:
+            pool, self._pg_pool = self._pg_pool, None
+            await pool.close()
         await self.engine.dispose()
 
 

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
 from thingport.domain.expression import DEVICE_FIELDS, Expr
-from thingport.domain.models import Device, DeviceStats, I18nText, Page
+from thingport.domain.models import Device, DeviceStats, I18nText, Page, Product
 from thingport.store.driver import Driver
 from thingport.store.labels import replace_labels, rows_for
+from thingport.store.products import PRODUCT_COLUMNS, ProductStore
 from thingport.store.schema import device_labels, devices, products
 from thingport.store.search import SearchTarget, condition
 
@@ -59,6 +60,10 @@ _INSERTED = [c for c in _COLUMNS if c != "online_node"]
 _RAW_INSERT = (f"INSERT INTO devices ({', '.join(_INSERTED)}) "
                f"VALUES ({', '.join('?' for _ in _INSERTED)})")
 _RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
+#: A device by key with its product, in one statement: get-device's whole read (``view_by_key``).
+_RAW_VIEW = (f"SELECT {', '.join('d.' + c for c in _COLUMNS)}, {', '.join('p.' + c for c in PRODUCT_COLUMNS)} "
+             "FROM devices d JOIN products p ON p.product_key = d.product_key AND p.org_id = d.org_id "
+             "WHERE d.org_id = ? AND d.product_key = ? AND d.device_key = ?")
 _RAW_LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
 
 
@@ -116,6 +121,16 @@ class DeviceStore:
                           {"deviceTags": d.tags, "deviceAttributes": d.attributes})
         await raw.many(_RAW_LABELS, [(r["asset_id"], r["field"], r["key"], r["value"]) for r in labels])
         return True
+
+    async def view_by_key(self, raw: Driver, products: ProductStore, org_id: str, product_key: str,
+                          device_key: str) -> tuple[Device, Product] | None:
+        """A device of ``org_id`` by its key, with its product: one statement, so no transaction."""
+        found = await raw.one(_RAW_VIEW, org_id, product_key, device_key)
+        if found is None:
+            return None
+        n = len(_COLUMNS)
+        return (self._from(dict(zip(_COLUMNS, found[:n], strict=True))),
+                products.from_row(dict(zip(PRODUCT_COLUMNS, found[n:], strict=True))))
 
     async def save(self, conn: AsyncConnection, d: Device, *, labels: bool = True) -> None:
         row = self._row(d)
