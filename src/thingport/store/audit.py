@@ -5,7 +5,7 @@ Owns ``audit_records``, so a class (the store rule, ``store/__init__.py``); ``Co
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -54,10 +54,8 @@ class AuditFilter:
 class AuditStore:
     async def append(self, conn: AsyncConnection, record: AuditRecord) -> int:
         # every audited change writes one: on the driver (store/driver.py)
-        values = asdict(record)
-        del values["id"]
         raw = await Driver.of(conn)
-        return await raw.insert(_RAW_APPEND, *(values[c] for c in _APPENDED))
+        return await raw.insert(_RAW_APPEND, *(getattr(record, c) for c in _APPENDED))
 
     async def update_outcome(self, conn: AsyncConnection, record_id: int, outcome: str, status: int,
                              error: str) -> None:

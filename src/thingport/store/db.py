@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+#: Each writer's savepoint in a shared transaction (SQLAlchemy's own, ``sa_savepoint_N``, nest inside).
+_SAVEPOINT, _RELEASE, _ROLLBACK_TO = ("SAVEPOINT tp_writer", "RELEASE SAVEPOINT tp_writer",
+                                      "ROLLBACK TO SAVEPOINT tp_writer")
+
 #: Writers one transaction holds at most: bounds how long the first of them waits for its commit.
 GROUP_MAX = 256
 
@@ -44,10 +48,13 @@ GROUP_MAX = 256
 class _Group:
     """One open write transaction and the writers whose work it holds."""
 
-    __slots__ = ("broken", "conn", "done", "members", "raw", "tx")
+    __slots__ = ("broken", "conn", "done", "driver", "members", "raw", "tx")
 
-    def __init__(self, raw: AsyncConnection, conn: AsyncConnection, tx: AsyncTransaction) -> None:
+    def __init__(self, raw: AsyncConnection, conn: AsyncConnection, tx: AsyncTransaction, driver: Driver) -> None:
         self.raw, self.conn, self.tx = raw, conn, tx
+        #: Sends each writer's savepoint statements itself: SQLAlchemy's nested transaction objects
+        #: cost more than the statements (a millisecond per create, docs/benchmarks.md).
+        self.driver = driver
         self.members = 0  # writers whose work succeeded and waits for the commit
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.broken: BaseException | None = None  # a savepoint could not be undone: roll all back
@@ -185,16 +192,17 @@ class Database:
             self._pass_turn()
             raise
         alone = group.members == 0  # nobody else's work to keep: no savepoint needed
-        savepoint = None if alone else await group.conn.begin_nested()
+        if not alone:
+            await group.driver.execute(_SAVEPOINT)
         self._holder = task
         try:
             yield group.conn
             self._holder = None
-            if savepoint is not None:
-                await savepoint.commit()
+            if not alone:
+                await group.driver.execute(_RELEASE)
         except BaseException as exc:
             self._holder = None
-            await self._undo(group, savepoint, exc)
+            await self._undo(group, alone, exc)
             self._pass_turn()
             raise
         group.members += 1
@@ -226,17 +234,18 @@ class Database:
                 # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement; the driver hot
                 # path (store/driver.py) may come first and must not run outside the transaction
                 await conn.exec_driver_sql("SELECT 1")
-            self._group = _Group(raw, conn, tx)
+            self._group = _Group(raw, conn, tx, await Driver.of(conn))
         except BaseException:
             await raw.close()
             raise
         return self._group
 
-    async def _undo(self, group: _Group, savepoint: AsyncTransaction | None, exc: BaseException) -> None:
+    async def _undo(self, group: _Group, alone: bool, exc: BaseException) -> None:
         """Take back one writer's work after it failed, leaving the others' in the transaction."""
         try:
-            if savepoint is not None:
-                await savepoint.rollback()
+            if not alone:
+                await group.driver.execute(_ROLLBACK_TO)
+                await group.driver.execute(_RELEASE)
                 return
             self._group = None  # the writer was alone in it: drop the whole transaction
             try:

@@ -45,7 +45,12 @@ class Driver:
 
     @classmethod
     async def of(cls, conn: AsyncConnection) -> Driver:
-        return cls((await conn.get_raw_connection()).driver_connection)
+        """The driver under ``conn``: made once per pooled connection and kept in its ``info``."""
+        info = conn.info
+        driver: Driver | None = info.get("thingport.driver")
+        if driver is None:
+            driver = info["thingport.driver"] = cls((await conn.get_raw_connection()).driver_connection)
+        return driver
 
     @property
     def for_update(self) -> str:
@@ -60,6 +65,16 @@ class Driver:
             return await self.pg.fetchrow(_numbered(sql), *params)  # type: ignore[no-any-return]
         except Exception as exc:
             raise _translated(exc, sql, params) from exc
+
+    async def execute(self, sql: str) -> None:
+        """A statement without parameters or rows (transaction control)."""
+        try:
+            if self.sqlite is not None:
+                self.sqlite.execute(sql)
+            else:
+                await self.pg.execute(sql)
+        except Exception as exc:
+            raise _translated(exc, sql, ()) from exc
 
     async def all(self, sql: str, *params: Any) -> list[Sequence[Any]]:
         try:
