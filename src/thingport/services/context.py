@@ -159,10 +159,10 @@ class Core:
             await self.bus.publish(tx.pending)
 
     @asynccontextmanager
-    async def read_driver(self) -> AsyncIterator[Driver]:
-        """A hot read's driver connection, without a transaction (``Database.read_driver``)."""
+    async def driver(self) -> AsyncIterator[Driver]:
+        """A driver connection outside any transaction, for hot single statements (``Database.driver``)."""
         try:
-            async with self.db.read_driver() as raw:
+            async with self.db.driver() as raw:
                 yield raw
         except LOST_DATABASE as exc:
             raise unavailable(exc) from exc

@@ -102,11 +102,10 @@ class AccountStore:
         await conn.execute(delete(access_tokens).where(access_tokens.c.app_key == app_key))
 
     # nonces --------------------------------------------------------------------------------
-    async def use_nonces(self, conn: AsyncConnection, rows: list[tuple[str, int]], now: int) -> set[str]:
+    async def use_nonces(self, raw: Driver, rows: list[tuple[str, int]], now: int) -> set[str]:
         """Record nonces (hashed, distinct) with their expiry; the ones taken, i.e. not live already
         (the others are replays). An expired row with the same value is taken over. On the driver,
         and on PostgreSQL one statement for the whole batch."""
-        raw = await Driver.of(conn)
         if raw.pg is not None:
             taken = await raw.all(_PG_USE_NONCES, [k for k, _ in rows], [e for _, e in rows], now)
             return {r[0] for r in taken}

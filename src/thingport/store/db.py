@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: Each writer's savepoint in a shared transaction (SQLAlchemy's own, ``sa_savepoint_N``, nest inside).
-_SAVEPOINT, _RELEASE, _ROLLBACK_TO = ("SAVEPOINT tp_writer", "RELEASE SAVEPOINT tp_writer",
-                                      "ROLLBACK TO SAVEPOINT tp_writer")
+#: Opening the next one releases the previous writer's in the same round trip.
+_SAVEPOINT = "SAVEPOINT tp_writer"
+_NEXT_SAVEPOINT = f"RELEASE SAVEPOINT tp_writer; {_SAVEPOINT}"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT tp_writer"
 
 #: Writers one transaction holds at most: bounds how long the first of them waits for its commit.
 GROUP_MAX = 256
@@ -48,13 +50,16 @@ GROUP_MAX = 256
 class _Group:
     """One open write transaction and the writers whose work it holds."""
 
-    __slots__ = ("broken", "conn", "done", "driver", "members", "raw", "tx")
+    __slots__ = ("broken", "conn", "done", "driver", "members", "raw", "savepoint", "tx")
 
     def __init__(self, raw: AsyncConnection, conn: AsyncConnection, tx: AsyncTransaction, driver: Driver) -> None:
         self.raw, self.conn, self.tx = raw, conn, tx
         #: Sends each writer's savepoint statements itself: SQLAlchemy's nested transaction objects
         #: cost more than the statements (a millisecond per create, docs/benchmarks.md).
         self.driver = driver
+        #: A writer's savepoint is still open: the next writer releases it with the same round trip
+        #: that opens its own (COMMIT releases the last one).
+        self.savepoint = False
         self.members = 0  # writers whose work succeeded and waits for the commit
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.broken: BaseException | None = None  # a savepoint could not be undone: roll all back
@@ -79,8 +84,8 @@ class Database:
         self.pool_size = pool_size
         database = make_url(url).database if self.is_sqlite else None
         self._file = database if database and database != ":memory:" and "mode=memory" not in url else None
-        self._readers: list[sqlite3.Connection] = []  # read_driver's idle SQLite connections
-        self._pg_pool: Any = None  # read_driver's asyncpg pool, made on first use
+        self._readers: list[sqlite3.Connection] = []  # driver's idle SQLite connections
+        self._pg_pool: Any = None  # driver's asyncpg pool, made on first use
         self._pg_pool_lock = asyncio.Lock()
         #: Told each transaction's kind (``read``, ``write``) and seconds (``/metrics``); None: not measured.
         self.on_transaction: Callable[[str, float], None] | None = None
@@ -116,13 +121,15 @@ class Database:
                 self.on_transaction("read", time.perf_counter() - start)
 
     @asynccontextmanager
-    async def read_driver(self) -> AsyncIterator[Driver]:
-        """A connection's driver for the hot reads (get-device), without SQLAlchemy's connection,
-        transaction and pool bookkeeping, which cost more than the one select they would wrap.
+    async def driver(self) -> AsyncIterator[Driver]:
+        """A driver connection for hot single statements (get-device's read; on PostgreSQL the
+        used-nonce batches), without SQLAlchemy's connection, transaction and pool bookkeeping,
+        which cost more than the one statement they would wrap.
 
-        No transaction: each statement sees a consistent snapshot by itself, so a hot read is one
-        statement. SQLite: connections of their own, used on the event-loop thread like the
-        engine's (``sqlite_inline``). PostgreSQL: an asyncpg pool of its own (autocommit).
+        No transaction: each statement sees a consistent snapshot and commits by itself. SQLite:
+        connections of their own, used on the event-loop thread like the engine's
+        (``sqlite_inline``); reads only there, as a write would wait for the group's transaction
+        while blocking the loop that would commit it. PostgreSQL: an asyncpg pool of its own.
         """
         start = time.perf_counter()
         try:
@@ -193,13 +200,12 @@ class Database:
             raise
         alone = group.members == 0  # nobody else's work to keep: no savepoint needed
         if not alone:
-            await group.driver.execute(_SAVEPOINT)
+            await group.driver.execute(_NEXT_SAVEPOINT if group.savepoint else _SAVEPOINT)
+            group.savepoint = True
         self._holder = task
         try:
             yield group.conn
             self._holder = None
-            if not alone:
-                await group.driver.execute(_RELEASE)
         except BaseException as exc:
             self._holder = None
             await self._undo(group, alone, exc)
@@ -243,9 +249,8 @@ class Database:
     async def _undo(self, group: _Group, alone: bool, exc: BaseException) -> None:
         """Take back one writer's work after it failed, leaving the others' in the transaction."""
         try:
-            if not alone:
+            if not alone:  # the savepoint stays open, empty, for the next writer to release
                 await group.driver.execute(_ROLLBACK_TO)
-                await group.driver.execute(_RELEASE)
                 return
             self._group = None  # the writer was alone in it: drop the whole transaction
             try:

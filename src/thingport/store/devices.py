@@ -60,6 +60,8 @@ _INSERTED = [c for c in _COLUMNS if c != "online_node"]
 _RAW_INSERT = (f"INSERT INTO devices ({', '.join(_INSERTED)}) "
                f"VALUES ({', '.join('?' for _ in _INSERTED)})")
 _RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
+_RAW_CLAIM = (f"UPDATE products SET device_count = device_count + 1 WHERE product_key = ? AND org_id = ? "
+              f"RETURNING {', '.join(PRODUCT_COLUMNS)}")
 #: A device by key with its product, in one statement: get-device's whole read (``view_by_key``).
 _RAW_VIEW = (f"SELECT {', '.join('d.' + c for c in _COLUMNS)}, {', '.join('p.' + c for c in PRODUCT_COLUMNS)} "
              "FROM devices d JOIN products p ON p.product_key = d.product_key AND p.org_id = d.org_id "
@@ -115,12 +117,34 @@ class DeviceStore:
         if limit is not None and counted[0] > limit:
             await raw.one(_RAW_COUNT, -1, d.product_key)
             return False
+        await self._insert_rows(raw, d)
+        return True
+
+    async def claim(self, conn: AsyncConnection, products: ProductStore, org_id: str,
+                    product_key: str) -> tuple[Product, int] | None:
+        """Count one device more on a product of ``org_id`` and load it, in one statement: its row
+        stays locked until the transaction ends, which orders concurrent creates. The product and
+        its new count; None when there is no such product. ``insert_claimed`` adds the device,
+        ``unclaim`` takes the count back."""
+        found = await (await Driver.of(conn)).one(_RAW_CLAIM, product_key, org_id)
+        if found is None:
+            return None
+        row = dict(zip(PRODUCT_COLUMNS, found, strict=True))
+        return products.from_row(row), int(row["device_count"])
+
+    async def unclaim(self, conn: AsyncConnection, product_key: str) -> None:
+        await (await Driver.of(conn)).one(_RAW_COUNT, -1, product_key)
+
+    async def insert_claimed(self, conn: AsyncConnection, d: Device) -> None:
+        """Add a device its product has already counted (``claim``)."""
+        await self._insert_rows(await Driver.of(conn), d)
+
+    async def _insert_rows(self, raw: Driver, d: Device) -> None:
         row = self._row(d)
         await raw.many(_RAW_INSERT, [tuple(row[c] for c in _INSERTED)])
         labels = rows_for("asset_id", d.asset_id, "deviceName", d.name,
                           {"deviceTags": d.tags, "deviceAttributes": d.attributes})
         await raw.many(_RAW_LABELS, [(r["asset_id"], r["field"], r["key"], r["value"]) for r in labels])
-        return True
 
     async def view_by_key(self, raw: Driver, products: ProductStore, org_id: str, product_key: str,
                           device_key: str) -> tuple[Device, Product] | None:

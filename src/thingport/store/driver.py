@@ -67,10 +67,12 @@ class Driver:
             raise _translated(exc, sql, params) from exc
 
     async def execute(self, sql: str) -> None:
-        """A statement without parameters or rows (transaction control)."""
+        """Statements without parameters or rows (transaction control), ``; ``-separated: on
+        PostgreSQL sent together in one round trip."""
         try:
             if self.sqlite is not None:
-                self.sqlite.execute(sql)
+                for one in sql.split("; "):
+                    self.sqlite.execute(one)
             else:
                 await self.pg.execute(sql)
         except Exception as exc:
