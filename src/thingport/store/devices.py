@@ -60,6 +60,12 @@ _INSERTED = [c for c in _COLUMNS if c != "online_node"]
 _RAW_INSERT = (f"INSERT INTO devices ({', '.join(_INSERTED)}) "
                f"VALUES ({', '.join('?' for _ in _INSERTED)})")
 _RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
+#: PostgreSQL: the device row and its labels in one statement (the labels' foreign key is checked
+#: at its end, when the device row is there).
+_PG_INSERT_WITH_LABELS = (f"WITH d AS ({_RAW_INSERT} RETURNING asset_id) "
+                          'INSERT INTO device_labels (asset_id, field, "key", "value") '
+                          "SELECT d.asset_id, l.f, l.k, l.v FROM d, "
+                          "unnest(?::text[], ?::text[], ?::text[]) AS l(f, k, v)")
 _RAW_CLAIM = (f"UPDATE products SET device_count = device_count + 1 WHERE product_key = ? AND org_id = ? "
               f"RETURNING {', '.join(PRODUCT_COLUMNS)}")
 #: A device by key with its product, in one statement: get-device's whole read (``view_by_key``).
@@ -141,9 +147,14 @@ class DeviceStore:
 
     async def _insert_rows(self, raw: Driver, d: Device) -> None:
         row = self._row(d)
-        await raw.many(_RAW_INSERT, [tuple(row[c] for c in _INSERTED)])
+        values = tuple(row[c] for c in _INSERTED)
         labels = rows_for("asset_id", d.asset_id, "deviceName", d.name,
                           {"deviceTags": d.tags, "deviceAttributes": d.attributes})
+        if raw.pg is not None:  # one round trip for the device and its labels
+            await raw.one(_PG_INSERT_WITH_LABELS, *values, [r["field"] for r in labels],
+                          [r["key"] for r in labels], [r["value"] for r in labels])
+            return
+        await raw.many(_RAW_INSERT, [values])
         await raw.many(_RAW_LABELS, [(r["asset_id"], r["field"], r["key"], r["value"]) for r in labels])
 
     async def view_by_key(self, raw: Driver, products: ProductStore, org_id: str, product_key: str,
