@@ -169,7 +169,10 @@ class Database:
             if self._pg_pool is None:
                 dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
                 try:
-                    self._pg_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self.pool_size)
+                    # no reset query on release (a round trip per statement): these connections
+                    # only run single statements and keep no session state
+                    self._pg_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self.pool_size,
+                                                              reset=_keep_session)
                 except Exception as exc:  # the database is out of reach (or refuses us)
                     raise OperationalError("connect", None, exc) from exc
         return self._pg_pool
@@ -316,6 +319,10 @@ class Database:
             pool, self._pg_pool = self._pg_pool, None
             await pool.close()
         await self.engine.dispose()
+
+
+async def _keep_session(_conn: Any) -> None:
+    """``Database.driver``'s asyncpg pool: nothing to reset when a connection goes back."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
