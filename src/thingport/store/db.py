@@ -170,8 +170,10 @@ class Database:
                 dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
                 try:
                     # no reset query on release (a round trip per statement): these connections
-                    # only run single statements and keep no session state
-                    self._pg_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self.pool_size,
+                    # only run single statements and keep no session state. No floor of idle
+                    # connections either: asyncpg would keep reconnecting it while the database is
+                    # lost, logging a traceback each time (the node's /ready already says so).
+                    self._pg_pool = await asyncpg.create_pool(dsn, min_size=0, max_size=self.pool_size,
                                                               reset=_keep_session)
                 except Exception as exc:  # the database is out of reach (or refuses us)
                     raise OperationalError("connect", None, exc) from exc
