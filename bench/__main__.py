@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -106,11 +107,23 @@ class Setup:
         return out
 
 
-def measure(port: int, requests: list[bytes], warmup: int, concurrency: int, time_limit_s: float) -> Result:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(port: int, requests: list[bytes], warmup: int, concurrency: int, time_limit_s: float,
+            pid: int) -> Result:
     async def go() -> Result:
         if warmup:
             await run_load(port, requests[:warmup], concurrency, time_limit_s)
-        return await run_load(port, requests[warmup:], concurrency, time_limit_s)
+        before = cpu_seconds(pid)
+        result = await run_load(port, requests[warmup:], concurrency, time_limit_s)
+        return dataclasses.replace(result, server_cpu_s=cpu_seconds(pid) - before)
 
     try:
         import uvloop
@@ -123,7 +136,8 @@ def measure(port: int, requests: list[bytes], warmup: int, concurrency: int, tim
 def show(name: str, r: Result) -> None:
     s = r.summary()
     print(f"{name:<20} {s['ok']:>7} ok {s['failed']:>5} failed  {s['throughput_rps']:>8.1f} req/s  "
-          f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms")
+          f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms  "
+          f"server CPU {s['server_cpu_ms_per_request']:.2f} ms/req")
     if r.first_failure:
         print(f"           first failure: {r.first_failure}")
 
@@ -166,12 +180,13 @@ def main() -> int:
         profile = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())] if args.profile else []
         argv = [sys.executable, *profile, "-m", "thingport.cli", "serve", "--data-dir", f"{tmp}/thingport",
                 "--host", "127.0.0.1", "--http-port", str(port), "--mqtt-port", str(free_port())]
-        with server(argv, port, env, "thingport", Path(tmp) / "thingport.log") as (url, _):
+        with server(argv, port, env, "thingport", Path(tmp) / "thingport.log") as (url, proc):
             setup = Setup(url, operator, products=-(-total // DEVICES_PER_PRODUCT))
             requests = setup.requests(total, run_id)
-            thingport = {"create": measure(port, requests, args.warmup, args.concurrency, args.time_limit)}
+            thingport = {"create": measure(port, requests, args.warmup, args.concurrency, args.time_limit, proc.pid)}
             get_requests = setup.gets(args.warmup + gets, total, run_id)
-            thingport["get"] = measure(port, get_requests, args.warmup, args.get_concurrency, args.time_limit)
+            thingport["get"] = measure(port, get_requests, args.warmup, args.get_concurrency, args.time_limit,
+                                       proc.pid)
         for scenario, r in thingport.items():
             show(f"{scenario} thingport", r)
             results[scenario]["thingport"] = r.summary()
@@ -180,9 +195,10 @@ def main() -> int:
             store = ["--pg", args.database_url.replace("+asyncpg", "")] if args.database_url else \
                 ["--db", f"{tmp}/reference.db"]
             argv = [sys.executable, "-m", "bench.reference_app", "--port", str(port), *store]
-            with server(argv, port, {}, "reference", Path(tmp) / "reference.log"):
-                reference = {"create": measure(port, requests, args.warmup, args.concurrency, args.time_limit),
-                             "get": measure(port, get_requests, args.warmup, args.get_concurrency, args.time_limit)}
+            with server(argv, port, {}, "reference", Path(tmp) / "reference.log") as (_, ref):
+                reference = {"create": measure(port, requests, args.warmup, args.concurrency, args.time_limit, ref.pid),
+                             "get": measure(port, get_requests, args.warmup, args.get_concurrency, args.time_limit,
+                                            ref.pid)}
             for scenario, r in reference.items():
                 show(f"{scenario} reference", r)
                 results[scenario]["reference"] = r.summary()
@@ -190,6 +206,10 @@ def main() -> int:
                     ratio = thingport[scenario].throughput / r.throughput
                     results[scenario]["ratio"] = round(ratio, 3)
                     print(f"{scenario}: ratio thingport/reference {ratio:.2f} (throughput)")
+                if r.server_cpu_s and thingport[scenario].server_cpu_s:
+                    per = thingport[scenario].server_cpu_s / thingport[scenario].ok / (r.server_cpu_s / r.ok)
+                    results[scenario]["cpu_per_request_ratio"] = round(per, 2)
+                    print(f"{scenario}: server CPU per request thingport/reference {per:.1f}x")
     if not args.no_json:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

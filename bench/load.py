@@ -49,6 +49,9 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     first_failure: str
+    #: CPU seconds the server process spent on the timed requests (0: not measured); unlike
+    #: throughput it hardly moves with what else runs on the machine.
+    server_cpu_s: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -65,6 +68,7 @@ class Result:
                 "throughput_rps": round(self.throughput, 1), "p50_ms": round(self.percentile(50), 2),
                 "p99_ms": round(self.percentile(99), 2),
                 "mean_ms": round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else 0.0,
+                "server_cpu_ms_per_request": round(1000 * self.server_cpu_s / self.ok, 3) if self.ok else 0.0,
                 "first_failure": self.first_failure or None}
 
 

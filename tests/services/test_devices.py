@@ -196,3 +196,30 @@ async def test_credential_history_names_who_and_never_a_secret(services: Service
     await services.accounts.create_org("Other", "o-other-h")
     with pytest.raises(DomainError):
         await services.devices.credentials(Caller.operator("o-other-h"), ref)
+
+
+async def test_get_by_key_reads_the_device_and_its_product_in_the_callers_organization(
+        services: Services, caller: Caller, service_product: str) -> None:
+    """get-device by key is one joined statement outside any transaction (Database.driver): it sees
+    what was just committed, gives the product with it, and nothing of another organization."""
+    made = await services.devices.create(caller, spec(service_product, "by-key"))
+    view = await services.devices.get(caller, DeviceRef(product_key=service_product, device_key="by-key"))
+    assert view.device == made.device and view.product == made.product
+    await services.accounts.create_org("Other", "o-other")
+    with pytest.raises(DeviceNotFound):
+        await services.devices.get(Caller.operator("o-other"),
+                                   DeviceRef(product_key=service_product, device_key="by-key"))
+    with pytest.raises(DeviceNotFound):
+        await services.devices.get(caller, DeviceRef(product_key=service_product, device_key="no-such-key"))
+
+
+async def test_a_refused_create_inside_a_going_transaction_leaves_the_product_count_alone(
+        services: Services, caller: Caller, service_product: str) -> None:
+    """The create counts the device on its product first; a create refused after that (here a bad
+    key) inside a transaction the caller goes on with takes the count back."""
+    async with services.core.write(caller.org_id) as tx:
+        with pytest.raises(DomainError):
+            await services.devices.create_in(tx, caller, spec(service_product, "bad key!"))
+        await services.devices.create_in(tx, caller, spec(service_product, "good-key"))
+    async with services.core.read() as conn:
+        assert await services.core.products.count_devices(conn, service_product) == 1

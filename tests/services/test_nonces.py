@@ -28,6 +28,29 @@ async def test_a_value_is_accepted_once(services: Services, mode: str) -> None:
     assert await guard.use("sig-2", 60_000)
 
 
+async def test_database_mode_batches_concurrent_values_and_refuses_a_repeat_in_the_same_batch(
+        services: Services) -> None:
+    """Concurrent requests share one statement; a value sent twice at once is taken once only."""
+    core = Core(replace(services.core.settings, nonce_store="database"), services.core.keyring, services.core.db)
+    guard = NonceGuard(core)
+    values = [f"burst-{i}" for i in range(40)] + ["burst-7", "burst-7", "burst-30"]
+    answers = await asyncio.gather(*(guard.use(v, 60_000) for v in values))
+    taken = [v for v, ok in zip(values, answers, strict=True) if ok]
+    assert sorted(taken) == sorted(set(values))  # every value once, whatever batch it fell into
+    async with services.core.read() as conn:
+        stored = {k for k, _ in await services.core.accounts.live_nonces(conn, 0)}
+    assert {nonces._key(v) for v in values} <= stored  # committed before the requests went on
+
+
+async def test_database_mode_two_nodes_racing_for_one_value_let_one_through(services: Services) -> None:
+    """Two nodes (guards on one database) sent the same signature at once: exactly one accepts it."""
+    settings = replace(services.core.settings, nonce_store="database")
+    a, b = (NonceGuard(Core(settings, services.core.keyring, services.core.db)) for _ in range(2))
+    for i in range(5):
+        answers = await asyncio.gather(a.use(f"race-{i}", 60_000), b.use(f"race-{i}", 60_000))
+        assert sorted(answers) == [False, True]
+
+
 async def test_expired_values_may_come_again(services: Services) -> None:
     guard = services.accounts.nonces
     assert await guard.use("sig", 1)

@@ -25,6 +25,7 @@ from thingport.store.cluster import ClusterStore
 from thingport.store.credentials import CredentialStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
+from thingport.store.driver import Driver
 from thingport.store.events import EventStore
 from thingport.store.living_accounts import LivingAccountStore
 from thingport.store.oceanconnect import OceanConnectStore
@@ -160,6 +161,15 @@ class Core:
             attempt.record_id = record_id
         if tx.pending:
             await self.bus.publish(tx.pending)
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Driver]:
+        """A driver connection outside any transaction, for hot single statements (``Database.driver``)."""
+        try:
+            async with self.db.driver() as raw:
+                yield raw
+        except LOST_DATABASE as exc:
+            raise unavailable(exc) from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -20,6 +20,7 @@ from thingport.domain.errors import (
     InvalidArgument,
     LimitExceeded,
     NotGateway,
+    ProductNotFound,
 )
 from thingport.domain.expression import Expr
 from thingport.domain.models import Device, DeviceStats, I18nText, Page, Permission, Product
@@ -144,11 +145,24 @@ class DeviceService:
         return await self._create(tx, caller, spec, "v2.1")
 
     async def _create(self, tx: Tx, caller: Caller, spec: DeviceSpec, key_version: str) -> DeviceView:
-        product = await self.products.load(tx.conn, caller, spec.product_key, for_update=True)
-        if spec.device_key is not None:
-            key = validate.device_key(spec.device_key, version=key_version)
-        else:
-            key = await self._fresh_key(tx.conn, product.product_key)
+        # The product's counter first: one statement loads the product, locks its row (which orders
+        # concurrent creates) and counts the device that is about to be added.
+        claimed = await self.core.devices.claim(tx.conn, self.core.products, caller.org_id, spec.product_key)
+        if claimed is None:
+            raise ProductNotFound(f"productKey: product {spec.product_key} does not exist", field="productKey")
+        product, count = claimed
+        limit = self.core.settings.product_device_limit
+        try:
+            if spec.device_key is not None:
+                key = validate.device_key(spec.device_key, version=key_version)
+            else:
+                key = await self._fresh_key(tx.conn, product.product_key)
+            if count > limit:
+                raise LimitExceeded(f"productKey: product {product.product_key} already has the maximum of "
+                                    f"{limit} devices", field="productKey")
+        except DomainError:  # a caller may go on with its transaction (create_in): the count goes back
+            await self.core.devices.unclaim(tx.conn, product.product_key)
+            raise
         device = Device(
             asset_id=ids.asset_id(), org_id=caller.org_id, product_key=product.product_key, device_key=key,
             name=spec.name, secret=ids.device_secret(), description=spec.description,
@@ -156,15 +170,11 @@ class DeviceService:
             tags=spec.tags or {}, create_time=tx.now, enabled=True, online=False, active_time=None,
             last_online_time=None, last_offline_time=None, gateway_asset_id=None, update_time=tx.now,
         )
-        limit = self.core.settings.product_device_limit
         try:  # the unique (product, deviceKey) index decides; a failure rolls the transaction back
-            added = await self.core.devices.insert(tx.conn, device, limit=limit)
+            await self.core.devices.insert_claimed(tx.conn, device)
         except IntegrityError as exc:
             raise DeviceKeyExists(f"deviceKey: {key} exists in product {product.product_key}",
                                   field="deviceKey") from exc
-        if not added:
-            raise LimitExceeded(f"productKey: product {product.product_key} already has the maximum of "
-                                f"{limit} devices", field="productKey")
         await tx.emit(events.DeviceCreated.of(device), device.asset_id)
         return DeviceView(device, product)
 
@@ -179,6 +189,14 @@ class DeviceService:
     # read ----------------------------------------------------------------------------------
     async def get(self, caller: Caller, ref: DeviceRef) -> DeviceView:
         caller.require(Permission.DEVICE_READ)
+        if not ref.asset_id and ref.product_key and ref.device_key:
+            # the hot read (get-device by key): one statement on the driver (store/driver.py)
+            async with self.core.driver() as raw:
+                found = await self.core.devices.view_by_key(raw, self.core.products, caller.org_id,
+                                                            ref.product_key, ref.device_key)
+            if found is None:
+                raise DeviceNotFound(f"device {ref.describe()} cannot be found", field="deviceKey")
+            return DeviceView(*found)
         async with self.core.read() as conn:
             return await self.view_of(conn, caller, await self.load(conn, caller, ref))
 

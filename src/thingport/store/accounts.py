@@ -6,8 +6,6 @@ Owns these tables, so a class (the store rule, ``store/__init__.py``).
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,6 +14,14 @@ from thingport.domain.models import Application, Organization, Permission
 from thingport.store.driver import Driver
 from thingport.store.hashes import digest
 from thingport.store.schema import access_tokens, applications, organizations, used_nonces
+
+_UPSERT_NONCE = ("ON CONFLICT (nonce) DO UPDATE SET expire_time = EXCLUDED.expire_time "
+                 "WHERE used_nonces.expire_time <= ? RETURNING nonce")
+#: One nonce: taken (a row back) unless a live one holds the value.
+_USE_NONCE = f"INSERT INTO used_nonces (nonce, expire_time) VALUES (?, ?) {_UPSERT_NONCE}"
+#: A batch of distinct nonces in one statement (PostgreSQL): the rows back are the ones taken.
+_PG_USE_NONCES = (f"INSERT INTO used_nonces (nonce, expire_time) SELECT * FROM unnest(?::varchar[], ?::bigint[]) "
+                  f"{_UPSERT_NONCE}")
 
 
 class AccountStore:
@@ -109,17 +115,18 @@ class AccountStore:
                            .values(expire_time=until))
 
     # nonces --------------------------------------------------------------------------------
-    async def use_nonce(self, conn: AsyncConnection, key: str, now: int, expire: int) -> bool:
-        """Record a nonce (already hashed) in one statement; False when a live one is there (a replay).
-
-        An expired row with the same value is taken over, so no sweep has to run first.
-        """
-        stmt = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(used_nonces)
-        stmt = stmt.values(nonce=key, expire_time=expire)
-        stmt = stmt.on_conflict_do_update(index_elements=["nonce"], set_={"expire_time": stmt.excluded.expire_time},
-                                          where=used_nonces.c.expire_time <= now)
-        result = await conn.execute(stmt)
-        return bool(result.rowcount)
+    async def use_nonces(self, raw: Driver, rows: list[tuple[str, int]], now: int) -> set[str]:
+        """Record nonces (hashed, distinct) with their expiry; the ones taken, i.e. not live already
+        (the others are replays). An expired row with the same value is taken over. On the driver,
+        and on PostgreSQL one statement for the whole batch."""
+        if raw.pg is not None:
+            taken = await raw.all(_PG_USE_NONCES, [k for k, _ in rows], [e for _, e in rows], now)
+            return {r[0] for r in taken}
+        out = set()
+        for key, expire in rows:
+            if await raw.one(_USE_NONCE, key, expire, now) is not None:
+                out.add(key)
+        return out
 
     async def store_nonces(self, conn: AsyncConnection, batch: list[tuple[str, int]]) -> None:
         """Every signed write records its value with what it writes: on the driver (store/driver.py)."""

@@ -5,12 +5,17 @@ Owns ``audit_records``, so a class (the store rule, ``store/__init__.py``); ``Co
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, delete, insert, select
+from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from thingport.store.driver import Driver
 from thingport.store.schema import audit_records
+
+_APPENDED = [c.name for c in audit_records.c if c.name != "id"]
+_RAW_APPEND = (f"INSERT INTO audit_records ({', '.join(_APPENDED)}) "
+               f"VALUES ({', '.join('?' for _ in _APPENDED)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +53,9 @@ class AuditFilter:
 
 class AuditStore:
     async def append(self, conn: AsyncConnection, record: AuditRecord) -> int:
-        values = asdict(record)
-        del values["id"]
-        res = await conn.execute(insert(audit_records).values(**values))
-        pk = res.inserted_primary_key
-        return int(pk[0]) if pk else 0
+        # every audited change writes one: on the driver (store/driver.py)
+        raw = await Driver.of(conn)
+        return await raw.insert(_RAW_APPEND, *(getattr(record, c) for c in _APPENDED))
 
     async def update_outcome(self, conn: AsyncConnection, record_id: int, outcome: str, status: int,
                              error: str) -> None:

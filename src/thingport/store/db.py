@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -26,13 +27,21 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from thingport.store import sqlite_inline
+from thingport.store.driver import Driver
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: Each writer's savepoint in a shared transaction (SQLAlchemy's own, ``sa_savepoint_N``, nest inside).
+#: Opening the next one releases the previous writer's in the same round trip.
+_SAVEPOINT = "SAVEPOINT tp_writer"
+_NEXT_SAVEPOINT = f"RELEASE SAVEPOINT tp_writer; {_SAVEPOINT}"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT tp_writer"
 
 #: Writers one transaction holds at most: bounds how long the first of them waits for its commit.
 GROUP_MAX = 256
@@ -41,10 +50,16 @@ GROUP_MAX = 256
 class _Group:
     """One open write transaction and the writers whose work it holds."""
 
-    __slots__ = ("broken", "conn", "done", "members", "raw", "tx")
+    __slots__ = ("broken", "conn", "done", "driver", "members", "raw", "savepoint", "tx")
 
-    def __init__(self, raw: AsyncConnection, conn: AsyncConnection, tx: AsyncTransaction) -> None:
+    def __init__(self, raw: AsyncConnection, conn: AsyncConnection, tx: AsyncTransaction, driver: Driver) -> None:
         self.raw, self.conn, self.tx = raw, conn, tx
+        #: Sends each writer's savepoint statements itself: SQLAlchemy's nested transaction objects
+        #: cost more than the statements (a millisecond per create, docs/benchmarks.md).
+        self.driver = driver
+        #: A writer's savepoint is still open: the next writer releases it with the same round trip
+        #: that opens its own (COMMIT releases the last one).
+        self.savepoint = False
         self.members = 0  # writers whose work succeeded and waits for the commit
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.broken: BaseException | None = None  # a savepoint could not be undone: roll all back
@@ -66,6 +81,12 @@ class Database:
         self._group: _Group | None = None
         self._holder: asyncio.Task[Any] | None = None  # the task whose work runs in the turn now
         self._commits: set[asyncio.Task[None]] = set()
+        self.pool_size = pool_size
+        database = make_url(url).database if self.is_sqlite else None
+        self._file = database if database and database != ":memory:" and "mode=memory" not in url else None
+        self._readers: list[sqlite3.Connection] = []  # driver's idle SQLite connections
+        self._pg_pool: Any = None  # driver's asyncpg pool, made on first use
+        self._pg_pool_lock = asyncio.Lock()
         #: Told each transaction's kind (``read``, ``write``) and seconds (``/metrics``); None: not measured.
         self.on_transaction: Callable[[str, float], None] | None = None
         if self.is_sqlite:
@@ -100,6 +121,65 @@ class Database:
                 self.on_transaction("read", time.perf_counter() - start)
 
     @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Driver]:
+        """A driver connection for hot single statements (get-device's read; on PostgreSQL the
+        used-nonce batches), without SQLAlchemy's connection, transaction and pool bookkeeping,
+        which cost more than the one statement they would wrap.
+
+        No transaction: each statement sees a consistent snapshot and commits by itself. SQLite:
+        connections of their own, used on the event-loop thread like the engine's
+        (``sqlite_inline``); reads only there, as a write would wait for the group's transaction
+        while blocking the loop that would commit it. PostgreSQL: an asyncpg pool of its own.
+        """
+        start = time.perf_counter()
+        try:
+            if self.is_sqlite and self._file is None:  # in memory: only the engine's connection sees it
+                async with self.read() as conn:
+                    yield await Driver.of(conn)
+            elif self.is_sqlite:
+                reader = self._readers.pop() if self._readers else self._open_reader()
+                try:
+                    yield Driver(reader)
+                finally:
+                    self._readers.append(reader)
+            else:
+                pool = self._pg_pool or await self._open_pg_pool()
+                try:
+                    conn = await pool.acquire()
+                except Exception as exc:  # the pool could not connect: the database is out of reach
+                    raise OperationalError("connect", None, exc) from exc
+                try:
+                    yield Driver(conn)
+                finally:
+                    await pool.release(conn)
+        finally:
+            if self.on_transaction is not None:
+                self.on_transaction("read", time.perf_counter() - start)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        assert self._file is not None
+        conn = sqlite3.connect(self._file, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    async def _open_pg_pool(self) -> Any:
+        import asyncpg  # type: ignore[import-untyped]  # only on PostgreSQL
+
+        async with self._pg_pool_lock:
+            if self._pg_pool is None:
+                dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+                try:
+                    # no reset query on release (a round trip per statement): these connections
+                    # only run single statements and keep no session state. No floor of idle
+                    # connections either: asyncpg would keep reconnecting it while the database is
+                    # lost, logging a traceback each time (the node's /ready already says so).
+                    self._pg_pool = await asyncpg.create_pool(dsn, min_size=0, max_size=self.pool_size,
+                                                              reset=_keep_session)
+                except Exception as exc:  # the database is out of reach (or refuses us)
+                    raise OperationalError("connect", None, exc) from exc
+        return self._pg_pool
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction of its own for the caller's work: rolled back alone on any exception, and
         committed (with the work of the writers around it) before this returns."""
@@ -124,16 +204,16 @@ class Database:
             self._pass_turn()
             raise
         alone = group.members == 0  # nobody else's work to keep: no savepoint needed
-        savepoint = None if alone else await group.conn.begin_nested()
+        if not alone:
+            await group.driver.execute(_NEXT_SAVEPOINT if group.savepoint else _SAVEPOINT)
+            group.savepoint = True
         self._holder = task
         try:
             yield group.conn
             self._holder = None
-            if savepoint is not None:
-                await savepoint.commit()
         except BaseException as exc:
             self._holder = None
-            await self._undo(group, savepoint, exc)
+            await self._undo(group, alone, exc)
             self._pass_turn()
             raise
         group.members += 1
@@ -165,17 +245,17 @@ class Database:
                 # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement; the driver hot
                 # path (store/driver.py) may come first and must not run outside the transaction
                 await conn.exec_driver_sql("SELECT 1")
-            self._group = _Group(raw, conn, tx)
+            self._group = _Group(raw, conn, tx, await Driver.of(conn))
         except BaseException:
             await raw.close()
             raise
         return self._group
 
-    async def _undo(self, group: _Group, savepoint: AsyncTransaction | None, exc: BaseException) -> None:
+    async def _undo(self, group: _Group, alone: bool, exc: BaseException) -> None:
         """Take back one writer's work after it failed, leaving the others' in the transaction."""
         try:
-            if savepoint is not None:
-                await savepoint.rollback()
+            if not alone:  # the savepoint stays open, empty, for the next writer to release
+                await group.driver.execute(_ROLLBACK_TO)
                 return
             self._group = None  # the writer was alone in it: drop the whole transaction
             try:
@@ -235,7 +315,16 @@ class Database:
     async def close(self) -> None:
         if self._commits:
             await asyncio.gather(*self._commits, return_exceptions=True)
+        while self._readers:
+            self._readers.pop().close()
+        if self._pg_pool is not None:
+            pool, self._pg_pool = self._pg_pool, None
+            await pool.close()
         await self.engine.dispose()
+
+
+async def _keep_session(_conn: Any) -> None:
+    """``Database.driver``'s asyncpg pool: nothing to reset when a connection goes back."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

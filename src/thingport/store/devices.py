@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.crypto.keyring import Keyring
 from thingport.domain.expression import DEVICE_FIELDS, Expr
-from thingport.domain.models import Device, DeviceStats, I18nText, Page
+from thingport.domain.models import Device, DeviceStats, I18nText, Page, Product
 from thingport.store.driver import Driver
 from thingport.store.labels import replace_labels, rows_for
+from thingport.store.products import PRODUCT_COLUMNS, ProductStore
 from thingport.store.schema import device_labels, devices, products
 from thingport.store.search import SearchTarget, condition
 
@@ -61,6 +62,18 @@ _INSERTED = [c for c in _COLUMNS if c != "online_node" and c not in PREVIOUS]
 _RAW_INSERT = (f"INSERT INTO devices ({', '.join(_INSERTED)}) "
                f"VALUES ({', '.join('?' for _ in _INSERTED)})")
 _RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
+#: PostgreSQL: the device row and its labels in one statement (the labels' foreign key is checked
+#: at its end, when the device row is there).
+_PG_INSERT_WITH_LABELS = (f"WITH d AS ({_RAW_INSERT} RETURNING asset_id) "
+                          'INSERT INTO device_labels (asset_id, field, "key", "value") '
+                          "SELECT d.asset_id, l.f, l.k, l.v FROM d, "
+                          "unnest(?::text[], ?::text[], ?::text[]) AS l(f, k, v)")
+_RAW_CLAIM = (f"UPDATE products SET device_count = device_count + 1 WHERE product_key = ? AND org_id = ? "
+              f"RETURNING {', '.join(PRODUCT_COLUMNS)}")
+#: A device by key with its product, in one statement: get-device's whole read (``view_by_key``).
+_RAW_VIEW = (f"SELECT {', '.join('d.' + c for c in _COLUMNS)}, {', '.join('p.' + c for c in PRODUCT_COLUMNS)} "
+             "FROM devices d JOIN products p ON p.product_key = d.product_key AND p.org_id = d.org_id "
+             "WHERE d.org_id = ? AND d.product_key = ? AND d.device_key = ?")
 _RAW_LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
 
 
@@ -125,12 +138,49 @@ class DeviceStore:
         if limit is not None and counted[0] > limit:
             await raw.one(_RAW_COUNT, -1, d.product_key)
             return False
+        await self._insert_rows(raw, d)
+        return True
+
+    async def claim(self, conn: AsyncConnection, products: ProductStore, org_id: str,
+                    product_key: str) -> tuple[Product, int] | None:
+        """Count one device more on a product of ``org_id`` and load it, in one statement: its row
+        stays locked until the transaction ends, which orders concurrent creates. The product and
+        its new count; None when there is no such product. ``insert_claimed`` adds the device,
+        ``unclaim`` takes the count back."""
+        found = await (await Driver.of(conn)).one(_RAW_CLAIM, product_key, org_id)
+        if found is None:
+            return None
+        row = dict(zip(PRODUCT_COLUMNS, found, strict=True))
+        return products.from_row(row), int(row["device_count"])
+
+    async def unclaim(self, conn: AsyncConnection, product_key: str) -> None:
+        await (await Driver.of(conn)).one(_RAW_COUNT, -1, product_key)
+
+    async def insert_claimed(self, conn: AsyncConnection, d: Device) -> None:
+        """Add a device its product has already counted (``claim``)."""
+        await self._insert_rows(await Driver.of(conn), d)
+
+    async def _insert_rows(self, raw: Driver, d: Device) -> None:
         row = self._row(d)
-        await raw.many(_RAW_INSERT, [tuple(row[c] for c in _INSERTED)])
+        values = tuple(row[c] for c in _INSERTED)
         labels = rows_for("asset_id", d.asset_id, "deviceName", d.name,
                           {"deviceTags": d.tags, "deviceAttributes": d.attributes})
+        if raw.pg is not None:  # one round trip for the device and its labels
+            await raw.one(_PG_INSERT_WITH_LABELS, *values, [r["field"] for r in labels],
+                          [r["key"] for r in labels], [r["value"] for r in labels])
+            return
+        await raw.many(_RAW_INSERT, [values])
         await raw.many(_RAW_LABELS, [(r["asset_id"], r["field"], r["key"], r["value"]) for r in labels])
-        return True
+
+    async def view_by_key(self, raw: Driver, products: ProductStore, org_id: str, product_key: str,
+                          device_key: str) -> tuple[Device, Product] | None:
+        """A device of ``org_id`` by its key, with its product: one statement, so no transaction."""
+        found = await raw.one(_RAW_VIEW, org_id, product_key, device_key)
+        if found is None:
+            return None
+        n = len(_COLUMNS)
+        return (self._from(dict(zip(_COLUMNS, found[:n], strict=True))),
+                products.from_row(dict(zip(PRODUCT_COLUMNS, found[n:], strict=True))))
 
     async def save(self, conn: AsyncConnection, d: Device, *, labels: bool = True) -> None:
         row = self._row(d)

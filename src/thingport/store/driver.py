@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _NUMBERED: dict[str, str] = {}
@@ -38,13 +38,19 @@ class Driver:
     __slots__ = ("pg", "sqlite")
 
     def __init__(self, driver_connection: Any) -> None:
-        inner = getattr(driver_connection, "_conn", None)  # aiosqlite's sqlite3 connection
+        inner = driver_connection if isinstance(driver_connection, sqlite3.Connection) else \
+            getattr(driver_connection, "_conn", None)  # aiosqlite's sqlite3 connection
         self.sqlite: sqlite3.Connection | None = inner if isinstance(inner, sqlite3.Connection) else None
         self.pg: Any = None if self.sqlite is not None else driver_connection
 
     @classmethod
     async def of(cls, conn: AsyncConnection) -> Driver:
-        return cls((await conn.get_raw_connection()).driver_connection)
+        """The driver under ``conn``: made once per pooled connection and kept in its ``info``."""
+        info = conn.info
+        driver: Driver | None = info.get("thingport.driver")
+        if driver is None:
+            driver = info["thingport.driver"] = cls((await conn.get_raw_connection()).driver_connection)
+        return driver
 
     @property
     def for_update(self) -> str:
@@ -60,6 +66,36 @@ class Driver:
         except Exception as exc:
             raise _translated(exc, sql, params) from exc
 
+    async def execute(self, sql: str) -> None:
+        """Statements without parameters or rows (transaction control), ``; ``-separated: on
+        PostgreSQL sent together in one round trip."""
+        try:
+            if self.sqlite is not None:
+                for one in sql.split("; "):
+                    self.sqlite.execute(one)
+            else:
+                await self.pg.execute(sql)
+        except Exception as exc:
+            raise _translated(exc, sql, ()) from exc
+
+    async def all(self, sql: str, *params: Any) -> list[Sequence[Any]]:
+        try:
+            if self.sqlite is not None:
+                return self.sqlite.execute(sql, params).fetchall()
+            return await self.pg.fetch(_numbered(sql), *params)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise _translated(exc, sql, params) from exc
+
+    async def insert(self, sql: str, *params: Any) -> int:
+        """An INSERT of one row with an autoincrement ``id``: the id it took."""
+        if self.sqlite is not None:  # SQLite knows the id without a RETURNING clause
+            try:
+                return int(self.sqlite.execute(sql, params).lastrowid or 0)
+            except Exception as exc:
+                raise _translated(exc, sql, params) from exc
+        row = await self.one(sql + " RETURNING id", *params)
+        return int(row[0]) if row else 0
+
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         try:
             if self.sqlite is not None:
@@ -70,10 +106,18 @@ class Driver:
             raise _translated(exc, sql, rows) from exc
 
 
+#: asyncpg's errors of a connection that is lost or cannot be made (named by class, so this module
+#: does not import asyncpg on SQLite): the database is out of reach, not a statement's fault.
+_LOST = frozenset({"InterfaceError", "PostgresConnectionError", "CannotConnectNowError", "AdminShutdownError",
+                   "CrashShutdownError", "ConnectionDoesNotExistError"})
+
+
 def _translated(exc: Exception, sql: str, params: Any) -> Exception:
-    """A constraint violation of either driver as SQLAlchemy's (asyncpg's named by its base class,
-    so this module does not import asyncpg on SQLite)."""
-    if isinstance(exc, sqlite3.IntegrityError) or any(
-            c.__name__ == "IntegrityConstraintViolationError" for c in type(exc).__mro__):
+    """A driver's error as SQLAlchemy's, which the services know: a constraint violation as
+    ``IntegrityError``, a lost connection as ``OperationalError`` (the answer "unavailable")."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    if isinstance(exc, sqlite3.IntegrityError) or "IntegrityConstraintViolationError" in names:
         return IntegrityError(sql, params, exc)
+    if isinstance(exc, sqlite3.OperationalError | OSError | TimeoutError) or names & _LOST:
+        return OperationalError(sql, params, exc)
     return exc

@@ -14,6 +14,7 @@ import msgspec
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from thingport.store.driver import Driver
 from thingport.store.schema import events
 
 #: Built once (append_many runs for every batch of logins).
@@ -21,6 +22,7 @@ _APPEND_MANY = insert(events).returning(events.c.id)
 _COLUMNS = ("org_id", "kind", "asset_id", "payload", "create_time", "node_id")
 _INSERT_HEAD = f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) VALUES"
 _ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+_RAW_APPEND = f"{_INSERT_HEAD} {_ROW}"
 _ROWS_PER_INSERT = 1000  # 6,000 parameters, far below SQLite's 32,766
 
 
@@ -43,11 +45,10 @@ class EventStore:
 
     async def append(self, conn: AsyncConnection, org_id: str, kind: str, asset_id: str | None,
                      payload: msgspec.Struct, now: int) -> int:
-        res = await conn.execute(insert(events).values(org_id=org_id, kind=kind, asset_id=asset_id,
-                                                       payload=msgspec.json.encode(payload).decode(),
-                                                       create_time=now, node_id=self.node_id))
-        pk = res.inserted_primary_key
-        return int(pk[0]) if pk else 0
+        # every change writes one: on the driver (store/driver.py)
+        raw = await Driver.of(conn)
+        return await raw.insert(_RAW_APPEND, org_id, kind, asset_id, msgspec.json.encode(payload).decode(), now,
+                                self.node_id)
 
     async def append_many(self, conn: AsyncConnection, rows: list[tuple[str, str, str | None, msgspec.Struct, int]]
                           ) -> list[int]:

@@ -30,7 +30,7 @@ PRODUCT_SEARCH = SearchTarget(
 )
 
 
-_COLUMNS = [c.name for c in products.c]
+_COLUMNS = PRODUCT_COLUMNS = [c.name for c in products.c]
 _RAW_GET = f"SELECT {', '.join(_COLUMNS)} FROM products WHERE product_key = ? AND org_id = ?"
 
 
@@ -52,6 +52,10 @@ class ProductStore:
             "create_time": p.create_time, "create_by": p.create_by, "update_time": p.update_time,
             "update_by": p.update_by,
         }
+
+    def from_row(self, r: Mapping[Any, Any]) -> Product:
+        """A product from its row (a join of another store reads them too: ``DeviceStore.view_by_key``)."""
+        return self._from(r)
 
     def _from(self, r: Mapping[Any, Any]) -> Product:
         return Product(
