@@ -21,6 +21,7 @@ from thingport.store.accounts import AccountStore
 from thingport.store.audit import AuditStore
 from thingport.store.certificates import CertificateStore
 from thingport.store.cluster import ClusterStore
+from thingport.store.counters import CounterStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
 from thingport.store.events import EventStore
@@ -113,6 +114,7 @@ class Core:
         self.devices = DeviceStore(keyring)
         self.events = EventStore(node_id)
         self.cluster = ClusterStore()
+        self.counters = CounterStore()
         self.oceanconnect = OceanConnectStore(keyring)
         self.living_accounts = LivingAccountStore()
         self.provisioning = ProvisioningStore()
