@@ -82,7 +82,7 @@ class Throttle:
             if earlier is None or earlier[0] != slot:
                 counted = await core.counters.counted(tx.conn, SCOPE, app_key, slot - SLOTS, slot)
                 earlier = self._earlier[app_key] = (slot, counted)
-            room = self.calls - earlier[1]
+            room = min(self.calls - earlier[1], 2**31 - 1)  # the count is a 32-bit column
             admitted = room > 0 and await core.counters.take(tx.conn, SCOPE, app_key, slot, slot * self.slot_ms, room)
         if not admitted:
             self._refused_until[app_key] = (slot + 1) * self.slot_ms
