@@ -70,6 +70,8 @@ async def test_login_failures_spread_over_two_nodes_hit_the_limit_at_one_nodes_t
     for chain in chains:  # the right secret, through either node: refused unchecked
         with pytest.raises(Throttled):
             await chain.authenticate(connect(device, device.secret), remote=False)
+        with pytest.raises(Throttled):  # the embedded broker's quick path knows it too
+            chain.authenticate_now(connect(device, device.secret))
     # another address is another key: its good login goes through
     assert (await chains[1].authenticate(connect(device, device.secret, "10.0.0.10"), remote=False)).asset_id
 
@@ -83,6 +85,8 @@ async def test_a_node_that_never_saw_the_key_fail_checks_one_attempt_more_at_mos
     for _ in range(a.core.settings.mqtt_login_failures):
         with pytest.raises(CredentialRefused):
             await on_a.authenticate(connect(device, "wrong"), remote=False)
+    key = ("10.0.0.9", f"{device.device_key}&{device.product_key}")
+    assert on_a.throttle.settled(key) and on_b.throttle.settled(key)  # a knows; b has nothing to ask about
     with pytest.raises(CredentialRefused):  # b knew nothing of the key: checked, and counted
         await on_b.authenticate(connect(device, "wrong"), remote=False)
     for chain in (on_a, on_b):
@@ -101,6 +105,7 @@ async def test_a_good_login_costs_no_statement_and_clears_what_its_node_counted(
     assert counters.calls == 0  # good logins of a key that never failed: no database round trip
     with pytest.raises(CredentialRefused):
         await on_a.authenticate(connect(device, "wrong"), remote=False)
+    assert on_a.authenticate_now(connect(device, device.secret)) is None  # seen failing: asks the database
     assert (await on_a.authenticate(connect(device, device.secret), remote=False)).asset_id
     await on_a.throttle.counted(("10.0.0.9", f"{device.device_key}&{device.product_key}"))
     assert counters.calls == 3  # the failure counted, read back before the next check, cleared
