@@ -107,7 +107,7 @@ class LoginThrottle:
         self._failures[key] = (count + 1, first)
         while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
-        if self.core is not None:
+        if self.core is not None and self.max_failures > 0:  # 0: no limit, nothing to share
             self._pending[key] = self._pending.get(key, 0) + 1
             self._write(key, self._count)
 

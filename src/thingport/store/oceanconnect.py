@@ -309,8 +309,11 @@ class OceanConnectStore:
     async def renew(self, conn: AsyncConnection, claims: list[tuple[int, int]], lease_until: int) -> None:
         """Extend the lease of pushes (id, attempt number) still held by that claim: one another
         worker took over since (its attempt numbered higher) is not touched."""
+        by_attempt: dict[int, list[int]] = {}
         for push_id, attempts in claims:
-            await conn.execute(update(oc_pushes).where(oc_pushes.c.id == push_id, oc_pushes.c.attempts == attempts)
+            by_attempt.setdefault(attempts, []).append(push_id)
+        for attempts, ids in by_attempt.items():  # mostly one statement: a batch's first attempts
+            await conn.execute(update(oc_pushes).where(oc_pushes.c.id.in_(ids), oc_pushes.c.attempts == attempts)
                                .values(next_attempt_time=lease_until))
 
     async def delivered(self, conn: AsyncConnection, push_id: int) -> None:
