@@ -1,7 +1,8 @@
 """Two real ``thingport serve`` nodes with embedded brokers on one PostgreSQL (docs/operations.md,
 "Several nodes"): a change made through one node is in force on the other within 1 s (its live
 sessions kicked, its caches dropped), a node killed with ``kill -9`` under a create load and a login
-storm loses no acknowledged write and its devices log in again through the other, and a node that
+storm, in the middle of an OceanConnect push, loses no acknowledged write, its devices log in again
+through the other and the other delivers the rest of the pushes from the outbox, and a node that
 loses the database refuses writes with the dialect's error, says so on ``/ready`` and recovers by
 itself. The times measured are printed (``-s``) and recorded in docs/operations.md.
 """
@@ -13,6 +14,7 @@ import json
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,11 +30,12 @@ from sqlalchemy import make_url
 from tests.conftest import PG_URL, reset_postgres
 from tests.support.device_login import enos_connect
 from tests.support.processes import free_port, start_thingport, stop
+from tests.support.receiver import Receiver, receiver
 from tests.support.tcp_proxy import TcpProxy, proxying
 from thingport.crypto import signing
 from thingport.crypto.keyring import Keyring
 from thingport.testing.enos import EnosClient
-from thingport.testing.server import Device, ThingportServer
+from thingport.testing.server import App, Device, Product, ThingportServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
@@ -68,7 +71,8 @@ class Cluster:
         proc = start_thingport(data_dir, http, {
             "THINGPORT_DATABASE_URL": database_url, "THINGPORT_MASTER_KEY_FILE": str(self.key_file),
             "THINGPORT_OPERATOR_TOKEN": TOKEN, "THINGPORT_NODE_ID": name, "THINGPORT_NODE_HEARTBEAT_S": "0.5",
-            "THINGPORT_NODE_DEAD_AFTER_S": "3"}, mqtt_port=mqtt)
+            "THINGPORT_NODE_DEAD_AFTER_S": "3", "THINGPORT_OCEANCONNECT_PUSH_TIMEOUT_S": "3",
+            "THINGPORT_OCEANCONNECT_PUSH_ALLOWED_NETWORKS": "127.0.0.0/8"}, mqtt_port=mqtt)
         node = Node(name, ThingportServer(f"http://127.0.0.1:{http}", mqtt, TOKEN, data_dir), proc, data_dir)
         self.nodes[name] = node
         return node
@@ -218,12 +222,52 @@ def test_an_application_disabled_through_a_is_refused_by_b_within_a_second(clust
     print(f"\napplication disabled through A: refused by B after {took * 1000:.0f} ms")
 
 
+def subscribe(node: Node, app: App, notify_type: str, callback_url: str) -> None:
+    """An OceanConnect subscription of ``app`` (its form login, then the subscription call)."""
+    with httpx.Client(base_url=node.url) as http:
+        r = http.post("/iocm/app/sec/v1.1.0/login", data={"appId": app.app_key, "secret": app.secret})
+        headers = {"app_key": app.app_key, "Authorization": f"Bearer {r.json()['accessToken']}"}
+        r = http.post("/iocm/app/sub/v1.2.0/subscriptions", headers=headers,
+                      json={"notifyType": notify_type, "callbackUrl": callback_url})
+        assert r.status_code == 201, r.text
+
+
 def test_kill_9_under_load_loses_no_acknowledged_write(cluster: Cluster) -> None:
-    """Creates through both nodes and logins to A; A dies mid-way; every create acknowledged is
-    there, and A's devices log in through B."""
+    """Creates through both nodes and logins to A; A dies mid-way, in the middle of an OceanConnect
+    push; every create acknowledged is there, A's devices log in through B, and B delivers the
+    pushes of every create from the outbox: each once, but for the one A had in flight, which the
+    callback got from A (unanswered: A was gone) and again from B once A's lease ran out."""
     a, b = cluster.nodes["A"], cluster.nodes["B"]
     product = a.server.create_product()
     storm = [a.server.create_device(product, device_key=f"storm-{i}") for i in range(20)]
+    with receiver() as rec:
+        subscribe(a, product.app, "deviceAdded", rec.url)
+        acknowledged, refused, logged_in = _kill_a_under_load(a, b, product, storm, rec)
+        started = time.monotonic()
+        until(lambda: set(acknowledged) <= {p["deviceId"] for p in rec.of("deviceAdded")}, 30,
+              "every acknowledged create pushed")
+        pushed_in = time.monotonic() - started
+        answered = Counter(p["deviceId"] for p in rec.of("deviceAdded"))
+        # A was mid-push when it died: the one push it never heard answered (the hold is shorter
+        # than the push timeout, so no sender gave up on a held push)
+        assert len(rec.orphaned) == 1, rec.orphaned
+        [in_flight] = rec.orphaned
+    twice = [device_id for device_id, n in answered.items() if n > 1]
+    assert not twice, f"pushes delivered twice: {twice}"
+    assert answered[in_flight["deviceId"]] == 1  # ... which B sent again, once
+    print(f"\nkill -9 of A under load: {len(acknowledged)} creates acknowledged, none lost "
+          f"({len(refused)} failed as A died); its {len(storm)} devices logged in through B in "
+          f"{logged_in:.2f} s; {len(answered)} pushes delivered once each, the last of them "
+          f"{pushed_in:.1f} s after the load (A's lease: push timeout + 5 s), the one in flight at the kill twice")
+    del cluster.nodes["A"]
+    a.server.close()
+
+
+def _kill_a_under_load(a: Node, b: Node, product: Product, storm: list[Device], rec: Receiver
+                       ) -> tuple[list[str], list[str], float]:
+    """Creates through both nodes and logins to A for 4 s; A killed with both nodes mid-push (the
+    callback holds its answers meanwhile). The creates acknowledged, those that failed, and the
+    seconds A's devices took to log in through B."""
     acknowledged: list[str] = []
     refused: list[str] = []
     stop_at = time.monotonic() + 4
@@ -253,10 +297,13 @@ def test_kill_9_under_load_loses_no_acknowledged_write(cluster: Cluster) -> None
 
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(creates, node, n) for node in (a, b) for n in range(3)] + [pool.submit(logins)]
-        time.sleep(1.5)
+        time.sleep(1.2)
+        rec.hold.set()
+        until(lambda: rec.held >= 2, 5, "both nodes mid-push")  # one callback: one push in flight per node
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait()
         killed.set()
+        rec.hold.clear()
         for f in futures:
             f.result()
     assert acknowledged, "no create answered"
@@ -266,11 +313,7 @@ def test_kill_9_under_load_loses_no_acknowledged_write(cluster: Cluster) -> None
     assert not missing, f"{len(missing)} acknowledged creates lost"
     started = time.monotonic()
     assert all(login(b.server.mqtt_port, d) == 0 for d in storm)
-    print(f"\nkill -9 of A under load: {len(acknowledged)} creates acknowledged, none lost "
-          f"({len(refused)} failed as A died); its {len(storm)} devices logged in through B in "
-          f"{time.monotonic() - started:.2f} s")
-    del cluster.nodes["A"]
-    a.server.close()
+    return acknowledged, refused, time.monotonic() - started
 
 
 @pytest.fixture

@@ -31,8 +31,10 @@ from thingport.services.devices import DeviceSpec
 from thingport.services.products import ProductSpec
 
 #: Tables a refused request may still change: the replay guard records a signature once it is
-#: verified, whatever the operation then answers; the audit trail records the refused attempt.
-UNGUARDED = frozenset({"used_nonces", "audit_records"})
+#: verified, whatever the operation then answers; the audit trail records the refused attempt; the
+#: OceanConnect flow control counts every call past the token check (on PostgreSQL, in the table
+#: the nodes share), as it does in memory on SQLite.
+UNGUARDED = frozenset({"used_nonces", "audit_records", "shared_counters"})
 HOOK_TOKEN = "hook-secret-token"
 OPERATOR_TOKEN = "operator-secret-token"
 

@@ -47,8 +47,7 @@ class FrontDoor:
     def __init__(self, services: Services, throttle: LoginThrottle | None = None, *,
                  schemes: Sequence[LoginScheme[Any]] = SCHEMES) -> None:
         self.services = services
-        self.throttle = throttle or LoginThrottle(services.core.settings.mqtt_login_failures,
-                                                  services.core.settings.mqtt_login_failure_window_s)
+        self.throttle = throttle or LoginThrottle.of(services.core)
         self.logins = LoginChain(schemes, services, self.throttle)
         self.requests = DeviceRequests()
         living.register(self.requests)

@@ -22,6 +22,7 @@ from thingport.store.audit import AuditStore
 from thingport.store.bulk import BulkStore
 from thingport.store.certificates import CertificateStore
 from thingport.store.cluster import ClusterStore
+from thingport.store.counters import CounterStore
 from thingport.store.credentials import CredentialStore
 from thingport.store.db import Database
 from thingport.store.devices import DeviceStore
@@ -117,6 +118,7 @@ class Core:
         self.bulk = BulkStore(keyring)
         self.events = EventStore(node_id)
         self.cluster = ClusterStore()
+        self.counters = CounterStore()
         self.oceanconnect = OceanConnectStore(keyring)
         self.living_accounts = LivingAccountStore()
         self.provisioning = ProvisioningStore()

@@ -306,6 +306,16 @@ class OceanConnectStore:
                                .values(next_attempt_time=lease_until, attempts=oc_pushes.c.attempts + 1))
         return [Push(r["id"], r["subscription_id"], r["callback_url"], r["body"], r["attempts"] + 1) for r in rows]
 
+    async def renew(self, conn: AsyncConnection, claims: list[tuple[int, int]], lease_until: int) -> None:
+        """Extend the lease of pushes (id, attempt number) still held by that claim: one another
+        worker took over since (its attempt numbered higher) is not touched."""
+        by_attempt: dict[int, list[int]] = {}
+        for push_id, attempts in claims:
+            by_attempt.setdefault(attempts, []).append(push_id)
+        for attempts, ids in by_attempt.items():  # mostly one statement: a batch's first attempts
+            await conn.execute(update(oc_pushes).where(oc_pushes.c.id.in_(ids), oc_pushes.c.attempts == attempts)
+                               .values(next_attempt_time=lease_until))
+
     async def delivered(self, conn: AsyncConnection, push_id: int) -> None:
         await conn.execute(delete(oc_pushes).where(oc_pushes.c.id == push_id))
 

@@ -179,6 +179,18 @@ cluster_nodes = Table(
     Column("event_cursor", BigInteger, nullable=False),
 )
 
+#: Counters several nodes share (store/counters.py): the MQTT login failures of an address and user
+#: name, the OceanConnect calls of an application in each slot of its window.
+shared_counters = Table(
+    "shared_counters",
+    metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("slot", BigInteger, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("start_time", BigInteger, nullable=False, index=True),
+)
+
 
 # --- OceanConnect northbound API (dialects/oceanconnect) -------------------------------------
 

@@ -6,14 +6,17 @@ import json
 from typing import Any
 
 import msgspec
+from sqlalchemy import select, update
 
 from tests.services.conftest import statements
-from thingport.domain.models import Organization
+from thingport.domain.models import Organization, now_ms
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.events import Event
+from thingport.services.oceanconnect.pushes import LEASE_MARGIN_S
 from thingport.services.oceanconnect.registrations import PASSWORD, RegistrationSpec
 from thingport.services.oceanconnect.views import OcView
+from thingport.store.schema import oc_pushes
 
 
 def everything(ev: Event, view: OcView | None) -> tuple[str, dict[str, Any]] | None:
@@ -76,3 +79,32 @@ async def test_fan_out_passes_over_events_it_cannot_read(services: Services, org
     assert await pushes.fan_out(everything) == 1
     assert [json.loads(p.body)["deviceId"] for p in await pushes.claim()] == [kept]
     assert await pushes.fan_out(everything) == 0  # the cursor is past all three
+
+
+async def leases(services: Services) -> dict[int, tuple[int, int]]:
+    """Each queued push's (next attempt time, attempt number)."""
+    async with services.core.read() as conn:
+        rows = await conn.execute(select(oc_pushes.c.id, oc_pushes.c.next_attempt_time, oc_pushes.c.attempts))
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+
+async def test_each_answer_renews_the_lease_of_the_pushes_behind_it_but_not_a_claim_taken_over(
+        services: Services, org: Organization) -> None:
+    caller = await subscriber(services, org)
+    regs, pushes = services.oceanconnect.registrations, services.oceanconnect.pushes
+    for i in range(3):
+        await regs.register(caller, RegistrationSpec(PASSWORD, f"leased-{i}"))
+    assert await pushes.fan_out(everything) == 3
+    first, second, third = await pushes.claim()
+    async with services.core.write(audited=False) as tx:
+        # the second's lease about to run out; the third taken over by another worker (numbered higher)
+        await tx.conn.execute(update(oc_pushes).where(oc_pushes.c.id == second.id).values(next_attempt_time=1))
+        await tx.conn.execute(update(oc_pushes).where(oc_pushes.c.id == third.id)
+                              .values(next_attempt_time=1, attempts=third.attempts + 1))
+    started = now_ms()
+    await pushes.delivered(first, [second, third])
+    after = await leases(services)
+    assert first.id not in after
+    timeout_s = services.core.settings.oceanconnect_push_timeout_s
+    assert after[second.id][0] >= started + (timeout_s + LEASE_MARGIN_S) * 1000
+    assert after[third.id] == (1, third.attempts + 1)

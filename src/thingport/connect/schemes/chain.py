@@ -10,6 +10,7 @@ from thingport.connect.mqtt.broker import ConnectInfo
 from thingport.connect.schemes.base import (
     ByKey,
     CredentialRefused,
+    LoginRefused,
     LoginScheme,
     NeedsEmbeddedBroker,
     ServerUnavailable,
@@ -46,9 +47,15 @@ class LoginChain:
         cannot deliver a handoff, so a login that has one is refused (after it counted as good).
         """
         key = self._key(conn)
-        with self._attempt(key):
-            scheme, claim = self.read(conn)
-            session = await scheme.login(claim, self.services, remote=remote)
+        if not self.throttle.settled(key):  # seen failing: other nodes may have counted more since
+            await self.throttle.refresh(key)
+        try:
+            with self._attempt(key):
+                scheme, claim = self.read(conn)
+                session = await scheme.login(claim, self.services, remote=remote)
+        except LoginRefused:
+            await self.throttle.counted(key)  # shared: in the database before the client hears of it
+            raise
         self.throttle.succeeded(key)
         if remote and session.handoff is not None:
             raise NeedsEmbeddedBroker(session.handoff.name)
@@ -56,8 +63,11 @@ class LoginChain:
 
     def authenticate_now(self, conn: ConnectInfo) -> DeviceSession | None:
         """:meth:`authenticate` (embedded broker) when a scheme can decide at once (``login_now``: a
-        login needing no read or write); None when not, having counted nothing towards the throttle."""
+        login needing no read or write); None when not (or when the throttle must ask the database),
+        having counted nothing towards the throttle."""
         key = self._key(conn)
+        if not self.throttle.settled(key):
+            return None
         with self._attempt(key):
             scheme, claim = self.read(conn)
             login_now = getattr(scheme, "login_now", None)

@@ -44,7 +44,7 @@ async def authenticate(services: Services, headers: Mapping[str, str], query: Ma
         app = await services.oceanconnect.tokens.app_for_token(app_key, token)
     except Unauthenticated as exc:
         raise OcError(403, "1010005", exc.message) from None
-    if not throttle.allow(app.app_key):
+    if not await throttle.allow(app.app_key, core=services.core):
         raise OcError(403, "1010009")
     return app, await act_for(services, app, query.get("appId"))
 

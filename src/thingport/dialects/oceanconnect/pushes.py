@@ -3,7 +3,10 @@
 Pushes are queued in the database by :meth:`PushService.fan_out` from the ``events``
 table (so a push is never lost when the process stops, and an API call never waits for a
 callback), then POSTed to the callback URL; anything but a 2xx answer is retried with back-off.
-Delivery is at-least-once: a push whose answer was lost is sent again.
+Delivery is at-least-once: a push whose answer was lost is sent again. Across nodes a push is
+claimed by one node under a lease (``PushService.claim``); a node killed after a callback answered
+and before the answer was recorded leaves that one push to be sent again by another node when its
+lease ends: per callback URL at most one, as a node sends one URL's pushes one after another.
 
 Pushes connect only where the address policy allows (:mod:`thingport.net`): the callback's name is
 resolved when connecting, every address checked, and the connection made to a checked address
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import httpcore
 import httpx
@@ -78,7 +81,7 @@ class OceanConnectWorker:
     def __init__(self, services: Services, client: httpx.AsyncClient | None = None) -> None:
         self.services = services
         self.oc = services.oceanconnect
-        timeout = services.core.settings.oceanconnect_push_timeout_s
+        timeout = self.timeout_s = services.core.settings.oceanconnect_push_timeout_s
         self.client = client or httpx.AsyncClient(
             timeout=timeout, headers={"Content-Type": "application/json"}, follow_redirects=False,
             transport=PushTransport(self.oc.subscriptions.targets))
@@ -89,17 +92,22 @@ class OceanConnectWorker:
     async def _on_event(self, _ev: Event) -> None:
         self._wake.set()
 
-    async def send(self, push: Push) -> None:
+    async def send(self, push: Push, waiting: Sequence[Push] = ()) -> None:
+        """POST one push, within the send timeout in all (the lease counts on it); ``waiting``: the
+        pushes queued behind it, whose lease the answer's record renews."""
         try:
-            r = await self.client.post(push.callback_url, content=push.body.encode(),
-                                       headers={"Content-Type": "application/json"})
+            async with asyncio.timeout(self.timeout_s):
+                r = await self.client.post(push.callback_url, content=push.body.encode(),
+                                           headers={"Content-Type": "application/json"})
             ok, error = r.is_success, f"HTTP {r.status_code}"
         except httpx.HTTPError as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"
+        except TimeoutError:
+            ok, error = False, f"no answer within {self.timeout_s} s"
         if ok:
-            await self.oc.pushes.delivered(push)
+            await self.oc.pushes.delivered(push, waiting)
         else:
-            await self.oc.pushes.failed(push, error)
+            await self.oc.pushes.failed(push, error, waiting)
 
     async def deliver_due(self) -> int:
         """Send every push that is due now; returns how many were attempted."""
@@ -116,8 +124,8 @@ class OceanConnectWorker:
 
     async def _send_in_order(self, pushes: list[Push]) -> None:
         """One callback receives its pushes in event order; different callbacks in parallel."""
-        for p in pushes:
-            await self.send(p)
+        for i, p in enumerate(pushes):
+            await self.send(p, pushes[i + 1:])
 
     async def run_once(self) -> int:
         """Fan out new events, then deliver what is due (tests drive this directly)."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.domain.models import now_ms
 from thingport.services import events
@@ -25,6 +27,12 @@ log = logging.getLogger(__name__)
 
 #: A later event id may commit before an earlier one (PostgreSQL); a gap is waited for this long.
 EVENT_GAP_GRACE_MS = 10_000
+
+#: A claimed push is leased for the send timeout plus this margin (the write recording the answer);
+#: each answer recorded renews the lease of the pushes still waiting behind it in the same batch, so
+#: a slow callback never lets the lease of a push not yet sent run out, and a node that dies leaves
+#: its claimed pushes to the others within this long.
+LEASE_MARGIN_S = 5
 
 #: The dialect's push for an event (notifyType and body), or None when the event is not pushed.
 Renderer = Callable[[Event, OcView | None], tuple[str, dict[str, Any]] | None]
@@ -93,21 +101,31 @@ class PushService:
             await self.store.set_cursor(tx.conn, last, create=False)
         return len(pushes)
 
+    def _lease_until(self, now: int) -> int:
+        return now + (self.core.settings.oceanconnect_push_timeout_s + LEASE_MARGIN_S) * 1000
+
     async def claim(self, limit: int = 20) -> list[Push]:
         """Due pushes, leased for the send timeout (and a margin) so no other worker sends them meanwhile."""
-        lease = (self.core.settings.oceanconnect_push_timeout_s + 30) * 1000
         async with self.core.write(audited=False) as tx:
-            return await self.store.claim(tx.conn, tx.now, tx.now + lease, limit)
+            return await self.store.claim(tx.conn, tx.now, self._lease_until(tx.now), limit)
 
-    async def delivered(self, push: Push) -> None:
+    async def delivered(self, push: Push, waiting: Sequence[Push] = ()) -> None:
+        """``push`` was answered 2xx; ``waiting``: the pushes of the batch still to send, whose lease
+        is renewed."""
         async with self.core.write(audited=False) as tx:
             await self.store.delivered(tx.conn, push.id)
+            await self._renew(tx.conn, waiting, tx.now)
         self.counts["delivered"] += 1
 
-    async def failed(self, push: Push, error: str) -> None:
+    async def _renew(self, conn: AsyncConnection, waiting: Sequence[Push], now: int) -> None:
+        if waiting:
+            await self.store.renew(conn, [(p.id, p.attempts) for p in waiting], self._lease_until(now))
+
+    async def failed(self, push: Push, error: str, waiting: Sequence[Push] = ()) -> None:
         """Retry with exponential back-off (1 s, 2 s, 4 s … capped); drop after the last attempt."""
         s = self.core.settings
         async with self.core.write(audited=False) as tx:
+            await self._renew(tx.conn, waiting, tx.now)
             if push.attempts >= s.oceanconnect_push_max_attempts:
                 log.warning("dropping push %s to %s after %d attempts: %s", push.id, push.callback_url,
                             push.attempts, error)
