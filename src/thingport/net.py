@@ -88,7 +88,8 @@ class AddressPolicy:
         except ValueError:
             return "the port is not a number"
         try:
-            await asyncio.wait_for(self.resolve(host, port), SUBSCRIBE_RESOLVE_S)
+            async with asyncio.timeout(SUBSCRIBE_RESOLVE_S):  # not wait_for (may swallow a cancel on 3.11)
+                await self.resolve(host, port)
         except Refused as exc:
             return str(exc)
         except (OSError, TimeoutError, UnicodeError):

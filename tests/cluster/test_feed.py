@@ -161,3 +161,20 @@ async def _insert(svc: Services, event_id: int, payload: events.EventPayload) ->
 
 def _spec() -> ProductSpec:
     return ProductSpec(I18nText("Meter"), ProductType.DEVICE, "Json", "model1", False)
+
+
+async def test_stop_right_after_a_wake_ends_the_feed(services: Services) -> None:
+    """A cancel arriving in the tick the feed is woken ended nothing under ``asyncio.wait_for``
+    (Python 3.11 returns the finished wait and drops the cancel): stop() then waited for ever."""
+    for _ in range(3):
+        feed = EventFeed(services.core)
+        await feed.start()
+        await asyncio.sleep(0.3)  # the feed has read what there was (and listens) and waits for a wake-up
+        tasks = list(feed._tasks)
+        feed.wake()
+        stopping = asyncio.ensure_future(feed.stop())
+        await asyncio.wait([stopping], timeout=5)  # (asyncio.wait cancels nothing itself)
+        if not stopping.done():
+            for task in tasks:  # leave no feed running behind a failed test
+                task.cancel()
+        assert stopping.done() and all(task.done() for task in tasks), "stop() still waits for the feed"

@@ -104,8 +104,11 @@ class EventFeed:
         retry = self.poll_s
         while True:
             wait = (SAFETY_POLL_S if self._listening else self.poll_s) if self.healthy else retry
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that arrives as
+            # the event is set, and stop() then waited for ever on a loop that went on
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.read_new()
@@ -199,8 +202,9 @@ class EventFeed:
             self._listening = True
             self._wake.set()
             while not lost.done():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(lost), SAFETY_POLL_S)
+                with contextlib.suppress(TimeoutError):  # (not wait_for: see _run)
+                    async with asyncio.timeout(SAFETY_POLL_S):
+                        await asyncio.shield(lost)
                 if not lost.done():
                     await conn.fetchval("SELECT 1", timeout=SAFETY_POLL_S)
         finally:

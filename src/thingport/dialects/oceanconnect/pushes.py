@@ -44,7 +44,8 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                           socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.AsyncNetworkStream:
         try:
-            addresses = await asyncio.wait_for(self.policy.resolve(host, port), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for, which may swallow a cancel (Python 3.11)
+                addresses = await self.policy.resolve(host, port)
         except Refused as exc:
             raise httpcore.ConnectError(f"refused: {exc}") from None
         except TimeoutError:
@@ -142,8 +143,9 @@ class OceanConnectWorker:
             except Exception:
                 log.exception("OceanConnect push pass failed")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+            with contextlib.suppress(TimeoutError):  # not wait_for, which may swallow stop()'s cancel
+                async with asyncio.timeout(IDLE_POLL_S):
+                    await self._wake.wait()
 
     async def _expiry_loop(self) -> None:
         interval = max(1, self.services.core.settings.oceanconnect_expiry_interval_s)
