@@ -109,8 +109,8 @@ def reference(tmp: Path, n: int) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="./run bench import", description=__doc__.split("\n")[0])
-    parser.add_argument("--devices", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(prog="./run bench import", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=1_000_000, help="devices to import (default 1,000,000)")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/import-*.json")
     args = parser.parse_args(argv)
     print(f"import: {args.devices} devices with generated secrets; machine {machine()}")
