@@ -64,11 +64,27 @@ def _label_exists(target: SearchTarget, field: str, key: str | None,
 
 
 def _equal(values: list[str]) -> Callable[[ColumnElement[str]], ColumnElement[bool]]:
-    """= / IN on a label value, through the indexed prefix first."""
+    """= / IN on a label value, through the indexed prefix.
+
+    One value: prefix and rest compared apart. ``value = 'x'`` beside the prefix would let SQLite
+    propagate the constant into ``substr(value, ...)``, which then no longer matches the index.
+    """
     prefixes = sorted({v[:VALUE_PREFIX] for v in values})
     if len(values) == 1:
-        return lambda v: and_(value_prefix(v) == prefixes[0], v == values[0])
+        rest = func.substr  # the characters after the prefix
+        return lambda v: and_(value_prefix(v) == prefixes[0],
+                              rest(v, literal_column(str(VALUE_PREFIX + 1))) == values[0][VALUE_PREFIX:])
     return lambda v: and_(value_prefix(v).in_(prefixes), v.in_(values))
+
+
+def driven_by_labels(expr: Expr | None, target: SearchTarget) -> bool:
+    """Whether the search must hold a label condition that the value index answers (= or IN on a
+    tag, attribute or name, at the top level of an AND): its owners are then the few rows to read,
+    and the organization's index, which a planner without statistics prefers, would be a scan."""
+    if isinstance(expr, BoolOp):
+        return expr.op == "and" and any(driven_by_labels(e, target) for e in expr.items)
+    return (isinstance(expr, Compare) and expr.op in ("=", "in")
+            and target.catalogue[expr.field] in (FieldKind.NAME, FieldKind.MAP))
 
 
 def _compare(cmp: Compare, target: SearchTarget) -> ColumnElement[bool]:
