@@ -46,6 +46,7 @@ SCENARIOS = {
     "broker-cpu": "bench.broker_cpu",
     "cluster": "bench.cluster",
     "import": "bench.import_devices",
+    "registry-size": "bench.registry_size",
 }
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -114,6 +115,9 @@ devices = Table(
     UniqueConstraint("product_key", "device_key"),
     Index("ix_devices_org_create", "org_id", "create_time"),
     Index("ix_devices_product_create", "product_key", "create_time"),
+    # Every search field stays flat as the registry grows (migration search_0400).
+    Index("ix_devices_org_device_key", "org_id", "device_key", "create_time"),
+    Index("ix_devices_org_timezone", "org_id", "timezone", "create_time"),
 )
 
 
@@ -131,6 +135,8 @@ def _labels(name: str, owner: str, owner_fk: str) -> Table:
         Column("key", String(128), primary_key=True),
         Column("value", Text, nullable=False),
         Index(f"ix_{name}_field_key", "field", "key"),
+        # Values are unbounded (a btree row is not): a prefix, the whole value checked by the query.
+        Index(f"ix_{name}_field_key_value", "field", "key", text("substr(value, 1, 100)")),
     )
 
 

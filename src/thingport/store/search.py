@@ -9,9 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Table, and_, false, func, literal_column, not_, or_, select, true
 
 from thingport.domain.expression import BoolOp, Compare, Exists, Expr, FieldKind
+
+#: Characters of a label value in the index ``ix_*_labels_field_key_value`` (migration search_0400):
+#: values are unbounded and a btree row is not, so = and IN match the indexed prefix, then the value.
+VALUE_PREFIX = 100
+
+
+def value_prefix(value: ColumnElement[str]) -> ColumnElement[str]:
+    """``substr(value, 1, 100)`` with literal bounds: a backend uses the index only for the very expression."""
+    return func.substr(value, literal_column("1"), literal_column(str(VALUE_PREFIX)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +49,42 @@ def condition(expr: Expr | None, target: SearchTarget) -> ColumnElement[bool]:
 
 def _label_exists(target: SearchTarget, field: str, key: str | None,
                   value_cond: Callable[[ColumnElement[str]], ColumnElement[bool]] | None) -> ColumnElement[bool]:
+    """The owner has a matching label: ``owner IN (labels by field, key, value)``.
+
+    Not a correlated EXISTS, which a backend evaluates once per owner of the organization (a scan at
+    a million devices): the subquery is driven by the label index and yields the few owners.
+    """
     lab = target.labels
-    conds = [lab.c[target.owner] == target.table.c[target.owner], lab.c.field == field]
+    conds = [lab.c.field == field]
     if key is not None:
         conds.append(lab.c.key == key)
     if value_cond is not None:
         conds.append(value_cond(lab.c.value))
-    return exists(select(lab.c[target.owner]).where(*conds))
+    return target.table.c[target.owner].in_(select(lab.c[target.owner]).where(*conds))
+
+
+def _equal(values: list[str]) -> Callable[[ColumnElement[str]], ColumnElement[bool]]:
+    """= / IN on a label value, through the indexed prefix.
+
+    One value: prefix and rest compared apart. ``value = 'x'`` beside the prefix would let SQLite
+    propagate the constant into ``substr(value, ...)``, which then no longer matches the index.
+    """
+    prefixes = sorted({v[:VALUE_PREFIX] for v in values})
+    if len(values) == 1:
+        rest = func.substr  # the characters after the prefix
+        return lambda v: and_(value_prefix(v) == prefixes[0],
+                              rest(v, literal_column(str(VALUE_PREFIX + 1))) == values[0][VALUE_PREFIX:])
+    return lambda v: and_(value_prefix(v).in_(prefixes), v.in_(values))
+
+
+def driven_by_labels(expr: Expr | None, target: SearchTarget) -> bool:
+    """Whether the search must hold a label condition that the value index answers (= or IN on a
+    tag, attribute or name, at the top level of an AND): its owners are then the few rows to read,
+    and the organization's index, which a planner without statistics prefers, would be a scan."""
+    if isinstance(expr, BoolOp):
+        return expr.op == "and" and any(driven_by_labels(e, target) for e in expr.items)
+    return (isinstance(expr, Compare) and expr.op in ("=", "in")
+            and target.catalogue[expr.field] in (FieldKind.NAME, FieldKind.MAP))
 
 
 def _compare(cmp: Compare, target: SearchTarget) -> ColumnElement[bool]:
@@ -72,6 +110,6 @@ def _compare(cmp: Compare, target: SearchTarget) -> ColumnElement[bool]:
         literal = value.replace("\\", "\\\\").replace("_", "\\_")
         return _label_exists(target, cmp.field, key, lambda v: v.ilike(f"%{literal}%", escape="\\"))
     if cmp.op == "in":
-        return _label_exists(target, cmp.field, key, lambda v: v.in_(cmp.values))
-    found = _label_exists(target, cmp.field, key, lambda v: v == value)
+        return _label_exists(target, cmp.field, key, _equal(list(cmp.values)))
+    found = _label_exists(target, cmp.field, key, _equal([value]))
     return not_(found) if cmp.op == "!=" else found
