@@ -36,6 +36,19 @@ async def provision(data_dir: Path, database_url: str = "") -> tuple[str, str]:
     return app.app_key, app.secret
 
 
+async def create_devices(enos: EnosClient, pk: str, n: int, count: int, acked: list[str]) -> None:
+    """Writer ``n``: up to ``count`` creates one after the other, each acknowledged asset id noted in
+    ``acked``; it ends when the server goes away (the kill these tests cut in with)."""
+    for i in range(count):
+        try:
+            r = await enos.call("POST", "/connect-service/v2.1/devices", {"action": "create"},
+                                {"productKey": pk, "deviceName": "d", "timezone": "+08:00",
+                                 "deviceKey": f"dev-{n}-{i}"})
+        except httpx.HTTPError:
+            return
+        if r.get("code") == 0:
+            acked.append(r["data"]["assetId"])
+
 async def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     app_key, secret = await provision(data_dir)
@@ -47,18 +60,7 @@ async def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
             enos = EnosClient(http, app_key, secret, "o1")
             pk = await enos.create_product(model_id="m1")
 
-            async def writer(n: int) -> None:
-                for i in range(1000):
-                    try:
-                        r = await enos.call("POST", "/connect-service/v2.1/devices", {"action": "create"},
-                                            {"productKey": pk, "deviceName": "d", "timezone": "+08:00",
-                                             "deviceKey": f"dev-{n}-{i}"})
-                    except httpx.HTTPError:
-                        return
-                    if r.get("code") == 0:
-                        acked.append(r["data"]["assetId"])
-
-            tasks = [asyncio.create_task(writer(n)) for n in range(4)]
+            tasks = [asyncio.create_task(create_devices(enos, pk, n, 1000, acked)) for n in range(4)]
             while len(acked) < 60:
                 await asyncio.sleep(0.01)
             os.kill(proc.pid, signal.SIGKILL)
@@ -137,18 +139,7 @@ async def test_group_committed_creates_survive_kill_9_under_concurrent_load(tmp_
             enos = EnosClient(http, app_key, secret, "o1")
             pk = await enos.create_product(model_id="m1")
 
-            async def writer(n: int) -> None:
-                for i in range(200):
-                    try:
-                        r = await enos.call("POST", "/connect-service/v2.1/devices", {"action": "create"},
-                                            {"productKey": pk, "deviceName": "d", "timezone": "+08:00",
-                                             "deviceKey": f"dev-{n}-{i}"})
-                    except httpx.HTTPError:
-                        return
-                    if r.get("code") == 0:
-                        acked.append(r["data"]["assetId"])
-
-            tasks = [asyncio.create_task(writer(n)) for n in range(32)]
+            tasks = [asyncio.create_task(create_devices(enos, pk, n, 200, acked)) for n in range(32)]
             while len(acked) < 150 and not all(t.done() for t in tasks):
                 await asyncio.sleep(0.01)
             os.kill(proc.pid, signal.SIGKILL)
