@@ -7,11 +7,10 @@ import json
 from dataclasses import replace
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, text
 
 from tests.conftest import make_product
+from tests.support.certs import rsa_keypair
 from thingport.crypto import caller_secret
 from thingport.domain.errors import InvalidArgument, ProductNotFound
 from thingport.domain.models import Page
@@ -202,19 +201,12 @@ async def test_secrets_are_encrypted_at_rest(services: Services, caller: Caller,
     assert services.core.keyring.decrypt(stored["meter-2"], context=f"device:{d.asset_id}") == "Secret-12345"
 
 
-def key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
 
 
 @pytest.mark.parametrize("fmt", bulk.FORMATS)
 async def test_export_round_trip_into_another_product(services: Services, caller: Caller, service_product: str,
                                                       fmt: str) -> None:
-    private, public = key_pair()
+    private, public = rsa_keypair()
     body = CSV + 'meter-3,"Quote "" and, comma",-05:00,,"{""list"": [1, 2]}",\n'
     await services.bulk.import_devices(caller, service_product, read_rows(csv_lines(body), "csv"))
     write = bulk.export_lines(fmt, True)
@@ -252,7 +244,7 @@ async def test_export_pages_by_key_across_products_and_only_the_callers(services
 
 
 def test_exported_secret_decrypts_with_the_private_key() -> None:
-    private, public = key_pair()
+    private, public = rsa_keypair()
     record = bulk.export_record(_device(), public)
     assert record["secret"] != "S3cret-value"
     assert caller_secret.decrypt(private, record["secret"], record["sessionKey"]) == "S3cret-value"

@@ -39,3 +39,14 @@ def client_context(server_cert: Path, cert: Path | None = None, key: Path | None
     if cert is not None and key is not None:
         ctx.load_cert_chain(str(cert), str(key))
     return ctx
+
+
+def rsa_keypair(bits: int = 2048) -> tuple[str, str]:
+    """A new RSA key as (private PKCS#8 PEM, public SubjectPublicKeyInfo PEM): what an application
+    registers to have secrets encrypted for it (EnOS v2.4, exports) and keeps to decrypt them."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import data
+from tests.support.certs import rsa_keypair
 from tests.support.enos_client import EnosClient
 from thingport.crypto import caller_secret
 from thingport.dialects.enos import render
@@ -146,13 +145,6 @@ async def test_token_service_errors(http: httpx.AsyncClient, app: Application) -
 
 # --------------------------------------------------------------------------------------------- v2.4 secrets
 
-def keypair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
 
 
 async def test_v24_secrets_encrypted_for_the_caller(enos: EnosClient, services: Services, app: Application,
@@ -163,7 +155,7 @@ async def test_v24_secrets_encrypted_for_the_caller(enos: EnosClient, services: 
     assert r["code"] == 11858 and "requireSecret" in r["msg"]
     found = await enos.call("POST", D21, {"action": "search"}, {"pagination": {"pageNo": 1, "pageSize": 10}})
     assert data(found) == []  # refused before anything was created
-    private, public = keypair()
+    private, public = rsa_keypair()
     await services.accounts.set_app_public_key(app.app_key, public)
     created = data(await enos.call("POST", D24, {"action": "create"}, body))
     plain = data(await enos.call("GET", D21, {"action": "get", "assetId": created["assetId"]}))["deviceSecret"]
