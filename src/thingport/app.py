@@ -27,6 +27,7 @@ from thingport.dialects.emqx.routes import SECURITY_SCHEMES as EMQX_SECURITY
 from thingport.dialects.emqx.routes import router as emqx_router
 from thingport.dialects.enos.routes import SECURITY_SCHEMES as ENOS_SECURITY
 from thingport.dialects.enos.routes import router as enos_router
+from thingport.dialects.lane import BareLane
 from thingport.dialects.living.admin import router as living_admin_router
 from thingport.dialects.living.routes import SECURITY_SCHEMES as LIVING_SECURITY
 from thingport.dialects.living.routes import router as living_router
@@ -180,5 +181,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         debug=False,
     )
     # outermost, so it also sees what no route answers (docs/operations.md, "Logs")
-    app.asgi_handler = HttpFront(app.asgi_handler, metrics, app)
+    # the bare lane answers the hottest routes without Litestar's handler pipeline (dialects/lane.py)
+    app.asgi_handler = HttpFront(BareLane(app.asgi_handler, app), metrics, app)
     return app

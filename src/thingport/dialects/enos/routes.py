@@ -18,7 +18,7 @@ from litestar.openapi.spec import Parameter, SecurityScheme
 from litestar.params import FromPath
 
 from thingport.crypto import signing
-from thingport.dialects import openapi
+from thingport.dialects import lane, openapi
 from thingport.dialects.common import (
     BodyTooLarge,
     ErrorHandlers,
@@ -533,6 +533,7 @@ def _connect_route(resource: str, method: str, base: str) -> HTTPRouteHandler:
         return await dispatch(request, version, resource)
 
     handler.__name__ = f"{base}{method.capitalize()}"
+    lane.bare(handler, lambda request, params: dispatch(request, params["version"], resource))
     decorator = get if method == "GET" else post
     return decorator(
         f"/connect-service/{{version:str}}/{resource}", operation_id=handler.__name__, status_code=200, tags=["EnOS"],
