@@ -7,10 +7,13 @@ import logging
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar import Litestar, Request, Response, Router, post
 
 from thingport.dialects import common
@@ -21,6 +24,7 @@ from thingport.dialects.common import (
     decode,
     read_body,
     scoped,
+    split_pairs,
 )
 from thingport.domain.errors import DomainError, InvalidArgument, NotFound
 
@@ -240,3 +244,9 @@ async def test_a_deep_body_on_a_router_is_the_dialects_error(client: httpx.Async
         r = await client.post("/echo", content=b"[" * 40 + b"]" * 40)  # within the 100-byte body limit
     assert r.status_code == 200 and r.json()["kind"] == "invalid_argument" and r.json()["message"].startswith("body:")
     assert not caplog.records
+
+
+@given(st.lists(st.sampled_from(["a", "b", "=", "&", "%", "+", "%41", "%zz", "é", " ", "\x00", ""]), max_size=12))
+def test_split_pairs_is_parse_qsl_keeping_blanks(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert split_pairs(text) == parse_qsl(text, keep_blank_values=True, encoding="utf-8")

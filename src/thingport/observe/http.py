@@ -19,11 +19,11 @@ import re
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from thingport.dialects.common import split_pairs
 from thingport.dialects.enos.routes import ACTIONS
 from thingport.observe.logs import ACCESS
 from thingport.observe.metrics import Metrics
@@ -60,14 +60,21 @@ def mutates(method: str, template: str, dialect: str) -> bool:
     return not (dialect == "living" and last.startswith(READ_WORDS) and not last.startswith("checkOr"))
 
 
+#: Route handler → its dialect label (the tags never change once the app is built).
+_DIALECT_OF: dict[Any, str] = {}
+
+
 def dialect_of(scope: Scope) -> str:
     handler = scope.get("route_handler")
     if handler is None:
         return "none"
     if (scope.get("path_template") or "").startswith("/console"):
         return "console"  # its pages are left out of the OpenAPI document, so they have no tags
-    tags = set(handler.resolve_tags()) if hasattr(handler, "resolve_tags") else set()
-    return next((label for tag, label in DIALECTS if tag in tags), "service")
+    label = _DIALECT_OF.get(handler)
+    if label is None:
+        tags = set(handler.resolve_tags()) if hasattr(handler, "resolve_tags") else set()
+        label = _DIALECT_OF[handler] = next((label for tag, label in DIALECTS if tag in tags), "service")
+    return label
 
 
 def enos_action(template: str, query: dict[str, str]) -> str | None:
@@ -81,7 +88,7 @@ def enos_action(template: str, query: dict[str, str]) -> str | None:
 
 def _query(scope: Scope) -> dict[str, str]:
     raw = scope.get("query_string", b"").decode("latin-1").replace("?", "&")
-    return dict(parse_qsl(raw, keep_blank_values=True))
+    return dict(split_pairs(raw))
 
 
 class Described:
@@ -164,8 +171,7 @@ class HttpFront:
             else:
                 attempt.closed = True
             seconds = time.perf_counter() - start
-            self.metrics.http_requests.labels(d.dialect, d.route, str(status)).inc()
-            self.metrics.http_duration.labels(d.dialect, d.route).observe(seconds)
+            self.metrics.http_answered(d.dialect, d.route, status, seconds)
             if ACCESS.isEnabledFor(logging.INFO):
                 ACCESS.info("http %s %s %d", scope.get("method", ""), d.route, status, extra={"fields": {
                     "request_id": rid, "channel": d.dialect, "method": scope.get("method", ""), "route": d.route,

@@ -57,13 +57,34 @@ class Metrics:
         GCCollector(registry=self.registry)
         self.live = LiveCollector()
         self.registry.register(self.live)
+        #: The labelled children in use: ``labels()`` costs more than the observation itself, and
+        #: routes and statuses are a bounded set (route templates, never raw paths).
+        self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._transactions: dict[str, Any] = {}
+
+    def http_answered(self, dialect: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP answer and its duration."""
+        key = (dialect, route, status)
+        children = self._answered.get(key)
+        if children is None:
+            children = self._answered[key] = (self.http_requests.labels(dialect, route, str(status)),
+                                              self.http_duration.labels(dialect, route))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def transaction(self, kind: str, seconds: float) -> None:
+        """Time one database transaction (``Database.on_transaction``)."""
+        child = self._transactions.get(kind)
+        if child is None:
+            child = self._transactions[kind] = self.db_transactions.labels(kind)
+        child.observe(seconds)
 
     def attach(self, services: Services, mqtt: Any = None) -> None:
         """Read ``services`` (and the broker of ``mqtt``, embedded or external) at each scrape."""
         self.live.services = services
         self.live.mqtt = mqtt
         db = services.core.db
-        db.on_transaction = lambda kind, seconds: self.db_transactions.labels(kind).observe(seconds)
+        db.on_transaction = self.transaction
 
     async def render(self) -> bytes:
         """The text Prometheus reads, with the backlog just queried."""
