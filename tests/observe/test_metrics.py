@@ -108,3 +108,32 @@ def test_the_grafana_dashboard_uses_only_pinned_names() -> None:
         for name in re.findall(r"\b(thingport_[a-z_]+|process_[a-z_]+)", expr):
             base = re.sub(r"_(total|bucket|count|sum)$", "", name)
             assert base in known, (name, expr)
+
+
+def test_the_plain_families_expose_what_prometheus_client_would() -> None:
+    """``Tally`` and ``Timings`` (plain numbers on the request path) against prometheus_client's
+    own ``Counter`` and ``Histogram`` fed the same values: the same samples, ``_created`` aside."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from thingport.observe.metrics import HTTP_BUCKETS, Tally, Timings
+
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    tally = Tally("t_requests", "doc", ("route", "code"))
+    timings = Timings("t_seconds", "doc", ("route",), HTTP_BUCKETS)
+    ours.register(tally)
+    ours.register(timings)
+    counter = Counter("t_requests", "doc", ["route", "code"], registry=theirs)
+    histogram = Histogram("t_seconds", "doc", ["route"], buckets=HTTP_BUCKETS, registry=theirs)
+    for i, value in enumerate([0.0005, 0.0004, 0.001, 0.3, 7.0, 11.0, 0.0, 2.5, 0.0101]):
+        route = f"/r{i % 3}"
+        tally.inc((route, "200"))
+        timings.observe((route,), value)
+        counter.labels(route, "200").inc()
+        histogram.labels(route).observe(value)
+
+    def plain(registry: CollectorRegistry) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return sorted((s.name, tuple(sorted(s.labels.items())), round(s.value, 9))
+                      for family in text_string_to_metric_families(generate_latest(registry).decode())
+                      for s in family.samples if not s.name.endswith("_created"))
+
+    assert plain(ours) == plain(theirs)

@@ -2,7 +2,8 @@
 
 What the request path measures itself is little: one counter and one histogram observation per
 HTTP request (:mod:`thingport.observe.http`) and one histogram observation per database
-transaction. Everything else is read when Prometheus scrapes, by :class:`LiveCollector`: the
+transaction, kept as plain numbers (:class:`Tally`, :class:`Timings`) and made into Prometheus
+families at the scrape. Everything else is read when Prometheus scrapes, by :class:`LiveCollector`: the
 embedded broker's counters (``Broker.stats()``, which it keeps anyway), the front door's login,
 request and downlink counts, the push service's counts, and the push queue and outbox backlog
 (two small queries, made by :meth:`Metrics.refresh` before the text is written). The login hot
@@ -14,16 +15,18 @@ Names and labels are pinned by ``tests/observe/test_metrics.py`` and used by
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from thingport.services.container import Services
 from thingport.services.oceanconnect.pushes import Backlog
@@ -39,45 +42,87 @@ DB_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 BROKER_GAUGES = ("connections", "sessions")
 
 
+class Tally(Collector):
+    """A counter family the request path increments: plain numbers per label set, made into a
+    Prometheus family only when scraped. ``prometheus_client``'s own counter takes a lock per
+    increment (and ``labels()`` a lookup), which cost about as much as a signed read's statement;
+    everything here runs on the event loop's thread."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.counts: dict[tuple[str, ...], float] = {}
+
+    def inc(self, key: tuple[str, ...], amount: float = 1.0) -> None:
+        self.counts[key] = self.counts.get(key, 0.0) + amount
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, value in sorted(self.counts.items()):
+            family.add_metric(key, value)
+        yield family
+
+
+class Timings(Collector):
+    """A histogram family the same way (see :class:`Tally`): per label set, one count per bucket
+    (the value's own, found by bisection) and the sum; made cumulative when scraped."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...], buckets: tuple[float, ...]) -> None:
+        self.name, self.documentation, self.labels, self.buckets = name, documentation, labels, buckets
+        self.series: dict[tuple[str, ...], list[float]] = {}  # len(buckets) + 1 counts (+Inf last), then the sum
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = [0.0] * (len(self.buckets) + 2)
+        series[bisect_left(self.buckets, value)] += 1  # ``le``: a value equal to a bound is in its bucket
+        series[-1] += value
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        bounds = [*(floatToGoString(b) for b in self.buckets), "+Inf"]  # type: ignore[no-untyped-call]
+        for key, series in sorted(self.series.items()):
+            total, cumulative = 0.0, []
+            for bound, count in zip(bounds, series[:-1], strict=True):
+                total += count
+                cumulative.append((bound, total))
+            family.add_metric(list(key), cumulative, sum_value=series[-1])
+        yield family
+
+
 class Metrics:
     """The registry of one app and what the request path observes into it."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.http_requests = Counter("thingport_http_requests", "HTTP requests answered, by dialect, route "
-                                     "template (EnOS: with its action) and HTTP status",
-                                     ["dialect", "route", "code"], registry=self.registry)
-        self.http_duration = Histogram("thingport_http_request_duration_seconds", "Time to answer an HTTP request",
-                                       ["dialect", "route"], buckets=HTTP_BUCKETS, registry=self.registry)
-        self.db_transactions = Histogram("thingport_db_transaction_duration_seconds",
-                                         "Database transactions, from begin to commit or rollback",
-                                         ["kind"], buckets=DB_BUCKETS, registry=self.registry)
+        self.http_requests = Tally("thingport_http_requests", "HTTP requests answered, by dialect, route "
+                                   "template (EnOS: with its action) and HTTP status", ("dialect", "route", "code"))
+        self.http_duration = Timings("thingport_http_request_duration_seconds", "Time to answer an HTTP request",
+                                     ("dialect", "route"), HTTP_BUCKETS)
+        self.db_transactions = Timings("thingport_db_transaction_duration_seconds",
+                                       "Database transactions, from begin to commit or rollback", ("kind",),
+                                       DB_BUCKETS)
+        for own in (self.http_requests, self.http_duration, self.db_transactions):
+            self.registry.register(own)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.live = LiveCollector()
         self.registry.register(self.live)
-        #: The labelled children in use: ``labels()`` costs more than the observation itself, and
-        #: routes and statuses are a bounded set (route templates, never raw paths).
-        self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._transactions: dict[str, Any] = {}
 
     def http_answered(self, dialect: str, route: str, status: int, seconds: float) -> None:
         """Count one HTTP answer and its duration."""
-        key = (dialect, route, status)
-        children = self._answered.get(key)
-        if children is None:
-            children = self._answered[key] = (self.http_requests.labels(dialect, route, str(status)),
-                                              self.http_duration.labels(dialect, route))
-        children[0].inc()
-        children[1].observe(seconds)
+        self.http_requests.inc((dialect, route, str(status)))
+        self.http_duration.observe((dialect, route), seconds)
 
     def transaction(self, kind: str, seconds: float) -> None:
         """Time one database transaction (``Database.on_transaction``)."""
-        child = self._transactions.get(kind)
-        if child is None:
-            child = self._transactions[kind] = self.db_transactions.labels(kind)
-        child.observe(seconds)
+        self.db_transactions.observe((kind,), seconds)
 
     def attach(self, services: Services, mqtt: Any = None) -> None:
         """Read ``services`` (and the broker of ``mqtt``, embedded or external) at each scrape."""
