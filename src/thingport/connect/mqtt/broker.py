@@ -74,6 +74,7 @@ from thingport.connect.mqtt.topics import (
     validate_filter,
     validate_topic_name,
 )
+from thingport.logs import LogLimiter
 
 log = logging.getLogger(__name__)
 
@@ -628,7 +629,7 @@ class _Poll:
                 return
             except OSError as exc:  # EMFILE and friends: the connection stays queued; retry shortly
                 broker.counts.accept_errors += 1
-                broker._report("accept", logging.ERROR, "MQTT listener cannot accept connections: %s", exc)
+                broker._report.log(log, logging.ERROR, "accept", "MQTT listener cannot accept connections: %s", exc)
                 fd = listener.fileno()
                 with contextlib.suppress(OSError):
                     self.ep.modify(fd, 0)
@@ -696,24 +697,6 @@ class _Wheel:
             self.timer = self.loop.call_later(WHEEL_S, self._tick)
 
 
-class _Reporter:
-    """One log line per kind per ``LOG_INTERVAL_S``; what happened meanwhile is summed into the next."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, tuple[float, int]] = {}
-
-    def __call__(self, kind: str, level: int, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        due, held = self._next.get(kind, (0.0, 0))
-        if now < due:
-            self._next[kind] = (due, held + 1)
-            return
-        self._next[kind] = (now + LOG_INTERVAL_S, 0)
-        if held:
-            msg += f" (and {held} more since the last report)"
-        log.log(level, msg, *args)
-
-
 class Broker:
     """An MQTT 3.1.1 broker; see the module docstring for its semantics."""
 
@@ -743,7 +726,7 @@ class Broker:
         self._dirty: list[_Connection] = []
         self._flush_soon = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._report = _Reporter()
+        self._report = LogLimiter(LOG_INTERVAL_S)
         self._clock: Callable[[], float] = time.monotonic  # the loop's, once started
 
     @property
@@ -981,9 +964,9 @@ class Broker:
             if now < deadline:
                 return deadline
             self.counts.connect_timeouts += 1
-            self._report("connect_timeout", logging.WARNING,
-                         "MQTT connection from %s closed: no CONNECT within %gs", conn.peer(),
-                         self.limits.connect_timeout)
+            self._report.log(log, logging.WARNING, "connect_timeout",
+                             "MQTT connection from %s closed: no CONNECT within %gs", conn.peer(),
+                             self.limits.connect_timeout)
             self._kick(conn, "lost")
             return None
         if conn.state == _ONLINE and conn.keep_alive:
@@ -1087,7 +1070,8 @@ class Broker:
             if conn.session is not None:
                 log.info("closing MQTT client %s: %s", conn.session.client_id, exc)
             else:
-                self._report("malformed", logging.INFO, "MQTT connection from %s closed: %s", conn.peer(), exc)
+                self._report.log(log, logging.INFO, "malformed", "MQTT connection from %s closed: %s",
+                                 conn.peer(), exc)
             self._kick(conn, "protocol_error")
             return None
         finally:
@@ -1283,7 +1267,7 @@ class Broker:
 
     def _refuse(self, conn: _Connection, code: int, client_id: str) -> None:
         self.counts.refused += 1
-        self._report("refused", logging.INFO, "MQTT client %s refused with CONNACK %d", client_id, code)
+        self._report.log(log, logging.INFO, "refused", "MQTT client %s refused with CONNACK %d", client_id, code)
         self._send(conn, codec.encode(Connack(code)))
         self._kick(conn, "lost")
 
@@ -1483,8 +1467,8 @@ class Broker:
             pending = session.pending = deque(maxlen=self.limits.max_queued)
         if len(pending) == pending.maxlen:
             self.counts.queue_drops += 1
-            self._report("queue_full", logging.WARNING, "queue of MQTT client %s full; dropping its oldest message",
-                         session.client_id)
+            self._report.log(log, logging.WARNING, "queue_full",
+                             "queue of MQTT client %s full; dropping its oldest message", session.client_id)
         pending.append(msg)
 
     def _send_inflight(self, session: _Session, conn: _Connection, msg: _Message) -> None:
