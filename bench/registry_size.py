@@ -206,6 +206,8 @@ def main(argv: list[str]) -> int:
                                                       "default SQLite in a temp dir")
     p.add_argument("--reset", action="store_true",
                    help="empty --database-url first (DROP SCHEMA public CASCADE): never a database you keep")
+    p.add_argument("--kinds", default="", help="comma-separated kinds to time (default all: get, "
+                                                 "search-key, search-tag, …, search-status)")
     p.add_argument("--no-json", action="store_true", help="do not write bench/results/registry-size-*.json")
     args = p.parse_args(argv)
     per_kind = args.warmup + args.requests
@@ -215,9 +217,13 @@ def main(argv: list[str]) -> int:
         p.error("--time-limit must be 1..240 s: the calls are signed before they are sent")
     if args.reset and not args.database_url:
         p.error("--reset empties a --database-url")
+    known = ["get", *searches(Small([]), []).keys()]
+    chosen = [k for k in args.kinds.split(",") if k] or known
+    if set(chosen) - set(known):
+        p.error(f"--kinds: unknown {', '.join(sorted(set(chosen) - set(known)))} (known: {', '.join(known)})")
     engine = "postgresql" if args.database_url else "sqlite"
-    print(f"registry-size: get / search p99 at {BASE} and {args.devices} devices on {engine}, {args.requests} calls "
-          f"(+{args.warmup} warm-up) of each kind, {args.scan_requests} of {', '.join(SCANS)}, "
+    print(f"registry-size: {', '.join(chosen)}: p99 at {BASE} and {args.devices} devices on {engine}, "
+          f"{args.requests} calls (+{args.warmup} warm-up) of each kind, {args.scan_requests} of {', '.join(SCANS)}, "
           f"concurrency {args.concurrency}; machine {machine()}")
     print(f"busiest processes before: {busy_processes()}")
     if args.reset:
@@ -245,9 +251,11 @@ def main(argv: list[str]) -> int:
                 filled = size
                 setup.token = setup._token()
                 kinds = kinds or searches(small, asset_ids(setup, operator))
-                check(setup, kinds)
+                check(setup, {k: v for k, v in kinds.items() if k in chosen})
                 results[size] = {}
                 for kind, search in [("get", None), *((k, s) for k, (s, _) in kinds.items())]:
+                    if kind not in chosen:
+                        continue
                     timed, warmup = ((args.scan_requests, args.scan_requests // 10) if kind in SCANS
                                      else (args.requests, args.warmup))
                     # the timed calls are signed after the warm-up: a slow kind's warm-up must not age
