@@ -1,12 +1,18 @@
 """The search language against a real database: the same answers on SQLite and PostgreSQL."""
 
+from collections.abc import Callable
+
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
 
 from thingport.domain.expression import DEVICE_FIELDS, parse
 from thingport.domain.models import I18nText, Page
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceSpec
+from thingport.store.db import alembic_config
 from thingport.store.devices import search_queries
 
 
@@ -45,7 +51,9 @@ async def test_equal_and_in_on_labels_match_the_whole_value_past_the_indexed_pre
     assert await names(services, caller, "deviceTags.site = 'x'") == []
 
 
-LABELS = "ix_device_labels_field_key_value (field=? AND key=? AND <expr>=?)"
+LABELS = "ix_device_labels_field_value_key (field=? AND <expr>=? AND key=?)"
+#: A name in any locale names no key: the value, second in the index (migration search_0410), still drives.
+ANY_LOCALE = "ix_device_labels_field_value_key (field=? AND <expr>=?)"
 DEVICE_BY_ID = "SEARCH devices USING INDEX sqlite_autoindex_devices_1 (asset_id=?)"
 
 
@@ -53,6 +61,7 @@ DEVICE_BY_ID = "SEARCH devices USING INDEX sqlite_autoindex_devices_1 (asset_id=
     ("deviceTags.site = 'north'", (LABELS, DEVICE_BY_ID)),
     ("deviceAttributes.floor in ('1', '2') and timezone = '+08:00'", (LABELS, DEVICE_BY_ID)),
     ("deviceName.default = 'Pump'", (LABELS, DEVICE_BY_ID)),
+    ("deviceName = 'Pump'", (ANY_LOCALE, DEVICE_BY_ID)),
     ("deviceKey = 'k1'", ("ix_devices_org_device_key (org_id=? AND device_key=?)",)),
     ("timezone = '+08:00'", ("ix_devices_org_timezone (org_id=? AND timezone=?)",)),
 ])
@@ -67,3 +76,31 @@ async def test_a_selective_search_is_driven_by_an_index_not_a_scan_of_the_organi
         for part in uses:
             assert part in plan, plan
         assert "SCAN devices" not in plan and "ix_devices_org_create" not in plan, plan
+
+
+def _label_indexes(conn: Connection) -> set[str]:
+    """By the catalogue: SQLAlchemy's reflection skips SQLite's expression indexes."""
+    sql = ("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE '%_labels'"
+           if conn.dialect.name == "sqlite" else "SELECT indexname FROM pg_indexes WHERE tablename LIKE '%_labels'")
+    return {str(name) for name, in conn.exec_driver_sql(sql)}
+
+
+async def test_the_value_first_label_index_migrates_down_and_up_on_a_registry_that_has_labels(
+        services: Services, caller: Caller, service_product: str) -> None:
+    """search_0410 replaces search_0400's label index in place; a search answers the same after each step."""
+    await services.devices.create(caller, DeviceSpec(service_product, I18nText("Pump", {"fr_FR": "Pompe"}), "+08:00",
+                                                     tags={"site": "north"}))
+    new = {"ix_device_labels_field_value_key", "ix_product_labels_field_value_key"}
+    old = {"ix_device_labels_field_key_value", "ix_product_labels_field_key_value"}
+    steps: list[tuple[Callable[[Config], None], set[str], set[str]]] = [
+        (lambda cfg: command.downgrade(cfg, "search_0400"), old, new),
+        (lambda cfg: command.upgrade(cfg, "heads"), new, old),
+    ]
+    for step, present, gone in steps:
+        async with services.core.db.engine.connect() as conn:
+            await conn.run_sync(lambda sync: step(alembic_config(sync)))  # noqa: B023 (run at once)
+            await conn.commit()
+            indexes = await conn.run_sync(_label_indexes)
+        assert present <= indexes and not gone & indexes, indexes
+        assert await names(services, caller, "deviceName = 'Pompe'") == ["Pump"]
+        assert await names(services, caller, "deviceTags.site = 'north'") == ["Pump"]
