@@ -136,7 +136,8 @@ def _labels(name: str, owner: str, owner_fk: str) -> Table:
         Column("value", Text, nullable=False),
         Index(f"ix_{name}_field_key", "field", "key"),
         # Values are unbounded (a btree row is not): a prefix, the whole value checked by the query.
-        Index(f"ix_{name}_field_key_value", "field", "key", text("substr(value, 1, 100)")),
+        # The value before the key: a name search without a locale names no key (search_0410).
+        Index(f"ix_{name}_field_value_key", "field", text("substr(value, 1, 100)"), "key"),
     )
 
 

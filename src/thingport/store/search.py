@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Table, and_, false, func, literal_column, 
 
 from thingport.domain.expression import BoolOp, Compare, Exists, Expr, FieldKind
 
-#: Characters of a label value in the index ``ix_*_labels_field_key_value`` (migration search_0400):
+#: Characters of a label value in the index ``ix_*_labels_field_value_key`` (migration search_0410):
 #: values are unbounded and a btree row is not, so = and IN match the indexed prefix, then the value.
 VALUE_PREFIX = 100
 
