@@ -7,13 +7,16 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
+from tests.conftest import make_product
 from thingport.domain.expression import DEVICE_FIELDS, parse
-from thingport.domain.models import I18nText, Page
+from thingport.domain.models import I18nText, Page, ProductType
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceSpec
+from thingport.services.products import ProductSpec
 from thingport.store.db import alembic_config
-from thingport.store.devices import search_queries
+from thingport.store.devices import DEVICE_SEARCH, search_queries
+from thingport.store.search import resolve
 
 
 async def names(services: Services, caller: Caller, expression: str) -> list[str]:
@@ -104,3 +107,43 @@ async def test_the_value_first_label_index_migrates_down_and_up_on_a_registry_th
         assert present <= indexes and not gone & indexes, indexes
         assert await names(services, caller, "deviceName = 'Pompe'") == ["Pump"]
         assert await names(services, caller, "deviceTags.site = 'north'") == ["Pump"]
+
+
+async def test_model_and_product_type_searches_answer_through_the_product_keys(
+        services: Services, caller: Caller) -> None:
+    """modelId and productType are resolved to the organization's product keys before the search
+    (store/search.py, ``Lookup``): the answers stay those of the join they replace."""
+    await services.accounts.create_model(caller.org_id, "model2")
+    other = await services.accounts.create_org("Other", "o-other")
+    await services.accounts.create_model(other.org_id, "model1")
+    meters = await make_product(services, caller)  # model1, Device
+    gateways = await make_product(services, caller, ProductType.GATEWAY)  # model1, Gateway
+    pumps = (await services.products.create(caller, ProductSpec(I18nText("Pump"), ProductType.DEVICE, "Json",
+                                                                "model2", False))).product_key
+    theirs = await make_product(services, Caller.operator(other.org_id))  # model1 in another organization
+    for pk, name in ((meters, "M"), (gateways, "G"), (pumps, "P")):
+        await services.devices.create(caller, DeviceSpec(pk, I18nText(name), "+08:00"))
+    await services.devices.create(Caller.operator(other.org_id), DeviceSpec(theirs, I18nText("X"), "+08:00"))
+    assert await names(services, caller, "modelId = 'model1'") == ["G", "M"]
+    assert await names(services, caller, "modelId != 'model1'") == ["P"]
+    assert await names(services, caller, "modelId in ('model2', 'nosuch')") == ["P"]
+    assert await names(services, caller, "modelId = 'nosuch'") == []
+    assert await names(services, caller, "modelId != 'nosuch'") == ["G", "M", "P"]
+    assert await names(services, caller, "productType = 'Gateway'") == ["G"]
+    assert await names(services, caller, "productType != 'Gateway' and modelId = 'model1'") == ["M"]
+    assert await names(services, caller, "productType = 'Gateway' or deviceName = 'P'") == ["G", "P"]
+
+
+async def test_a_model_search_is_driven_by_the_product_index(services: Services, caller: Caller,
+                                                             service_product: str, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by table statistics")
+    expr = parse("modelId = 'model1'", DEVICE_FIELDS)
+    async with services.core.db.read() as conn:
+        resolved = await resolve(conn, expr, DEVICE_SEARCH, caller.org_id)
+        assert list(resolved.values()) == [[service_product]]
+        for query in search_queries(caller.org_id, expr, Page(1, 10), resolved=resolved):
+            sql = query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(r[-1] for r in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "ix_devices_product_create (product_key=?)" in plan, plan
+            assert "SCAN devices" not in plan and "ix_devices_org_create" not in plan, plan

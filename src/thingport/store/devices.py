@@ -19,7 +19,7 @@ from thingport.store.driver import Driver
 from thingport.store.labels import replace_labels, rows_for
 from thingport.store.products import PRODUCT_COLUMNS, ProductStore
 from thingport.store.schema import device_labels, devices, products
-from thingport.store.search import SearchTarget, condition, driven_by_labels
+from thingport.store.search import Lookup, Resolved, SearchTarget, condition, driven_by_labels, resolve
 
 _STATUS: dict[str, ColumnElement[bool]] = {
     "disabled": devices.c.enabled == false(),
@@ -44,6 +44,8 @@ DEVICE_SEARCH = SearchTarget(
         "timezone": devices.c.timezone, "modelId": products.c.model_id, "productType": products.c.product_type,
     },
     status=status_condition,
+    lookups={name: Lookup(products.c[column], products.c.product_key, products.c.org_id, devices.c.product_key)
+             for name, column in (("modelId", "model_id"), ("productType", "product_type"))},
 )
 
 
@@ -77,12 +79,13 @@ _RAW_VIEW = (f"SELECT {', '.join('d.' + c for c in _COLUMNS)}, {', '.join('p.' +
 _RAW_LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
 
 
-def search_queries(org_id: str, expr: Expr | None, page: Page,
-                   gateway_asset_id: str | None = None) -> tuple[Select[Any], Select[Any]]:
-    """The count and the page of a device search (apart, so their query plans can be tested)."""
+def search_queries(org_id: str, expr: Expr | None, page: Page, gateway_asset_id: str | None = None,
+                   resolved: Resolved | None = None) -> tuple[Select[Any], Select[Any]]:
+    """The count and the page of a device search (apart, so their query plans can be tested);
+    ``resolved``: the product keys of its model and product-type comparisons (``search.resolve``)."""
     # ``org_id || ''``: not the organization's index when the label index finds the few devices
     org = devices.c.org_id.concat("") if driven_by_labels(expr, DEVICE_SEARCH) else devices.c.org_id
-    where = and_(org == org_id, condition(expr, DEVICE_SEARCH))
+    where = and_(org == org_id, condition(expr, DEVICE_SEARCH, resolved))
     if gateway_asset_id is not None:
         where = and_(where, devices.c.gateway_asset_id == gateway_asset_id)
     joined = devices.join(products, products.c.product_key == devices.c.product_key)
@@ -252,7 +255,8 @@ class DeviceStore:
 
     async def search(self, conn: AsyncConnection, org_id: str, expr: Expr | None, page: Page, *,
                      gateway_asset_id: str | None = None) -> tuple[list[Device], int]:
-        total_q, q = search_queries(org_id, expr, page, gateway_asset_id)
+        resolved = await resolve(conn, expr, DEVICE_SEARCH, org_id)
+        total_q, q = search_queries(org_id, expr, page, gateway_asset_id, resolved)
         total = int((await conn.execute(total_q)).scalar_one())
         rows = (await conn.execute(q)).mappings().all()
         return [self._from(r) for r in rows], total

@@ -6,10 +6,12 @@ rule, ``store/__init__.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, false, func, literal_column, not_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from thingport.domain.expression import BoolOp, Compare, Exists, Expr, FieldKind
 
@@ -24,6 +26,27 @@ def value_prefix(value: ColumnElement[str]) -> ColumnElement[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Lookup:
+    """A field another table holds (a device's model is its product's).
+
+    Compared through a join, a planner can only guess how many rows match, and for the first page
+    it walks the organization's newest rows instead (a scan at a million devices: ``modelId`` p99
+    5.4 s on SQLite, 2.1 s on PostgreSQL). :func:`resolve` turns it into the other table's keys
+    first (an organization has few products), and the search compares its own indexed column with
+    those literal keys, as a ``productKey`` search does.
+    """
+
+    column: ColumnElement[Any]  # what the field names: products.model_id
+    key: ColumnElement[Any]  # the other table's key: products.product_key
+    scope: ColumnElement[Any]  # its organization: products.org_id
+    local: ColumnElement[Any]  # the searched table's column holding that key: devices.product_key
+
+
+#: Past this many keys a lookup stays a subquery: a literal list that long helps no planner.
+MAX_LOOKUP_KEYS = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class SearchTarget:
     """What one searchable table looks like: its columns, its label table and its fields."""
 
@@ -33,17 +56,50 @@ class SearchTarget:
     catalogue: Mapping[str, FieldKind]
     columns: Mapping[str, ColumnElement[object]]
     status: Callable[[str], ColumnElement[bool]] | None = None
+    lookups: Mapping[str, Lookup] = field(default_factory=dict)
 
 
-def condition(expr: Expr | None, target: SearchTarget) -> ColumnElement[bool]:
+#: The keys :func:`resolve` found for each lookup comparison of one expression (by ``id``).
+Resolved = Mapping[int, list[str]]
+
+
+def _compares(expr: Expr | None) -> Iterator[Compare]:
+    if isinstance(expr, BoolOp):
+        for item in expr.items:
+            yield from _compares(item)
+    elif isinstance(expr, Compare):
+        yield expr
+
+
+async def resolve(conn: AsyncConnection, expr: Expr | None, target: SearchTarget, scope: str) -> Resolved:
+    """The keys each lookup comparison of ``expr`` stands for in organization ``scope`` (a query
+    per comparison, before the search); one with too many keys is left to a subquery."""
+    found: dict[int, list[str]] = {}
+    for cmp in _compares(expr):
+        lookup = target.lookups.get(cmp.field)
+        if lookup is None:
+            continue
+        q = (select(lookup.key).where(lookup.scope == scope, lookup.column.in_(cmp.values))
+             .order_by(lookup.key).limit(MAX_LOOKUP_KEYS + 1))
+        keys = [str(k) for k in (await conn.execute(q)).scalars()]
+        if len(keys) <= MAX_LOOKUP_KEYS:
+            found[id(cmp)] = keys
+    return found
+
+
+def condition(expr: Expr | None, target: SearchTarget, resolved: Resolved | None = None) -> ColumnElement[bool]:
     if expr is None:
         return true()
     if isinstance(expr, BoolOp):
-        parts = [condition(e, target) for e in expr.items]
+        parts = [condition(e, target, resolved) for e in expr.items]
         return and_(*parts) if expr.op == "and" else or_(*parts)
     if isinstance(expr, Exists):
         found = _label_exists(target, expr.field, expr.key, None)
         return not_(found) if expr.negated else found
+    keys = None if resolved is None else resolved.get(id(expr))
+    if keys is not None:  # a lookup: the searched table's own column against the keys found
+        within = target.lookups[expr.field].local.in_(keys)
+        return not_(within) if expr.op == "!=" else within
     return _compare(expr, target)
 
 
