@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import make_product
 from thingport.domain.errors import DeviceKeyExists, LimitExceeded
@@ -229,3 +230,39 @@ async def test_a_kept_write_connection_that_was_lost_is_replaced(services: Servi
         assert await raw.one("SELECT pg_terminate_backend(?)", pid) == (True,)
     await services.devices.create(caller, spec(service_product, "key-after"))
     assert await keys_of(services, caller, service_product) == {"key-before", "key-after"}
+
+
+async def test_a_savepoint_that_fails_stalls_nobody(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost connection met at a writer's savepoint fails the writers of that transaction, whose
+    work went with it, and the writers queued behind go on in a new one (they once waited for ever:
+    the turn was never passed on)."""
+    db = services.core.db
+    entered, release = asyncio.Event(), asyncio.Event()
+    real = Driver.execute
+    failed: list[str] = []
+
+    async def failing(self: Driver, sql: str) -> None:
+        if "SAVEPOINT" in sql and not failed:
+            failed.append(sql)
+            raise OperationalError(sql, None, ConnectionResetError("lost"))
+        await real(self, sql)
+
+    async def holder() -> None:
+        async with db.write():
+            entered.set()
+            await release.wait()
+
+    async def writer() -> None:
+        async with db.write():
+            pass
+
+    first = asyncio.create_task(holder())
+    await entered.wait()
+    monkeypatch.setattr(Driver, "execute", failing)
+    queued = [asyncio.create_task(writer()) for _ in range(2)]
+    await asyncio.sleep(0)
+    release.set()
+    async with asyncio.timeout(10):
+        done = await asyncio.gather(first, *queued, return_exceptions=True)
+    assert failed
+    assert [type(r).__name__ for r in done] == ["OperationalError", "OperationalError", "NoneType"]

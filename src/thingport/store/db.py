@@ -208,7 +208,12 @@ class Database:
             raise
         alone = group.members == 0  # nobody else's work to keep: no savepoint needed
         if not alone:
-            await group.driver.execute(_NEXT_SAVEPOINT if group.savepoint else _SAVEPOINT)
+            try:
+                await group.driver.execute(_NEXT_SAVEPOINT if group.savepoint else _SAVEPOINT)
+            except BaseException as exc:  # the connection is lost: nobody's work in it can commit
+                group.broken = group.broken or exc
+                self._pass_turn()  # which commits nothing, and lets the writers queued go on
+                raise
             group.savepoint = True
         self._holder = task
         try:
