@@ -1,16 +1,19 @@
 """Registry rules that are about state and concurrency rather than the wire."""
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
 from thingport.domain.errors import DeviceKeyExists, DeviceNotFound, DomainError, PermissionDenied
 from thingport.domain.models import DeviceStatus, I18nText, Page, Permission
 from thingport.services import events
+from thingport.services.audit import ATTEMPT, Attempt
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.services.events import Event
+from thingport.store.audit import AuditFilter
 
 
 def spec(product_key: str, key: str | None = None) -> DeviceSpec:
@@ -223,3 +226,54 @@ async def test_a_refused_create_inside_a_going_transaction_leaves_the_product_co
         await services.devices.create_in(tx, caller, spec(service_product, "good-key"))
     async with services.core.read() as conn:
         assert await services.core.products.count_devices(conn, service_product) == 1
+
+
+async def test_a_refused_create_says_why_in_the_order_of_the_checks_and_counts_nothing(
+        services: Services, caller: Caller, service_product: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key and the timezone are checked before the transaction, the product in its one
+    statement; a refusal still names what the checks one after the other would have named first:
+    no such product, an invalid key, a full product, an invalid timezone."""
+    monkeypatch.setattr(services.core, "settings", replace(services.core.settings, product_device_limit=1))
+    bad_key, bad_zone = spec(service_product, "a b"), DeviceSpec(service_product, I18nText("d"), "Nowhere/x", "key-1")
+
+    async def refusal(s: DeviceSpec) -> tuple[str, str | None]:
+        with pytest.raises(DomainError) as err:
+            await services.devices.create(caller, s)
+        return type(err.value).__name__, err.value.field
+
+    assert await refusal(spec("no-such", "a b")) == ("ProductNotFound", "productKey")
+    assert await refusal(bad_key) == ("InvalidArgument", "deviceKey")
+    assert await refusal(bad_zone) == ("InvalidArgument", "timezone")
+    await services.devices.create(caller, spec(service_product, "key-0"))
+    assert await refusal(bad_key) == ("InvalidArgument", "deviceKey")
+    assert await refusal(bad_zone) == ("LimitExceeded", "productKey")
+    assert await refusal(spec(service_product, "key-2")) == ("LimitExceeded", "productKey")
+    async with services.core.read() as conn:
+        assert await services.core.products.count_devices(conn, service_product) == 1
+
+
+async def test_a_create_writes_its_event_and_audit_record_with_the_device(
+        services: Services, caller: Caller, service_product: str) -> None:
+    """On PostgreSQL in the create's one statement (riders): the ids come back to the bus and the
+    attempt, and a create refused by its key leaves neither row."""
+    attempt = Attempt("enos", "r-1", action="devices.create", mutating=True)
+    token = ATTEMPT.set(attempt)
+    got: list[Event] = []
+
+    async def record(ev: Event) -> None:
+        got.append(ev)
+
+    services.core.bus.subscribe(record)
+    try:
+        view = await services.devices.create(caller, spec(service_product, "key-1"))
+        with pytest.raises(DeviceKeyExists):
+            await services.devices.create(caller, spec(service_product, "key-1"))
+    finally:
+        ATTEMPT.reset(token)
+    [record] = await services.audit.search(AuditFilter(), 10)
+    assert (record.id, record.target, record.org_id) == (attempt.record_id, view.device.asset_id, caller.org_id)
+    async with services.core.read() as conn:
+        rows = await services.core.events.since(conn, 0)
+    [row] = [r for r in rows if r.kind == events.DeviceCreated.KIND]
+    assert [(e.id, e.asset_id) for e in got if isinstance(e.payload, events.DeviceCreated)] == [
+        (row.id, view.device.asset_id)]

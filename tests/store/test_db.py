@@ -10,14 +10,17 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import make_product
 from thingport.domain.errors import DeviceKeyExists, LimitExceeded
 from thingport.domain.models import I18nText, Page
+from thingport.services.audit import ATTEMPT, Attempt
 from thingport.services.container import Services
 from thingport.services.context import Caller
 from thingport.services.devices import DeviceRef, DeviceSpec
 from thingport.store import db as db_module
+from thingport.store.driver import Driver
 
 WRITERS = 24
 
@@ -36,6 +39,22 @@ def commits(services: Services) -> Iterator[list[int]]:
         yield seen
     finally:
         event.remove(engine, "commit", record)
+
+
+@contextmanager
+def statements_of(services: Services) -> Iterator[list[str]]:
+    """The statements the block sends through SQLAlchemy (not the driver's), COMMIT aside."""
+    seen: list[str] = []
+    engine = services.core.db.engine.sync_engine
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def spec(product_key: str, key: str) -> DeviceSpec:
@@ -165,3 +184,85 @@ async def test_a_create_failing_alone_leaves_no_count_behind(services: Services,
         await services.devices.create(caller, spec(service_product, "key-one"))
     async with services.core.read() as conn:
         assert await services.core.products.count_devices(conn, service_product) == 1
+
+
+async def test_a_create_is_one_statement_after_its_savepoint_on_postgresql(
+        services: Services, caller: Caller, service_product: str, backend: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim, the device, its labels, its event row and its audit record go in one round trip;
+    the transaction's BEGIN is sent alone, without the pool's liveness check once its connection
+    is kept (issue 12 §1)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's statements are calls on the loop thread, not round trips")
+    sent: list[str] = []
+    for name in ("one", "all", "execute", "insert", "many"):
+        method = getattr(Driver, name)
+
+        async def counted(self: Driver, sql: str, *args: Any, _method: Any = method) -> Any:
+            sent.append(sql.split()[0])
+            return await _method(self, sql, *args)
+
+        monkeypatch.setattr(Driver, name, counted)
+    await services.devices.create(caller, spec(service_product, "key-first"))  # the connection is kept now
+    sent.clear()
+    attempt = Attempt("enos", "r-1", action="devices.create", mutating=True)
+    token = ATTEMPT.set(attempt)
+    try:
+        with statements_of(services) as through_sqlalchemy:
+            await asyncio.gather(*(services.devices.create(caller, spec(service_product, f"key-{i}"))
+                                   for i in range(WRITERS)))
+    finally:
+        ATTEMPT.reset(token)
+    assert attempt.record_id  # its record rode along
+    assert sent.count("WITH") == WRITERS and len(sent) <= 2 * WRITERS, sent  # the statement, a savepoint
+    assert through_sqlalchemy == [], through_sqlalchemy
+
+
+async def test_a_kept_write_connection_that_was_lost_is_replaced(services: Services, caller: Caller,
+                                                                 service_product: str, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite takes a connection for each transaction")
+    db = services.core.db
+    await services.devices.create(caller, spec(service_product, "key-before"))
+    assert db._kept is not None
+    pid = (await db._kept.get_raw_connection()).driver_connection.get_server_pid()  # type: ignore[union-attr]
+    async with db.driver() as raw:  # the server ends it, as a restart would
+        assert await raw.one("SELECT pg_terminate_backend(?)", pid) == (True,)
+    await services.devices.create(caller, spec(service_product, "key-after"))
+    assert await keys_of(services, caller, service_product) == {"key-before", "key-after"}
+
+
+async def test_a_savepoint_that_fails_stalls_nobody(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost connection met at a writer's savepoint fails the writers of that transaction, whose
+    work went with it, and the writers queued behind go on in a new one (they once waited for ever:
+    the turn was never passed on)."""
+    db = services.core.db
+    entered, release = asyncio.Event(), asyncio.Event()
+    real = Driver.execute
+    failed: list[str] = []
+
+    async def failing(self: Driver, sql: str) -> None:
+        if "SAVEPOINT" in sql and not failed:
+            failed.append(sql)
+            raise OperationalError(sql, None, ConnectionResetError("lost"))
+        await real(self, sql)
+
+    async def holder() -> None:
+        async with db.write():
+            entered.set()
+            await release.wait()
+
+    async def writer() -> None:
+        async with db.write():
+            pass
+
+    first = asyncio.create_task(holder())
+    await entered.wait()
+    monkeypatch.setattr(Driver, "execute", failing)
+    queued = [asyncio.create_task(writer()) for _ in range(2)]
+    await asyncio.sleep(0)
+    release.set()
+    async with asyncio.timeout(10):
+        done = await asyncio.gather(first, *queued, return_exceptions=True)
+    assert failed
+    assert [type(r).__name__ for r in done] == ["OperationalError", "OperationalError", "NoneType"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,10 +23,11 @@ from thingport.domain.errors import (
     ProductNotFound,
 )
 from thingport.domain.expression import Expr
-from thingport.domain.models import Device, DeviceStats, I18nText, Page, Permission, Product
+from thingport.domain.models import Device, DeviceStats, I18nText, Page, Permission, Product, now_ms
 from thingport.services import audit, events
 from thingport.services.context import Caller, Core, Tx
 from thingport.services.products import ProductService
+from thingport.store.devices import NewDevice
 
 KEY_ATTEMPTS = 5
 
@@ -116,8 +117,33 @@ class DeviceService:
     # create --------------------------------------------------------------------------------
     async def create(self, caller: Caller, spec: DeviceSpec, *, key_version: str = "v2.1") -> DeviceView:
         caller.require(Permission.DEVICE_FULL)
-        async with self.core.write(caller.org_id) as tx:
-            return await self._create(tx, caller, spec, key_version)
+        now = now_ms()
+        # the device and its rows are made before the writers' turn, which would wait for them
+        new = self._draft(caller.org_id, spec, key_version, now)
+        async with self.core.write(caller.org_id, now=now) as tx:
+            return await self._create(tx, caller, spec, key_version, new=new, whole=True)
+
+    def _draft(self, org_id: str, spec: DeviceSpec, key_version: str, now: int) -> NewDevice | None:
+        """The new device and its rows; None when that needs the transaction: a key to draw, or an
+        invalid field (reported in the order of the transaction's checks, ``_refuse``)."""
+        if spec.device_key is None:
+            return None
+        try:
+            key = validate.device_key(spec.device_key, version=key_version)
+            timezone = validate.timezone(spec.timezone)
+        except DomainError:
+            return None
+        return self.core.devices.draft(self._device(org_id, spec, key, timezone, now))
+
+    @staticmethod
+    def _device(org_id: str, spec: DeviceSpec, key: str, timezone: str, now: int) -> Device:
+        return Device(
+            asset_id=ids.asset_id(), org_id=org_id, product_key=spec.product_key, device_key=key,
+            name=spec.name, secret=ids.device_secret(), description=spec.description,
+            timezone=timezone, attributes=spec.attributes or {}, tags=spec.tags or {}, create_time=now,
+            enabled=True, online=False, active_time=None, last_online_time=None, last_offline_time=None,
+            gateway_asset_id=None, update_time=now,
+        )
 
     async def batch_create(self, caller: Caller, specs: list[DeviceSpec | DomainError], *,
                            key_version: str = "v2.1") -> list[DeviceView | DomainError]:
@@ -144,39 +170,57 @@ class DeviceService:
         caller.require(Permission.DEVICE_FULL)
         return await self._create(tx, caller, spec, "v2.1")
 
-    async def _create(self, tx: Tx, caller: Caller, spec: DeviceSpec, key_version: str) -> DeviceView:
-        # The product's counter first: one statement loads the product, locks its row (which orders
-        # concurrent creates) and counts the device that is about to be added.
-        claimed = await self.core.devices.claim(tx.conn, self.core.products, caller.org_id, spec.product_key)
-        if claimed is None:
-            raise ProductNotFound(f"productKey: product {spec.product_key} does not exist", field="productKey")
-        product, count = claimed
+    async def _create(self, tx: Tx, caller: Caller, spec: DeviceSpec, key_version: str, *,
+                      new: NewDevice | None = None, whole: bool = False) -> DeviceView:
+        """``new``: the device, drafted before the transaction (``_draft``). ``whole``: the create is
+        its writer's whole work, so its statement may also carry the audit record (on PostgreSQL
+        the create is then one statement after the savepoint)."""
+        org_id, product_key = caller.org_id, spec.product_key
+        if new is None:
+            # what needs no database first, though reported in the order of the checks (_refuse)
+            try:
+                key = None if spec.device_key is None else validate.device_key(spec.device_key, version=key_version)
+            except DomainError as err:
+                await self._refuse(tx, org_id, product_key, bad_key=err)
+            try:
+                timezone = validate.timezone(spec.timezone)
+            except DomainError as err:
+                await self._refuse(tx, org_id, product_key, bad_timezone=err)
+            if key is None:  # a product that does not exist has no devices: any key is free in it
+                key = await self._fresh_key(tx.conn, product_key)
+            new = self.core.devices.draft(self._device(org_id, spec, key, timezone, tx.now))
+        device = new.device
+        event = events.DeviceCreated.of(device)
+        record = tx.audit_row(device.asset_id) if whole else None
+        riders = [tx.event_row(event, device.asset_id)] + ([record] if record is not None else [])
         limit = self.core.settings.product_device_limit
-        try:
-            if spec.device_key is not None:
-                key = validate.device_key(spec.device_key, version=key_version)
-            else:
-                key = await self._fresh_key(tx.conn, product.product_key)
-            if count > limit:
-                raise LimitExceeded(f"productKey: product {product.product_key} already has the maximum of "
-                                    f"{limit} devices", field="productKey")
-        except DomainError:  # a caller may go on with its transaction (create_in): the count goes back
-            await self.core.devices.unclaim(tx.conn, product.product_key)
-            raise
-        device = Device(
-            asset_id=ids.asset_id(), org_id=caller.org_id, product_key=product.product_key, device_key=key,
-            name=spec.name, secret=ids.device_secret(), description=spec.description,
-            timezone=validate.timezone(spec.timezone), attributes=spec.attributes or {},
-            tags=spec.tags or {}, create_time=tx.now, enabled=True, online=False, active_time=None,
-            last_online_time=None, last_offline_time=None, gateway_asset_id=None, update_time=tx.now,
-        )
-        try:  # the unique (product, deviceKey) index decides; a failure rolls the transaction back
-            await self.core.devices.insert_claimed(tx.conn, device)
-        except IntegrityError as exc:
-            raise DeviceKeyExists(f"deviceKey: {key} exists in product {product.product_key}",
+        try:  # the product's row orders concurrent creates; the unique (product, deviceKey) index decides
+            made = await self.core.devices.create(tx.conn, self.core.products, new, limit, riders)
+        except IntegrityError as exc:  # the writer's savepoint takes the counted device back
+            raise DeviceKeyExists(f"deviceKey: {device.device_key} exists in product {product_key}",
                                   field="deviceKey") from exc
-        await tx.emit(events.DeviceCreated.of(device), device.asset_id)
+        if made is None:
+            await self._refuse(tx, org_id, product_key)
+        product, (event_id, *audit_id) = made
+        tx.emitted(event, device.asset_id, event_id)
+        if audit_id:
+            tx.audited(audit_id[0])
         return DeviceView(device, product)
+
+    async def _refuse(self, tx: Tx, org_id: str, product_key: str, *, bad_key: DomainError | None = None,
+                      bad_timezone: DomainError | None = None) -> NoReturn:
+        """Raise why a create of a device of ``product_key`` is refused, in the order of the checks:
+        no such product, an invalid key, a full product, an invalid timezone. Nothing was written
+        (the claim counts no device it refuses)."""
+        if await self.core.products.get(tx.conn, org_id, product_key) is None:
+            raise ProductNotFound(f"productKey: product {product_key} does not exist", field="productKey")
+        if bad_key is not None:
+            raise bad_key
+        limit = self.core.settings.product_device_limit
+        if bad_timezone is None or await self.core.products.count_devices(tx.conn, product_key) >= limit:
+            raise LimitExceeded(f"productKey: product {product_key} already has the maximum of {limit} devices",
+                                field="productKey")
+        raise bad_timezone
 
     async def _fresh_key(self, conn: AsyncConnection, product_key: str) -> str:
         for _ in range(KEY_ATTEMPTS):

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from thingport.store.driver import Driver
+from thingport.store.driver import Driver, Row
 from thingport.store.schema import audit_records
 
-_APPENDED = [c.name for c in audit_records.c if c.name != "id"]
-_RAW_APPEND = (f"INSERT INTO audit_records ({', '.join(_APPENDED)}) "
-               f"VALUES ({', '.join('?' for _ in _APPENDED)})")
+_APPENDED = tuple(c.name for c in audit_records.c if c.name != "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +50,15 @@ class AuditFilter:
 
 
 class AuditStore:
+    @staticmethod
+    def row(record: AuditRecord) -> Row:
+        """A record's row, for :meth:`append` or for another store's statement to write with the change
+        it records (:class:`~thingport.store.driver.Row`)."""
+        return Row(audit_records.name, _APPENDED, tuple(getattr(record, c) for c in _APPENDED))
+
     async def append(self, conn: AsyncConnection, record: AuditRecord) -> int:
         # every audited change writes one: on the driver (store/driver.py)
-        raw = await Driver.of(conn)
-        return await raw.insert(_RAW_APPEND, *(getattr(record, c) for c in _APPENDED))
+        return await (await Driver.of(conn)).insert_row(self.row(record))
 
     async def update_outcome(self, conn: AsyncConnection, record_id: int, outcome: str, status: int,
                              error: str) -> None:

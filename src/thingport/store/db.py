@@ -81,6 +81,9 @@ class Database:
         self._group: _Group | None = None
         self._holder: asyncio.Task[Any] | None = None  # the task whose work runs in the turn now
         self._commits: set[asyncio.Task[None]] = set()
+        #: PostgreSQL: the last group's connection, kept for the next one (:meth:`_keep`).
+        self._kept: AsyncConnection | None = None
+        self._closing = False  # close() began: a transaction ending after it keeps no connection
         self.pool_size = pool_size
         database = make_url(url).database if self.is_sqlite else None
         self._file = database if database and database != ":memory:" and "mode=memory" not in url else None
@@ -205,7 +208,12 @@ class Database:
             raise
         alone = group.members == 0  # nobody else's work to keep: no savepoint needed
         if not alone:
-            await group.driver.execute(_NEXT_SAVEPOINT if group.savepoint else _SAVEPOINT)
+            try:
+                await group.driver.execute(_NEXT_SAVEPOINT if group.savepoint else _SAVEPOINT)
+            except BaseException as exc:  # the connection is lost: nobody's work in it can commit
+                group.broken = group.broken or exc
+                self._pass_turn()  # which commits nothing, and lets the writers queued go on
+                raise
             group.savepoint = True
         self._holder = task
         try:
@@ -237,19 +245,33 @@ class Database:
             raise
 
     async def _open(self) -> _Group:
-        raw = await self.engine.connect()
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return await self._begin(await self.engine.connect())
+        try:
+            return await self._begin(kept)
+        except OperationalError:  # the kept connection was lost (a restarted server, say): a fresh
+            return await self._begin(await self.engine.connect())  # one, which the pool pings first
+
+    async def _begin(self, raw: AsyncConnection) -> _Group:
         try:
             conn = await raw.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else raw
             tx = await conn.begin()
             if not self.is_sqlite:
-                # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement; the driver hot
-                # path (store/driver.py) may come first and must not run outside the transaction
-                await conn.exec_driver_sql("SELECT 1")
+                await _begin_now(conn)
             self._group = _Group(raw, conn, tx, await Driver.of(conn))
         except BaseException:
             await raw.close()
             raise
         return self._group
+
+    def _keep(self, raw: AsyncConnection) -> bool:
+        """Keep a write connection whose transaction ended for the next group (PostgreSQL): taking
+        one from the pool costs the pool's liveness check, three round trips, each time."""
+        if self.is_sqlite or self._closing or self._kept is not None or raw.closed or raw.invalidated:
+            return False
+        self._kept = raw
+        return True
 
     async def _undo(self, group: _Group, alone: bool, exc: BaseException) -> None:
         """Take back one writer's work after it failed, leaving the others' in the transaction."""
@@ -258,10 +280,13 @@ class Database:
                 await group.driver.execute(_ROLLBACK_TO)
                 return
             self._group = None  # the writer was alone in it: drop the whole transaction
+            kept = False
             try:
                 await group.tx.rollback()
+                kept = self._keep(group.raw)
             finally:
-                await group.raw.close()
+                if not kept:
+                    await group.raw.close()
         except BaseException as undo_failed:  # the connection is gone: nobody's work can commit
             group.broken = undo_failed
             log.warning("write transaction lost after %s: %s", type(exc).__name__, undo_failed)
@@ -287,6 +312,7 @@ class Database:
         self._busy = False
 
     async def _commit(self, group: _Group) -> None:
+        kept = False
         try:
             if group.broken is not None:
                 raise group.broken
@@ -300,9 +326,11 @@ class Database:
                 await group.tx.rollback()
         else:
             group.done.set_result(None)
+            kept = self._keep(group.raw)
         finally:
             try:
-                await group.raw.close()
+                if not kept:
+                    await group.raw.close()
             finally:
                 self._next()
 
@@ -313,14 +341,31 @@ class Database:
             await conn.commit()
 
     async def close(self) -> None:
+        self._closing = True
         if self._commits:
             await asyncio.gather(*self._commits, return_exceptions=True)
+        if self._kept is not None:
+            kept, self._kept = self._kept, None
+            await kept.close()
         while self._readers:
             self._readers.pop().close()
         if self._pg_pool is not None:
             pool, self._pg_pool = self._pg_pool, None
             await pool.close()
         await self.engine.dispose()
+
+
+async def _begin_now(conn: AsyncConnection) -> None:
+    """Send BEGIN now, alone. SQLAlchemy's asyncpg adapter sends it only with its own first
+    statement, and the driver hot path (store/driver.py) may come first and must not run outside the
+    transaction; a statement to carry it (``SELECT 1``) cost a round trip more per transaction. So
+    the adapter's own start of its transaction, which the statements after it then see as begun."""
+    adapted: Any = (await conn.get_raw_connection()).dbapi_connection
+    try:
+        await adapted._start_transaction()
+    except Exception as exc:  # the adapter's error, not yet SQLAlchemy's: the connection is unusable
+        await conn.invalidate()
+        raise OperationalError("BEGIN", None, exc) from exc
 
 
 async def _keep_session(_conn: Any) -> None:

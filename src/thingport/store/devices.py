@@ -5,8 +5,10 @@ Owns these tables, so a class (the store rule, ``store/__init__.py``).
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, false, func, select, update
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from thingport.crypto.keyring import Keyring
 from thingport.domain.expression import DEVICE_FIELDS, Expr
 from thingport.domain.models import Device, DeviceStats, I18nText, Page, Product
-from thingport.store.driver import Driver
+from thingport.store.driver import Driver, Row
 from thingport.store.labels import replace_labels, rows_for
 from thingport.store.products import PRODUCT_COLUMNS, ProductStore
 from thingport.store.schema import device_labels, devices, products
@@ -55,7 +57,6 @@ _COUNT = (update(products).where(products.c.product_key == bindparam("pk"))
 
 # The create's statements, written out for the driver (store/driver.py).
 _COLUMNS = [c.name for c in devices.c]
-_RAW_COUNT = "UPDATE products SET device_count = device_count + ? WHERE product_key = ? RETURNING device_count"
 #: The previous credential a rotation with a grace period keeps (:meth:`DeviceStore.set_previous`).
 PREVIOUS = ("prev_device_key", "prev_secret_enc", "prev_until")
 #: What a create writes: every column but ``online_node``, which presence owns (a new device is held
@@ -64,19 +65,30 @@ _INSERTED = [c for c in _COLUMNS if c != "online_node" and c not in PREVIOUS]
 _RAW_INSERT = (f"INSERT INTO devices ({', '.join(_INSERTED)}) "
                f"VALUES ({', '.join('?' for _ in _INSERTED)})")
 _RAW_BY_KEY = f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE org_id = ? AND product_key = ? AND device_key = ?"
-#: PostgreSQL: the device row and its labels in one statement (the labels' foreign key is checked
-#: at its end, when the device row is there).
-_PG_INSERT_WITH_LABELS = (f"WITH d AS ({_RAW_INSERT} RETURNING asset_id) "
-                          'INSERT INTO device_labels (asset_id, field, "key", "value") '
-                          "SELECT d.asset_id, l.f, l.k, l.v FROM d, "
-                          "unnest(?::text[], ?::text[], ?::text[]) AS l(f, k, v)")
-_RAW_CLAIM = (f"UPDATE products SET device_count = device_count + 1 WHERE product_key = ? AND org_id = ? "
-              f"RETURNING {', '.join(PRODUCT_COLUMNS)}")
+#: One device more on a product of an organization, unless it holds the limit already: its row, or none.
+_RAW_CLAIM = (f"UPDATE products SET device_count = device_count + 1 "
+              f"WHERE product_key = ? AND org_id = ? AND device_count < ? RETURNING {', '.join(PRODUCT_COLUMNS)}")
 #: A device by key with its product, in one statement: get-device's whole read (``view_by_key``).
 _RAW_VIEW = (f"SELECT {', '.join('d.' + c for c in _COLUMNS)}, {', '.join('p.' + c for c in PRODUCT_COLUMNS)} "
              "FROM devices d JOIN products p ON p.product_key = d.product_key AND p.org_id = d.org_id "
              "WHERE d.org_id = ? AND d.product_key = ? AND d.device_key = ?")
 _RAW_LABELS = 'INSERT INTO device_labels (asset_id, field, "key", "value") VALUES (?, ?, ?, ?)'
+
+
+@functools.cache
+def _pg_create(riders: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """PostgreSQL: a whole create in one statement, for riders of these tables and columns. The
+    claim (``p``) decides: no product row, no device (``d``); no device, no labels nor riders; the
+    labels' foreign key is checked at the statement's end, when the device row is there."""
+    ctes = [f"p AS ({_RAW_CLAIM})",
+            f"d AS (INSERT INTO devices ({', '.join(_INSERTED)}) SELECT {', '.join('?' for _ in _INSERTED)} FROM p "
+            "RETURNING asset_id)",
+            'lb AS (INSERT INTO device_labels (asset_id, field, "key", "value") SELECT d.asset_id, l.f, l.k, l.v '
+            "FROM d, unnest(?::text[], ?::text[], ?::text[]) AS l(f, k, v))"]
+    ctes += [f"r{i} AS (INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join('?' for _ in columns)} FROM d "
+             "RETURNING id)" for i, (table, columns) in enumerate(riders)]
+    ids = "".join(f", (SELECT id FROM r{i})" for i in range(len(riders)))
+    return f"WITH {', '.join(ctes)} SELECT {', '.join('p.' + c for c in PRODUCT_COLUMNS)}{ids} FROM p"
 
 
 def search_queries(org_id: str, expr: Expr | None, page: Page, gateway_asset_id: str | None = None,
@@ -93,6 +105,17 @@ def search_queries(org_id: str, expr: Expr | None, page: Page, gateway_asset_id:
     q = (select(devices).select_from(joined).where(where)
          .order_by(devices.c.create_time.desc(), devices.c.asset_id).limit(page.size).offset(page.offset))
     return total_q, q
+
+
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """A device to create, with its row's values and its labels (``DeviceStore.draft``)."""
+
+    device: Device
+    values: tuple[Any, ...]
+    fields: list[str]
+    keys: list[str]
+    texts: list[str]
 
 
 class DeviceStore:
@@ -144,51 +167,42 @@ class DeviceStore:
                         {"deviceTags": d.tags, "deviceAttributes": d.attributes})
         await replace_labels(conn, device_labels, "asset_id", d.asset_id, rows, fresh=fresh)
 
-    async def insert(self, conn: AsyncConnection, d: Device, *, limit: int | None = None) -> bool:
-        """Add the device and count it on its product; False (nothing added) when the product
-        already holds ``limit`` devices. The counter is updated first, in the same transaction, so
-        it is the product row's lock that orders concurrent creates, not a ``count(*)``. The hot
-        path of every create, so on the driver itself."""
-        raw = await Driver.of(conn)
-        counted = await raw.one(_RAW_COUNT, 1, d.product_key)
-        if counted is None:
-            return False
-        if limit is not None and counted[0] > limit:
-            await raw.one(_RAW_COUNT, -1, d.product_key)
-            return False
-        await self._insert_rows(raw, d)
-        return True
-
-    async def claim(self, conn: AsyncConnection, products: ProductStore, org_id: str,
-                    product_key: str) -> tuple[Product, int] | None:
-        """Count one device more on a product of ``org_id`` and load it, in one statement: its row
-        stays locked until the transaction ends, which orders concurrent creates. The product and
-        its new count; None when there is no such product. ``insert_claimed`` adds the device,
-        ``unclaim`` takes the count back."""
-        found = await (await Driver.of(conn)).one(_RAW_CLAIM, product_key, org_id)
-        if found is None:
-            return None
-        row = dict(zip(PRODUCT_COLUMNS, found, strict=True))
-        return products.from_row(row), int(row["device_count"])
-
-    async def unclaim(self, conn: AsyncConnection, product_key: str) -> None:
-        await (await Driver.of(conn)).one(_RAW_COUNT, -1, product_key)
-
-    async def insert_claimed(self, conn: AsyncConnection, d: Device) -> None:
-        """Add a device its product has already counted (``claim``)."""
-        await self._insert_rows(await Driver.of(conn), d)
-
-    async def _insert_rows(self, raw: Driver, d: Device) -> None:
+    def draft(self, d: Device) -> NewDevice:
+        """``d``'s rows, made before its transaction: its writer's turn need not wait for the
+        encryption and JSON."""
         row = self._row(d)
-        values = tuple(row[c] for c in _INSERTED)
         labels = rows_for("asset_id", d.asset_id, "deviceName", d.name,
                           {"deviceTags": d.tags, "deviceAttributes": d.attributes})
-        if raw.pg is not None:  # one round trip for the device and its labels
-            await raw.one(_PG_INSERT_WITH_LABELS, *values, [r["field"] for r in labels],
-                          [r["key"] for r in labels], [r["value"] for r in labels])
-            return
-        await raw.many(_RAW_INSERT, [values])
-        await raw.many(_RAW_LABELS, [(r["asset_id"], r["field"], r["key"], r["value"]) for r in labels])
+        return NewDevice(d, tuple(row[c] for c in _INSERTED), [r["field"] for r in labels],
+                         [r["key"] for r in labels], [r["value"] for r in labels])
+
+    async def create(self, conn: AsyncConnection, products: ProductStore, new: NewDevice, limit: int,
+                     riders: Sequence[Row] = ()) -> tuple[Product, list[int]] | None:
+        """Count the device on its product (of its organization) unless that already holds
+        ``limit`` devices, and add it with its labels and ``riders``, rows of other stores that
+        commit with it (its event, the audit record): the product and the riders' ids. None, and
+        nothing written, when the product does not exist or is full. The counter's UPDATE comes
+        first, so its row lock orders concurrent creates and the limit is exact. On PostgreSQL all
+        of it is one statement (one round trip instead of four); a duplicate key raises
+        ``IntegrityError``, and the writer's savepoint takes back what the statement did."""
+        d = new.device
+        raw = await Driver.of(conn)
+        if raw.pg is not None:
+            found = await raw.one(_pg_create(tuple((r.table, r.columns) for r in riders)),
+                                  d.product_key, d.org_id, limit, *new.values, new.fields, new.keys, new.texts,
+                                  *(v for r in riders for v in r.values))
+            if found is None:
+                return None
+            n = len(PRODUCT_COLUMNS)
+            return products.from_row(dict(zip(PRODUCT_COLUMNS, found[:n], strict=True))), list(found[n:])
+        claimed = await raw.one(_RAW_CLAIM, d.product_key, d.org_id, limit)
+        if claimed is None:
+            return None
+        await raw.many(_RAW_INSERT, [new.values])
+        await raw.many(_RAW_LABELS, [(d.asset_id, f, k, v) for f, k, v in zip(new.fields, new.keys, new.texts,
+                                                                               strict=True)])
+        ids = [await raw.insert_row(r) for r in riders]
+        return products.from_row(dict(zip(PRODUCT_COLUMNS, claimed, strict=True))), ids
 
     async def view_by_key(self, raw: Driver, products: ProductStore, org_id: str, product_key: str,
                           device_key: str) -> tuple[Device, Product] | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -30,6 +31,34 @@ def _numbered(sql: str) -> str:
         parts = sql.split("?")
         out = _NUMBERED[sql] = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], 1))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row for a table whose ``id`` is an autoincrement, given by the store that owns the table
+    to whichever statement writes it: alone (:meth:`Driver.insert_row`), or on PostgreSQL inside
+    another store's statement (a device's create carries its event row and audit record), one round
+    trip instead of one each."""
+
+    table: str
+    columns: tuple[str, ...]
+    values: tuple[Any, ...]
+
+    @property
+    def placeholders(self) -> str:
+        return ", ".join("?" * len(self.columns))
+
+
+_ROW_INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def row_insert(row: Row) -> str:
+    """The INSERT of one ``row`` (built once per table and columns)."""
+    key = (row.table, row.columns)
+    sql = _ROW_INSERTS.get(key)
+    if sql is None:
+        sql = _ROW_INSERTS[key] = f"INSERT INTO {row.table} ({', '.join(row.columns)}) VALUES ({row.placeholders})"
+    return sql
 
 
 class Driver:
@@ -95,6 +124,10 @@ class Driver:
                 raise _translated(exc, sql, params) from exc
         row = await self.one(sql + " RETURNING id", *params)
         return int(row[0]) if row else 0
+
+    async def insert_row(self, row: Row) -> int:
+        """Write ``row`` alone: the id it took."""
+        return await self.insert(row_insert(row), *row.values)
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         try:

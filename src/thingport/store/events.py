@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from thingport.store.driver import Driver
+from thingport.store.driver import Driver, Row
 from thingport.store.schema import events
 
 #: Built once (append_many runs for every batch of logins).
@@ -22,7 +22,6 @@ _APPEND_MANY = insert(events).returning(events.c.id)
 _COLUMNS = ("org_id", "kind", "asset_id", "payload", "create_time", "node_id")
 _INSERT_HEAD = f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) VALUES"
 _ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
-_RAW_APPEND = f"{_INSERT_HEAD} {_ROW}"
 _ROWS_PER_INSERT = 1000  # 6,000 parameters, far below SQLite's 32,766
 
 
@@ -43,12 +42,16 @@ class EventStore:
         #: Written into every row: the node that wrote it (None for a process that is no node).
         self.node_id = node_id
 
+    def row(self, org_id: str, kind: str, asset_id: str | None, payload: msgspec.Struct, now: int) -> Row:
+        """An event's row, for :meth:`append` or for another store's statement to write with its own
+        change (:class:`~thingport.store.driver.Row`)."""
+        return Row(events.name, _COLUMNS, (org_id, kind, asset_id, msgspec.json.encode(payload).decode(), now,
+                                           self.node_id))
+
     async def append(self, conn: AsyncConnection, org_id: str, kind: str, asset_id: str | None,
                      payload: msgspec.Struct, now: int) -> int:
         # every change writes one: on the driver (store/driver.py)
-        raw = await Driver.of(conn)
-        return await raw.insert(_RAW_APPEND, org_id, kind, asset_id, msgspec.json.encode(payload).decode(), now,
-                                self.node_id)
+        return await (await Driver.of(conn)).insert_row(self.row(org_id, kind, asset_id, payload, now))
 
     async def append_many(self, conn: AsyncConnection, rows: list[tuple[str, str, str | None, msgspec.Struct, int]]
                           ) -> list[int]:
