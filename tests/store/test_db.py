@@ -142,12 +142,18 @@ async def test_a_write_nested_in_its_own_task_fails_instead_of_hanging(services:
 
 async def test_groups_are_bounded(services: Services, caller: Caller, service_product: str,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(db_module, "GROUP_MAX", 4)
+    monkeypatch.setattr(services.core.db, "group_max", 4)
     with commits(services) as seen:
         await asyncio.gather(*(services.devices.create(caller, spec(service_product, f"key-{i}"))
                                for i in range(16)))
     assert len(seen) >= 4
     assert len(await keys_of(services, caller, service_product)) == 16
+
+
+def test_a_postgresql_group_stays_within_a_backends_subtransaction_cache(services: Services) -> None:
+    """Each writer after a group's first is a savepoint, so a subtransaction: past 64 of them
+    PostgreSQL looks every snapshot up in pg_subtrans."""
+    assert services.core.db.group_max == (db_module.GROUP_MAX if services.core.db.is_sqlite else 64)
 
 
 async def test_the_product_limit_holds_under_concurrent_creates(services: Services, caller: Caller,

@@ -45,6 +45,9 @@ _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT tp_writer"
 
 #: Writers one transaction holds at most: bounds how long the first of them waits for its commit.
 GROUP_MAX = 256
+#: On PostgreSQL at most 64: each writer after the first is a subtransaction, and a backend caches
+#: 64 of them; past that every snapshot of every session looks them up in ``pg_subtrans``.
+PG_GROUP_MAX = 64
 
 
 class _Group:
@@ -69,6 +72,7 @@ class Database:
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.group_max = GROUP_MAX if self.is_sqlite else PG_GROUP_MAX
         # Every transaction ends in an explicit commit or rollback, so the pool need not reset.
         kwargs: dict[str, Any] = {"pool_reset_on_return": None}
         if self.is_sqlite:
@@ -295,7 +299,7 @@ class Database:
         """Let the next writer join the open transaction, or commit it when nobody is queued (the
         commit holds the turn, so writers arriving meanwhile start the next transaction)."""
         group = self._group
-        if group is not None and (not self._waiters or group.members >= GROUP_MAX or group.broken):
+        if group is not None and (not self._waiters or group.members >= self.group_max or group.broken):
             self._group = None
             task = asyncio.get_running_loop().create_task(self._commit(group))
             self._commits.add(task)
