@@ -31,7 +31,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from thingport.store import sqlite_inline
-from thingport.store.driver import Driver
+from thingport.store.driver import ConnectionPool, Driver
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,7 @@ class Database:
         database = make_url(url).database if self.is_sqlite else None
         self._file = database if database and database != ":memory:" and "mode=memory" not in url else None
         self._readers: list[sqlite3.Connection] = []  # driver's idle SQLite connections
-        self._pg_pool: Any = None  # driver's asyncpg pool, made on first use
-        self._pg_pool_lock = asyncio.Lock()
+        self._pg_pool: ConnectionPool | None = None  # the driver's asyncpg connections, made on first use
         #: Told each transaction's kind (``read``, ``write``) and seconds (``/metrics``); None: not measured.
         self.on_transaction: Callable[[str, float], None] | None = None
         if self.is_sqlite:
@@ -150,15 +149,17 @@ class Database:
                 finally:
                     self._readers.append(reader)
             else:
-                pool = self._pg_pool or await self._open_pg_pool()
+                pool = self._pg_pool or self._open_pg_pool()
                 try:
                     conn = await pool.acquire()
                 except Exception as exc:  # the pool could not connect: the database is out of reach
                     raise OperationalError("connect", None, exc) from exc
                 try:
                     yield Driver(conn)
-                finally:
-                    await pool.release(conn)
+                except BaseException as exc:  # cancelled mid-statement: its state is unknown, so dropped
+                    pool.release(conn, broken=not isinstance(exc, Exception))
+                    raise
+                pool.release(conn)
         finally:
             if self.on_transaction is not None:
                 self.on_transaction("read", time.perf_counter() - start)
@@ -169,21 +170,14 @@ class Database:
         conn.execute("PRAGMA busy_timeout=10000")
         return conn
 
-    async def _open_pg_pool(self) -> Any:
+    def _open_pg_pool(self) -> ConnectionPool:
         import asyncpg  # type: ignore[import-untyped]  # only on PostgreSQL
 
-        async with self._pg_pool_lock:
-            if self._pg_pool is None:
-                dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-                try:
-                    # no reset query on release (a round trip per statement): these connections
-                    # only run single statements and keep no session state. No floor of idle
-                    # connections either: asyncpg would keep reconnecting it while the database is
-                    # lost, logging a traceback each time (the node's /ready already says so).
-                    self._pg_pool = await asyncpg.create_pool(dsn, min_size=0, max_size=self.pool_size,
-                                                              reset=_keep_session)
-                except Exception as exc:  # the database is out of reach (or refuses us)
-                    raise OperationalError("connect", None, exc) from exc
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        # No floor of idle connections: a pool that kept one would keep reconnecting it while the
+        # database is lost (the node's /ready already says so). No reset on release either: these
+        # connections only run single statements and keep no session state.
+        self._pg_pool = ConnectionPool(lambda: asyncpg.connect(dsn), self.pool_size)
         return self._pg_pool
 
     @asynccontextmanager
@@ -370,10 +364,6 @@ async def _begin_now(conn: AsyncConnection) -> None:
     except Exception as exc:  # the adapter's error, not yet SQLAlchemy's: the connection is unusable
         await conn.invalidate()
         raise OperationalError("BEGIN", None, exc) from exc
-
-
-async def _keep_session(_conn: Any) -> None:
-    """``Database.driver``'s asyncpg pool: nothing to reset when a connection goes back."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
