@@ -1,6 +1,7 @@
 """The replay guard: once per value, in either store mode, and across a restart."""
 
 import asyncio
+import contextvars
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -77,6 +78,42 @@ async def test_batches_reach_the_database_without_an_explicit_flush(services: Se
     async with services.core.read() as conn:
         stored = await services.core.accounts.live_nonces(conn, 0)
     assert len(stored) >= 50
+
+
+async def test_a_large_batch_is_written_in_chunks_and_what_failed_is_kept_for_the_next(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush writes :data:`~nonces.FLUSH_CHUNK` values per transaction (the loop runs between
+    them); a chunk that fails stays pending with the ones after it, the chunks before it stay written."""
+    monkeypatch.setattr(nonces, "FLUSH_S", 3600)  # only the explicit flushes below write
+    monkeypatch.setattr(nonces, "FLUSH_CHUNK", 10)
+    guard = NonceGuard(Core(replace(services.core.settings, nonce_store="memory"), services.core.keyring,
+                            services.core.db))
+    values = [f"chunk-{i}" for i in range(25)]
+    for v in values:
+        assert await guard.use(v, 60_000)
+    store, chunks = guard.core.accounts.store_nonces, []
+
+    async def second_chunk_fails(conn: object, batch: list[tuple[str, int]]) -> None:
+        chunks.append(len(batch))
+        if len(chunks) == 2:
+            raise RuntimeError("the database is busy")
+        await store(conn, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(guard.core.accounts, "store_nonces", second_chunk_fails)
+
+    async def flush() -> None:  # as the flusher does: in no request's context (REQUEST_NONCE)
+        await asyncio.create_task(guard.flush(), context=contextvars.Context())
+
+    await flush()
+    assert chunks == [10, 10]
+    assert await stored(services) == {nonces._key(v) for v in values[:10]}
+    assert len(guard._pending) == 15
+    await flush()
+    assert chunks == [10, 10, 10, 5]
+    assert await stored(services) == {nonces._key(v) for v in values}
+    assert not guard._pending
+    if guard._flusher is not None:
+        guard._flusher.cancel()
 
 
 # --- a signed request's value commits with what the request writes (memory mode) -----------------
