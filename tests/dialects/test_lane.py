@@ -155,3 +155,13 @@ async def test_a_bad_host_header_gets_litestars_answer(enos: EnosClient, pk: str
     fast, slow = await both(enos, pk, monkeypatch, send)
     assert fast.status_code == 400
     assert answer(fast) == answer(slow)
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "PUT"])
+async def test_other_methods_answer_as_litestar_does(enos: EnosClient, pk: str, monkeypatch: pytest.MonkeyPatch,
+                                                     method: str) -> None:
+    send = call(method, V24, {"action": "get", "productKey": "{pk}", "deviceKey": "lamp-there"})
+    fast, slow = await both(enos, pk, monkeypatch, send)
+    assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
+    assert sorted(k for k in fast.headers if k != "x-request-id") == sorted(k for k in slow.headers
+                                                                          if k != "x-request-id")
