@@ -201,6 +201,19 @@ async def test_credential_history_names_who_and_never_a_secret(services: Service
         await services.devices.credentials(Caller.operator("o-other-h"), ref)
 
 
+async def test_a_deleted_devices_credential_history_goes_with_it(services: Services, caller: Caller,
+                                                                 service_product: str) -> None:
+    kept = (await services.devices.create(caller, spec(service_product, "hist-kept"))).device
+    gone = (await services.devices.create(caller, spec(service_product, "hist-gone"))).device
+    for d, new_key in ((kept, "hist-kept-2"), (gone, "hist-gone-2")):
+        await services.devices.replace_key(caller, DeviceRef(d.asset_id), new_key)
+    await services.devices.delete(caller, DeviceRef(gone.asset_id))
+    async with services.core.read() as conn:
+        rows = {r.asset_id for r in await services.core.credentials.list(conn, caller.org_id, kept.asset_id)}
+        rows |= {r.asset_id for r in await services.core.credentials.list(conn, caller.org_id, gone.asset_id)}
+    assert rows == {kept.asset_id}
+
+
 async def test_get_by_key_reads_the_device_and_its_product_in_the_callers_organization(
         services: Services, caller: Caller, service_product: str) -> None:
     """get-device by key is one joined statement outside any transaction (Database.driver): it sees

@@ -20,7 +20,7 @@ from thingport.domain.models import Device, DeviceStats, I18nText, Page, Product
 from thingport.store.driver import Driver, Row
 from thingport.store.labels import replace_labels, rows_for
 from thingport.store.products import PRODUCT_COLUMNS, ProductStore
-from thingport.store.schema import device_labels, devices, products
+from thingport.store.schema import device_credentials, device_labels, devices, products
 from thingport.store.search import Lookup, Resolved, SearchTarget, condition, driven_by_labels, resolve
 
 _STATUS: dict[str, ColumnElement[bool]] = {
@@ -222,8 +222,11 @@ class DeviceStore:
             await self._labels(conn, d)
 
     async def delete(self, conn: AsyncConnection, asset_id: str) -> None:
+        """Delete the device with its labels and its credential history (what it did stays in the
+        audit trail, under its own retention); its sub-devices lose their gateway."""
         await conn.execute(update(devices).where(devices.c.gateway_asset_id == asset_id).values(gateway_asset_id=None))
         await conn.execute(delete(device_labels).where(device_labels.c.asset_id == asset_id))
+        await conn.execute(delete(device_credentials).where(device_credentials.c.asset_id == asset_id))
         gone = delete(devices).where(devices.c.asset_id == asset_id).returning(devices.c.product_key)
         for (product_key,) in (await conn.execute(gone)).all():
             await conn.execute(_COUNT, {"pk": product_key, "delta": -1})
