@@ -165,3 +165,18 @@ async def test_other_methods_answer_as_litestar_does(enos: EnosClient, pk: str, 
     assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
     assert sorted(k for k in fast.headers if k != "x-request-id") == sorted(k for k in slow.headers
                                                                           if k != "x-request-id")
+
+
+async def test_litestars_own_error_answer_is_rendered_by_litestar(enos: EnosClient, pk: str, services: Services,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer that is not the kit's plain bytes (here Litestar's own, for one of its exceptions)
+    goes through Litestar's rendering, the same as without the lane."""
+    from litestar.exceptions import NotAuthorizedException
+
+    async def refused(*_: Any, **__: Any) -> Any:
+        raise NotAuthorizedException("no")
+
+    monkeypatch.setattr(services.devices, "get", refused)
+    fast, slow = await both(enos, pk, monkeypatch, CASES["get"])
+    assert (fast.status_code, fast.json()) == (401, {"status_code": 401, "detail": "no"})
+    assert answer(fast) == answer(slow)

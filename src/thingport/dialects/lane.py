@@ -10,8 +10,8 @@ whose route has no bare handler, goes on to Litestar unchanged.
 
 The same route handler functions serve both ways (a bare handler is what the Litestar handler
 calls), and an exception is answered by the route's own exception handlers, found the way
-Litestar finds them: what a client sees cannot differ. Only responses with a ``bytes`` body and
-plain headers qualify, which is what the dialect kit's ``respond`` makes.
+Litestar finds them: what a client sees cannot differ. A response with a ``bytes`` body and plain
+headers (what the dialect kit's ``respond`` makes) is sent here; any other is rendered by Litestar.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 from litestar import Litestar, Request, Response
 from litestar._asgi.utils import is_valid_host
 from litestar.enums import MediaType, ScopeType
-from litestar.exceptions import ImproperlyConfiguredException
 from litestar.middleware._internal.exceptions.middleware import get_exception_handler
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 from litestar.utils import normalize_path
@@ -75,13 +74,15 @@ class BareLane:
             if render is None:  # every bare route's Router maps Exception; without it, Litestar's way
                 raise
             response = render(request, exc)
-        await _send(response, send)
+        content = response.content
+        if not isinstance(content, bytes) or response.cookies or response.background is not None:
+            # not the kit's plain bytes (Litestar's own error answer, say): Litestar renders it
+            await response.to_asgi_response(None, request)(scope, receive, send)
+            return
+        await _send(response, content, send)
 
 
-async def _send(response: Response[Any], send: Send) -> None:
-    content = response.content
-    if not isinstance(content, bytes) or response.cookies or response.background is not None:
-        raise ImproperlyConfiguredException("a bare route answers with a bytes body and plain headers")
+async def _send(response: Response[Any], content: bytes, send: Send) -> None:
     media = get_enum_string_value(response.media_type or MediaType.JSON)
     headers = [(b"content-type", media.encode("latin-1")), (b"content-length", str(len(content)).encode())]
     headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items())
