@@ -15,9 +15,11 @@ import httpx
 import pytest
 
 from tests.support.enos_client import EnosClient
+from thingport.app import create_app
 from thingport.dialects import lane
 from thingport.dialects.enos import routes
 from thingport.services.container import Services
+from thingport.settings import Settings
 
 Send = Callable[[EnosClient, str], Awaitable[httpx.Response]]
 V24 = "/connect-service/v2.4/devices"
@@ -180,3 +182,18 @@ async def test_litestars_own_error_answer_is_rendered_by_litestar(enos: EnosClie
     fast, slow = await both(enos, pk, monkeypatch, CASES["get"])
     assert (fast.status_code, fast.json()) == (401, {"status_code": 401, "detail": "no"})
     assert answer(fast) == answer(slow)
+
+
+def test_the_lane_skips_nothing_its_routes_declare(settings: Settings, services: Services) -> None:
+    """The lane runs a route's handler and its exception handlers only: a guard, middleware, hook,
+    dependency or response header or cookie added to one of its routes (or the app) would be
+    skipped, so this fails first."""
+    app = create_app(settings, services)
+    assert not app.middleware and not app.before_send
+    bare = [h for route in app.routes for h in getattr(route, "route_handlers", ()) if h.fn in lane.HANDLERS]
+    assert len(bare) == len(routes.CONNECT_ROUTES)
+    for h in bare:
+        assert not h.resolve_guards() and not h.resolve_middleware(), h
+        assert h.resolve_before_request() is None and h.resolve_after_response() is None, h
+        assert not h.resolve_response_headers() and not h.resolve_response_cookies(), h
+        assert not h.resolve_dependencies(), h

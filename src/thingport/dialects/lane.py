@@ -12,6 +12,8 @@ The same route handler functions serve both ways (a bare handler is what the Lit
 calls), and an exception is answered by the route's own exception handlers, found the way
 Litestar finds them: what a client sees cannot differ. A response with a ``bytes`` body and plain
 headers (what the dialect kit's ``respond`` makes) is sent here; any other is rendered by Litestar.
+What the lane does not run (guards, middleware, hooks, dependencies, response headers) its routes
+must not declare: ``tests/dialects/test_lane.py`` fails when one does.
 """
 
 from __future__ import annotations
