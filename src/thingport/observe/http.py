@@ -60,7 +60,9 @@ def mutates(method: str, template: str, dialect: str) -> bool:
     return not (dialect == "living" and last.startswith(READ_WORDS) and not last.startswith("checkOr"))
 
 
-#: Route handler → its dialect label (the tags never change once the app is built).
+#: Route handler function → its dialect label: the functions are made once, at import (so the
+#: cache stays as small as the route table, however many apps a test run builds), and the tags of
+#: the routes they serve never change.
 _DIALECT_OF: dict[Any, str] = {}
 
 
@@ -70,10 +72,11 @@ def dialect_of(scope: Scope) -> str:
         return "none"
     if (scope.get("path_template") or "").startswith("/console"):
         return "console"  # its pages are left out of the OpenAPI document, so they have no tags
-    label = _DIALECT_OF.get(handler)
+    key = getattr(handler, "fn", handler)
+    label = _DIALECT_OF.get(key)
     if label is None:
         tags = set(handler.resolve_tags()) if hasattr(handler, "resolve_tags") else set()
-        label = _DIALECT_OF[handler] = next((label for tag, label in DIALECTS if tag in tags), "service")
+        label = _DIALECT_OF[key] = next((label for tag, label in DIALECTS if tag in tags), "service")
     return label
 
 
