@@ -18,10 +18,13 @@ from tests.support.enos_client import EnosClient
 from thingport.app import create_app
 from thingport.dialects import lane
 from thingport.dialects.enos import routes
+from thingport.domain.models import now_ms
 from thingport.services.container import Services
 from thingport.settings import Settings
 
-Send = Callable[[EnosClient, str], Awaitable[httpx.Response]]
+#: Sends one signed request: the client, the product key, the timestamp to sign with (the two runs
+#: of a case sign apart: one signature twice is a replay).
+Send = Callable[[EnosClient, str, int], Awaitable[httpx.Response]]
 V24 = "/connect-service/v2.4/devices"
 
 
@@ -45,17 +48,17 @@ def answer(r: httpx.Response) -> tuple[int, list[str], str, Any]:
 
 
 def create(key: str) -> Send:
-    async def send(enos: EnosClient, product_key: str) -> httpx.Response:
+    async def send(enos: EnosClient, product_key: str, ts: int) -> httpx.Response:
         return await enos.raw("POST", V24, {"action": "create"}, {
             "productKey": product_key, "deviceName": {"defaultValue": "lamp"}, "timezone": "+08:00",
-            "deviceKey": key})
+            "deviceKey": key}, timestamp=ts)
     return send
 
 
 def call(method: str, path: str, params: dict[str, str], body: Any = None, **kw: Any) -> Send:
-    async def send(enos: EnosClient, product_key: str) -> httpx.Response:
+    async def send(enos: EnosClient, product_key: str, ts: int) -> httpx.Response:
         given = {k: v.replace("{pk}", product_key) for k, v in params.items()}
-        return await enos.raw(method, path, given, body, **kw)
+        return await enos.raw(method, path, given, body, **{"timestamp": ts, **kw})
     return send
 
 
@@ -80,17 +83,18 @@ CASES: dict[str, Send] = {
 
 @pytest.fixture
 async def pk(enos: EnosClient, product_key: str) -> str:
-    r = await create("lamp-there")(enos, product_key)
+    r = await create("lamp-there")(enos, product_key, now_ms())
     assert r.json()["code"] == 0, r.text
     return product_key
 
 
 async def both(enos: EnosClient, pk: str, monkeypatch: pytest.MonkeyPatch, send: Send
                ) -> tuple[httpx.Response, httpx.Response]:
-    through_lane = await send(enos, pk)
+    ts = now_ms()
+    through_lane = await send(enos, pk, ts)
     with monkeypatch.context() as m:
         m.setattr(lane, "HANDLERS", {})
-        through_litestar = await send(enos, pk)
+        through_litestar = await send(enos, pk, ts + 1)
     return through_lane, through_litestar
 
 
@@ -102,10 +106,10 @@ async def test_the_lane_answers_as_litestar_does(enos: EnosClient, pk: str, monk
 
 
 async def test_a_create_answers_alike_both_ways(enos: EnosClient, pk: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast = await create("lamp-one")(enos, pk)
+    fast = await create("lamp-one")(enos, pk, now_ms())
     with monkeypatch.context() as m:
         m.setattr(lane, "HANDLERS", {})
-        slow = await create("lamp-two")(enos, pk)
+        slow = await create("lamp-two")(enos, pk, now_ms())
     assert fast.json()["code"] == 0
     assert answer(fast) == answer(slow)
 
@@ -140,7 +144,7 @@ async def test_the_lane_skips_litestar_for_its_routes_only(
         await inner(scope, receive, send)
 
     monkeypatch.setattr(bare_lane, "app", counting)
-    r = await CASES["get"](enos, pk)
+    r = await CASES["get"](enos, pk, now_ms())
     assert r.json()["code"] == 0
     assert (await http.get("/health")).status_code == 200
     assert seen == ["/health"]
