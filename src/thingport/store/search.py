@@ -42,7 +42,8 @@ class Lookup:
     local: ColumnElement[Any]  # the searched table's column holding that key: devices.product_key
 
 
-#: Past this many keys a lookup stays a subquery: a literal list that long helps no planner.
+#: Past this many keys a lookup is compared through the join as before: a literal list that long
+#: helps no planner.
 MAX_LOOKUP_KEYS = 1000
 
 
@@ -73,7 +74,7 @@ def _compares(expr: Expr | None) -> Iterator[Compare]:
 
 async def resolve(conn: AsyncConnection, expr: Expr | None, target: SearchTarget, scope: str) -> Resolved:
     """The keys each lookup comparison of ``expr`` stands for in organization ``scope`` (a query
-    per comparison, before the search); one with too many keys is left to a subquery."""
+    per comparison, before the search); one with too many keys is left to the join."""
     found: dict[int, list[str]] = {}
     for cmp in _compares(expr):
         lookup = target.lookups.get(cmp.field)
