@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from tests.services.conftest import statements
+from tests.support.sql import statements
 from thingport.app import ensure_initialised
 from thingport.cluster.feed import EventFeed
 from thingport.crypto import device_sign

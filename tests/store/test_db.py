@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import make_product
+from tests.support.sql import statements
 from thingport.domain.errors import DeviceKeyExists, LimitExceeded
 from thingport.domain.models import I18nText, Page
 from thingport.services.audit import ATTEMPT, Attempt
@@ -39,22 +40,6 @@ def commits(services: Services) -> Iterator[list[int]]:
         yield seen
     finally:
         event.remove(engine, "commit", record)
-
-
-@contextmanager
-def statements_of(services: Services) -> Iterator[list[str]]:
-    """The statements the block sends through SQLAlchemy (not the driver's), COMMIT aside."""
-    seen: list[str] = []
-    engine = services.core.db.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def spec(product_key: str, key: str) -> DeviceSpec:
@@ -214,7 +199,7 @@ async def test_a_create_is_one_statement_after_its_savepoint_on_postgresql(
     attempt = Attempt("enos", "r-1", action="devices.create", mutating=True)
     token = ATTEMPT.set(attempt)
     try:
-        with statements_of(services) as through_sqlalchemy:
+        with statements(services) as through_sqlalchemy:
             await asyncio.gather(*(services.devices.create(caller, spec(service_product, f"key-{i}"))
                                    for i in range(WRITERS)))
     finally:

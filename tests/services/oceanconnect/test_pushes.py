@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import select, update
 
-from tests.services.conftest import statements
+from tests.support.sql import statements
 from thingport.domain.models import Organization, now_ms
 from thingport.services.container import Services
 from thingport.services.context import Caller

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.services.conftest import statements
+from tests.support.sql import statements
 from thingport.crypto.oceanconnect import BY_DEVICE_ID, BY_NODE_ID, mqtt_password, verify_mqtt_password
 from thingport.domain.errors import DeviceKeyExists, DeviceOnline, DeviceStatusInvalid
 from thingport.domain.models import I18nText, Organization
