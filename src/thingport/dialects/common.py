@@ -99,7 +99,16 @@ def query_pairs(raw: bytes) -> list[tuple[str, str]]:
     ``enos-api-sdk-python`` appends ``?accessKey=…`` to a URL that may already have a query, so a
     second ``?`` is read as ``&``.
     """
-    return form_pairs(raw.decode("latin-1").replace("?", "&"))
+    pairs = split_query(raw)
+    for name, value in pairs:
+        _no_nul(name, value)
+    return pairs
+
+
+def split_query(raw: bytes) -> list[tuple[str, str]]:
+    """A raw query string as pairs, as :func:`query_pairs` reads it, without refusing anything
+    (for what describes a request, such as its log line, rather than answers it)."""
+    return split_pairs(raw.decode("latin-1").replace("?", "&"))
 
 
 def form_pairs(text: str) -> list[tuple[str, str]]:

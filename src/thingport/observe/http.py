@@ -23,7 +23,7 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from thingport.dialects.common import split_pairs
+from thingport.dialects.common import split_query
 from thingport.dialects.enos.routes import ACTIONS
 from thingport.observe.logs import ACCESS
 from thingport.observe.metrics import Metrics
@@ -90,8 +90,7 @@ def enos_action(template: str, query: dict[str, str]) -> str | None:
 
 
 def _query(scope: Scope) -> dict[str, str]:
-    raw = scope.get("query_string", b"").decode("latin-1").replace("?", "&")
-    return dict(split_pairs(raw))
+    return dict(split_query(scope.get("query_string", b"")))
 
 
 class Described:

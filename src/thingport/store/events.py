@@ -45,8 +45,12 @@ class EventStore:
     def row(self, org_id: str, kind: str, asset_id: str | None, payload: msgspec.Struct, now: int) -> Row:
         """An event's row, for :meth:`append` or for another store's statement to write with its own
         change (:class:`~thingport.store.driver.Row`)."""
-        return Row(events.name, _COLUMNS, (org_id, kind, asset_id, msgspec.json.encode(payload).decode(), now,
-                                           self.node_id))
+        return Row(events.name, _COLUMNS, self._values(org_id, kind, asset_id, payload, now))
+
+    def _values(self, org_id: str, kind: str, asset_id: str | None, payload: msgspec.Struct,
+                now: int) -> tuple[Any, ...]:
+        """An event's column values, in ``_COLUMNS``' order."""
+        return org_id, kind, asset_id, msgspec.json.encode(payload).decode(), now, self.node_id
 
     async def append(self, conn: AsyncConnection, org_id: str, kind: str, asset_id: str | None,
                      payload: msgspec.Struct, now: int) -> int:
@@ -62,9 +66,7 @@ class EventStore:
         """
         if not rows:
             return []
-        node = self.node_id
-        values = [(org, kind, asset_id, msgspec.json.encode(payload).decode(), now, node)
-                  for org, kind, asset_id, payload, now in rows]
+        values = [self._values(*row) for row in rows]
         if conn.dialect.paramstyle != "qmark":
             res = await conn.execute(_APPEND_MANY, [dict(zip(_COLUMNS, v, strict=True)) for v in values])
             return sorted(int(r[0]) for r in res)
